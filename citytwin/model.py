@@ -1,0 +1,208 @@
+"""``CityModel``: one Mesa model, one clock, the three domain engines.
+
+The model applies a scenario's interventions to the city (pure City -> City functions and
+parameter overrides), creates the engines of the domains that are on in a fixed order
+(traffic, energy, emergency) and, on Mesa's event clock, advances them at every sync step in
+that order. ``run_scenario`` is the one-call Python entry point; it returns :class:`Results`
+and optionally writes them atomically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mesa
+import numpy as np
+import pandas as pd
+from mesa.time import Priority, Schedule
+
+from citytwin.errors import ScenarioError
+from citytwin.results import Results, versions
+from citytwin.rng import stream
+from citytwin.scenario import (
+    DOMAINS,
+    Scenario,
+    apply_interventions,
+    check_interventions,
+    domain_params,
+    load_scenario,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
+
+__all__ = ["CityModel", "run_scenario", "ENGINES", "load_city"]
+
+log = logging.getLogger(__name__)
+
+#: domain -> (module, engine class). Imported only when the domain is on.
+ENGINES: dict[str, tuple[str, str]] = {
+    "traffic": ("citytwin.traffic", "TrafficEngine"),
+    "energy": ("citytwin.energy", "EnergyEngine"),
+    "emergency": ("citytwin.emergency", "EmergencyEngine"),
+}
+
+ProgressFn = Callable[[float, float], None]
+
+
+class _ConcernRng(np.random.Generator):
+    """Mesa's model generator that is also callable: ``model.rng("demand")`` gives the
+    independent stream of that concern (``citytwin.rng.stream(seed, concern)``)."""
+
+    _seed: int = 0
+
+    def __call__(self, concern: str) -> np.random.Generator:
+        return stream(self._seed, concern)
+
+
+_CITY_CACHE: dict[str, Any] = {}
+
+
+def load_city(path: str | Path) -> City:
+    """Load (and memoise per process) the city file a scenario names."""
+    from citytwin.city import City  # the foundation module; imported late on purpose
+
+    key = str(Path(path).resolve())
+    city = _CITY_CACHE.get(key)
+    if city is None:
+        if not Path(key).exists():
+            raise ScenarioError(f"city: file not found: {key}")
+        city = City.from_path(key)
+        _CITY_CACHE.clear()  # keep one city per process (workers run one scenario family)
+        _CITY_CACHE[key] = city
+    return city
+
+
+class CityModel(mesa.Model):
+    """A city under one scenario: the engines on one Mesa event clock.
+
+    Attributes engines read: ``city``, ``seed``, ``start``, ``duration_s``, ``step_s``,
+    ``spec`` (the :class:`Scenario`), ``rng(concern)``, ``traffic``/``energy``/``emergency``
+    (the engine or None), ``agents``.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int | None = None,
+        city: City | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        seed = int(scenario.seed if seed is None else seed)
+        self.seed = seed
+        super().__init__(rng=seed)
+        self._default_schedule.stop()  # the clock is driven by sync events, not unit steps
+        self.spec = scenario
+        base = city if city is not None else load_city(scenario.city)
+        check_interventions(scenario, base)
+        self.city = apply_interventions(base, scenario)
+        self.start = pd.Timestamp(scenario.start)
+        self.duration_s = float(scenario.duration_s)
+        self.step_s = float(scenario.step_s)
+        self._progress = progress
+        self.traffic: Any = None
+        self.energy: Any = None
+        self.emergency: Any = None
+        self.engines: dict[str, Any] = {}
+        for domain in DOMAINS:
+            params = domain_params(scenario, domain)
+            if params is None:
+                continue
+            module, cls_name = ENGINES[domain]
+            engine_cls = getattr(importlib.import_module(module), cls_name)
+            engine = engine_cls(self, params)
+            setattr(self, domain, engine)
+            self.engines[domain] = engine
+        self.syncs = 0
+        self._sync_gen = self.schedule_recurring(
+            self._sync,
+            Schedule(interval=self.step_s, start=min(self.step_s, self.duration_s),
+                     end=self.duration_s),
+            priority=Priority.HIGH,
+        )
+        last = (self.duration_s // self.step_s) * self.step_s
+        if last < self.duration_s:  # the period does not end on a sync step: one more sync
+            self.schedule_event(self._sync, at=self.duration_s, priority=Priority.HIGH)
+
+    # Mesa assigns ``self.rng`` in ``Model.__init__``; keep its generator, make it callable.
+    @property
+    def rng(self) -> _ConcernRng:  # type: ignore[override]
+        return self._concern_rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        wrapped = _ConcernRng(generator.bit_generator)
+        wrapped._seed = self.seed
+        self._concern_rng = wrapped
+
+    def _sync(self) -> None:
+        t = float(self.time)
+        for engine in self.engines.values():
+            engine.advance(t)
+        self.syncs += 1
+        if self._progress is not None:
+            self._progress(t, self.duration_s)
+
+    def run(self) -> None:
+        """Simulate the whole period."""
+        self.run_until(self.duration_s)
+
+    def results(self, *, wall_time_s: float = 0.0) -> Results:
+        """Collect the engines' tables and KPIs into :class:`Results`."""
+        kpis: dict[str, dict[str, float]] = {}
+        tables: dict[str, list[pd.DataFrame]] = {}
+        series: dict[str, pd.DataFrame] = {}
+        for domain, engine in self.engines.items():
+            kpis[domain] = {str(k): float(v) for k, v in engine.kpis().items()}
+            for name, df in engine.tables().items():
+                if name == "timeseries":
+                    series[domain] = df
+                else:
+                    tables.setdefault(name, []).append(df)
+        merged = {n: (dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True))
+                  for n, dfs in tables.items()}
+        spec = self.spec
+        manifest = {
+            "scenario": spec.name,
+            "scenario_hash": spec.content_hash(),
+            "seed": self.seed,
+            "domains": list(self.engines),
+            "versions": versions(),
+            "wall_time_s": round(float(wall_time_s), 3),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "city": str(spec.city),
+            "sim_time_s": float(self.time),
+            "syncs": self.syncs,
+            "spec": spec.model_dump(mode="json"),
+        }
+        return Results.build(scenario=spec.name, seed=self.seed, kpis=kpis, tables=merged,
+                             timeseries=series, manifest=manifest)
+
+
+def run_scenario(
+    scenario: Scenario | str | Path,
+    *,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    city: City | None = None,
+    progress: ProgressFn | None = None,
+) -> Results:
+    """Run one scenario (object or TOML path) with ``seed`` (default: the scenario's).
+
+    When ``out`` is given the results directory is written there atomically.
+    """
+    spec = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    t0 = time.perf_counter()
+    model = CityModel(spec, seed=seed, city=city, progress=progress)
+    model.run()
+    res = model.results(wall_time_s=time.perf_counter() - t0)
+    if out is not None:
+        res.write(out)
+    return res
