@@ -1,0 +1,1 @@
+"""Energy: building loads, PV, EV charging, power flow, outages and transformer aging."""
