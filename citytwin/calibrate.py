@@ -1,0 +1,322 @@
+"""Fit metrics and calibration: does the twin match the observations, and what makes it match?
+
+Metrics (the profession's criteria):
+
+* traffic — GEH per count on hourly flows, ``GEH = sqrt(2 (M - C)^2 / (M + C))`` with M the
+  modelled and C the counted flow (veh/h); the UK DMRB (TAG M3.1) criterion asks for GEH < 5 on
+  more than 85 % of counts;
+* energy — ASHRAE Guideline 14-2014 CV(RMSE) and NMBE with ``n - p`` degrees of freedom,
+  ``CV(RMSE) = 100 sqrt(sum (y_i - ŷ_i)^2 / (n - p)) / ȳ`` and
+  ``NMBE = 100 sum (y_i - ŷ_i) / ((n - p) ȳ)``, y measured, ŷ modelled (positive NMBE = the model
+  under-predicts); ``p = 1`` by default (the Guideline's value for calibrated simulation); hourly
+  criteria CV(RMSE) ≤ 30 %, |NMBE| ≤ 10 %;
+* emergency — response-time quantiles of log and model and the two-sample Kolmogorov-Smirnov
+  distance (``scipy.stats.ks_2samp``).
+
+Calibration estimators (all closed-form or convex, so results are reproducible):
+
+* demand scale — least squares through the origin of counted on modelled flows;
+* OD adjustment — generalised least squares on the link-trip incidence (Cascetta 1984): adjusted
+  demand g ≥ 0 minimises ``sum_k (A g - c)_k^2 / max(c_k, 1) + lam sum_j (g_j - d_j)^2 / d_j``;
+* load intensities per building use — non-negative least squares of meter readings on the
+  modelled per-use loads behind each meter (one multiplier per use);
+* incident rates — Poisson maximum likelihood, one multiplier per type = observed / expected count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, sparse, stats
+
+from citytwin.errors import InputError
+
+__all__ = [
+    "GEH_LIMIT",
+    "GEH_SHARE",
+    "CVRMSE_HOURLY",
+    "NMBE_HOURLY",
+    "geh",
+    "traffic_fit",
+    "cv_rmse",
+    "nmbe",
+    "energy_fit",
+    "response_fit",
+    "fit_scale",
+    "adjust_od",
+    "fit_use_multipliers",
+    "fit_incident_rates",
+    "ODAdjustment",
+]
+
+log = logging.getLogger(__name__)
+
+GEH_LIMIT = 5.0
+GEH_SHARE = 0.85
+CVRMSE_HOURLY = 30.0
+NMBE_HOURLY = 10.0
+
+
+def _pair(modelled: object, observed: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(modelled, dtype=float).ravel()
+    c = np.asarray(observed, dtype=float).ravel()
+    problems = []
+    if m.shape != c.shape:
+        problems.append(f"{what}: modelled has {m.size} values, observed {c.size}")
+    elif m.size == 0:
+        problems.append(f"{what}: no values to compare")
+    else:
+        if not np.isfinite(m).all():
+            problems.append(f"{what}: modelled values contain NaN/inf at {np.flatnonzero(~np.isfinite(m))[:10].tolist()}")
+        if not np.isfinite(c).all():
+            problems.append(f"{what}: observed values contain NaN/inf at {np.flatnonzero(~np.isfinite(c))[:10].tolist()}")
+    if problems:
+        raise InputError(problems)
+    return m, c
+
+
+# --------------------------------------------------------------------------------------------
+# traffic
+# --------------------------------------------------------------------------------------------
+
+
+def geh(modelled: object, observed: object) -> np.ndarray:
+    """GEH statistic per pair of hourly flows (veh/h); 0 where both are 0."""
+    m, c = _pair(modelled, observed, "geh")
+    if (m < 0).any() or (c < 0).any():
+        raise InputError("geh: flows must be ≥ 0")
+    s = m + c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt(np.where(s > 0, 2.0 * (m - c) ** 2 / np.where(s > 0, s, 1.0), 0.0))
+    return out
+
+
+def traffic_fit(modelled_vph: object, observed_vph: object) -> dict[str, float | int | bool]:
+    """GEH summary: ``n``, ``geh_mean``, ``geh_max``, ``share_geh_lt5``, ``meets_dmrb``
+    (share > 85 %), plus ``total_ratio`` (sum modelled / sum observed) and ``r2``."""
+    m, c = _pair(modelled_vph, observed_vph, "traffic_fit")
+    g = geh(m, c)
+    share = float(np.mean(g < GEH_LIMIT))
+    ss_tot = float(np.sum((c - c.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((c - m) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+    return {
+        "n": int(m.size),
+        "geh_mean": float(g.mean()),
+        "geh_max": float(g.max()),
+        "share_geh_lt5": share,
+        "meets_dmrb": bool(share > GEH_SHARE),
+        "total_ratio": float(m.sum() / c.sum()) if c.sum() > 0 else float("nan"),
+        "r2": r2,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# energy
+# --------------------------------------------------------------------------------------------
+
+
+def _dof(n: int, p: int) -> int:
+    if p < 0 or n - p <= 0:
+        raise InputError(f"ASHRAE G14 metrics need n > p (got n={n}, p={p})")
+    return n - p
+
+
+def cv_rmse(measured: object, modelled: object, *, p: int = 1) -> float:
+    """ASHRAE Guideline 14 CV(RMSE) in percent with ``n - p`` degrees of freedom."""
+    yhat, y = _pair(modelled, measured, "cv_rmse")
+    ybar = y.mean()
+    if ybar == 0:
+        raise InputError("cv_rmse: the measured mean is 0")
+    return float(100.0 * np.sqrt(np.sum((y - yhat) ** 2) / _dof(y.size, p)) / ybar)
+
+
+def nmbe(measured: object, modelled: object, *, p: int = 1) -> float:
+    """ASHRAE Guideline 14 NMBE in percent, ``sum(y - ŷ) / ((n - p) ȳ)`` (positive = model low)."""
+    yhat, y = _pair(modelled, measured, "nmbe")
+    ybar = y.mean()
+    if ybar == 0:
+        raise InputError("nmbe: the measured mean is 0")
+    return float(100.0 * np.sum(y - yhat) / (_dof(y.size, p) * ybar))
+
+
+def energy_fit(measured: object, modelled: object, *, p: int = 1) -> dict[str, float | int | bool]:
+    """CV(RMSE), NMBE (percent), ``n``, ``p`` and ``meets_ashrae14`` (hourly criteria)."""
+    cv = cv_rmse(measured, modelled, p=p)
+    nm = nmbe(measured, modelled, p=p)
+    return {
+        "n": int(np.asarray(measured).size),
+        "p": int(p),
+        "cv_rmse_pct": cv,
+        "nmbe_pct": nm,
+        "meets_ashrae14": bool(cv <= CVRMSE_HOURLY and abs(nm) <= NMBE_HOURLY),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# emergency
+# --------------------------------------------------------------------------------------------
+
+
+def response_fit(
+    observed_s: object, modelled_s: object, *, quantiles: Sequence[float] = (0.5, 0.9)
+) -> dict[str, float | int]:
+    """Response-time quantiles of log and model, their differences, and the KS distance."""
+    o = np.asarray(observed_s, dtype=float).ravel()
+    s = np.asarray(modelled_s, dtype=float).ravel()
+    o, s = o[np.isfinite(o)], s[np.isfinite(s)]
+    if o.size == 0 or s.size == 0:
+        raise InputError(
+            f"response_fit: need response times on both sides (observed {o.size}, modelled {s.size})"
+        )
+    ks = stats.ks_2samp(o, s)
+    out: dict[str, float | int] = {
+        "n_observed": int(o.size),
+        "n_modelled": int(s.size),
+        "ks_distance": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+    }
+    for q in quantiles:
+        tag = f"p{round(q * 100):02d}"
+        qo, qs = float(np.quantile(o, q)), float(np.quantile(s, q))
+        out[f"{tag}_observed_s"] = qo
+        out[f"{tag}_modelled_s"] = qs
+        out[f"{tag}_diff_s"] = qs - qo
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# estimators
+# --------------------------------------------------------------------------------------------
+
+
+def fit_scale(modelled: object, observed: object) -> float:
+    """Least-squares scale ``s`` minimising ``sum (s m - c)^2`` (through the origin)."""
+    m, c = _pair(modelled, observed, "fit_scale")
+    mm = float(np.dot(m, m))
+    if mm <= 0:
+        raise InputError("fit_scale: the modelled values are all zero: nothing to scale")
+    return float(np.dot(m, c) / mm)
+
+
+@dataclass(frozen=True)
+class ODAdjustment:
+    """Result of :func:`adjust_od`: adjusted demand per OD cell and the fit it achieves."""
+
+    demand: np.ndarray  # adjusted demand g per cell (same units as the prior)
+    factor: np.ndarray  # g / prior (1 where the prior is 0)
+    modelled: np.ndarray  # A g, per count
+    iterations: int
+    status: str
+
+
+def adjust_od(
+    prior: object,
+    incidence: sparse.spmatrix | np.ndarray,
+    observed: object,
+    *,
+    weight: float = 1.0,
+    bounds: tuple[float, float] = (0.0, 10.0),
+) -> ODAdjustment:
+    """Generalised least squares OD adjustment from counts.
+
+    ``incidence`` is (counts x cells): the share of one unit of cell demand passing each count
+    (e.g. 1 where the cell's route crosses the counted link in that bin). Minimises
+    ``sum_k (A g - c)_k^2 / max(c_k, 1) + weight * sum_j (g_j - d_j)^2 / max(d_j, 1e-9)``
+    subject to ``bounds[0] d_j ≤ g_j ≤ bounds[1] d_j`` (cells with d_j = 0 stay 0). The first
+    term is Poisson-like (variance = count), the second keeps cells nobody counts at their prior.
+    """
+    d = np.asarray(prior, dtype=float).ravel()
+    c = np.asarray(observed, dtype=float).ravel()
+    A = sparse.csr_matrix(incidence, dtype=float)
+    problems = []
+    if A.shape != (c.size, d.size):
+        problems.append(f"adjust_od: incidence is {A.shape}, expected ({c.size}, {d.size})")
+    if (d < 0).any() or not np.isfinite(d).all():
+        problems.append("adjust_od: prior demand must be finite and ≥ 0")
+    if (c < 0).any() or not np.isfinite(c).all():
+        problems.append("adjust_od: counts must be finite and ≥ 0")
+    if weight <= 0:
+        problems.append("adjust_od: weight must be > 0")
+    if problems:
+        raise InputError(problems)
+    live = d > 0
+    Al = A[:, live]
+    dl = d[live]
+    wc = 1.0 / np.sqrt(np.maximum(c, 1.0))
+    wd = np.sqrt(weight / dl)
+    M = sparse.vstack([sparse.diags(wc) @ Al, sparse.diags(wd)]).tocsr()
+    rhs = np.concatenate([wc * c, wd * dl])
+    lo, hi = bounds[0] * dl, bounds[1] * dl
+    res = optimize.lsq_linear(M, rhs, bounds=(lo, np.maximum(hi, lo + 1e-12)), lsmr_tol="auto",
+                              method="trf", max_iter=500)
+    g = np.zeros_like(d)
+    g[live] = res.x
+    factor = np.ones_like(d)
+    factor[live] = res.x / dl
+    return ODAdjustment(demand=g, factor=factor, modelled=np.asarray(A @ g).ravel(),
+                        iterations=int(res.nit), status=str(res.message))
+
+
+def fit_use_multipliers(
+    per_use: pd.DataFrame | np.ndarray,
+    observed: object,
+    *,
+    uses: Sequence[str] | None = None,
+    bounds: tuple[float, float] = (0.0, 20.0),
+) -> dict[str, float]:
+    """One load multiplier per building use by bounded least squares.
+
+    ``per_use`` has one row per reading and one column per use: the modelled load (kW) of the
+    buildings of that use behind the reading's meter during its interval. Returns
+    ``{use: multiplier}`` minimising ``sum (per_use @ k - observed)^2``; a use that no meter sees
+    keeps 1.0.
+    """
+    if isinstance(per_use, pd.DataFrame):
+        uses = [str(u) for u in per_use.columns]
+        X = per_use.to_numpy(dtype=float)
+    else:
+        X = np.asarray(per_use, dtype=float)
+        if uses is None or len(uses) != X.shape[1]:
+            raise InputError("fit_use_multipliers: give one name per column in uses=")
+    y = np.asarray(observed, dtype=float).ravel()
+    if X.shape[0] != y.size:
+        raise InputError(f"fit_use_multipliers: {X.shape[0]} rows of loads, {y.size} readings")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise InputError("fit_use_multipliers: loads and readings must be finite")
+    seen = X.sum(axis=0) > 0
+    out = {u: 1.0 for u in uses}
+    if not seen.any():
+        raise InputError("fit_use_multipliers: no modelled load behind any meter")
+    Xs = X[:, seen]
+    scale = np.sqrt((Xs**2).sum(axis=0))  # column scaling for conditioning
+    res = optimize.lsq_linear(Xs / scale, y, bounds=(bounds[0] * scale, bounds[1] * scale))
+    for u, k in zip(np.asarray(uses)[seen], res.x / scale, strict=True):
+        out[str(u)] = float(k)
+    return out
+
+
+def fit_incident_rates(
+    observed: Mapping[str, int], expected: Mapping[str, float]
+) -> dict[str, float]:
+    """Poisson MLE rate multiplier per type: observed count / modelled expected count.
+
+    A type with observations but zero expected count cannot be scaled: ``InputError``.
+    """
+    problems = []
+    out: dict[str, float] = {}
+    for t in sorted(set(observed) | set(expected)):
+        o = float(observed.get(t, 0))
+        e = float(expected.get(t, 0.0))
+        if o < 0 or e < 0:
+            problems.append(f"type {t!r}: counts must be ≥ 0 (observed {o}, expected {e})")
+        elif e == 0 and o > 0:
+            problems.append(f"type {t!r}: {o:g} observed incidents but the model expects none")
+        elif e > 0:
+            out[t] = o / e
+    if problems:
+        raise InputError(problems)
+    return out
