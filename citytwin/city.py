@@ -1,0 +1,350 @@
+"""The built twin: road graph, power graph, buildings and facilities, cached on disk.
+
+``City.from_path(path)`` reads the layers (any format of :mod:`citytwin.layers`), checks and
+projects them, builds the road graph (:mod:`citytwin.network.roads`) and the power graph
+(:mod:`citytwin.network.power`), infers building attributes and attaches every building and
+facility to its nearest road node. The result is pickled into a cache keyed by the input files'
+bytes (and the build options and code version), written atomically; a second build of the same
+input reads the cache. The cache is a cache, not a file format: delete it at will.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from citytwin.errors import GeodataError
+from citytwin.layers import (
+    LoadReport,
+    file_hash_inputs,
+    infer_buildings,
+    prepare_layers,
+    read_layers,
+)
+from citytwin.network.roads import build_road_graph
+from citytwin.network.routing import RoadArrays, road_arrays
+
+__all__ = ["City", "default_cache_dir", "attach_to_roads", "CACHE_VERSION"]
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the build changes what a City holds
+DEFAULT_MAX_ATTACH_M = 1000.0
+
+
+def default_cache_dir() -> Path:
+    """``$CITYTWIN_CACHE``, else ``.citytwin-cache/`` in the project root (or the cwd)."""
+    env = os.environ.get("CITYTWIN_CACHE")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").exists():
+        return root / ".citytwin-cache"
+    return Path.cwd() / ".citytwin-cache"
+
+
+def attach_to_roads(
+    geoms: np.ndarray, G: nx.MultiDiGraph, *, max_distance_m: float = DEFAULT_MAX_ATTACH_M
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest road node (id) and distance (m) per geometry (STRtree over node points).
+
+    Every node of the graph is reachable (the graph is one strongly connected component), so
+    the nearest node is the nearest reachable one. Geometries farther than ``max_distance_m``
+    get node -1 and distance inf.
+    """
+    node_ids = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
+    xs = np.fromiter((d["x"] for _, d in G.nodes(data=True)), dtype=float, count=len(node_ids))
+    ys = np.fromiter((d["y"] for _, d in G.nodes(data=True)), dtype=float, count=len(node_ids))
+    pts = shapely.points(xs, ys)
+    tree = shapely.STRtree(pts)
+    targets = shapely.point_on_surface(geoms)
+    q, idx, dist = (None, None, None)
+    res = tree.query_nearest(targets, max_distance=max_distance_m, return_distance=True,
+                             all_matches=False)
+    (q, idx), dist = res
+    node = np.full(len(geoms), -1, dtype=np.int64)
+    d = np.full(len(geoms), np.inf)
+    # all_matches=False still returns one row per input found; first wins on ties
+    node[q] = node_ids[idx]
+    d[q] = dist
+    return node, d
+
+
+def _hash_files(files: list[Path], extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:24]
+
+
+@dataclass
+class City:
+    """A city twin. See ``docs/contracts.md`` for the columns and graph attributes."""
+
+    name: str
+    crs: CRS
+    source: Path
+    roads: nx.MultiDiGraph
+    buildings: gpd.GeoDataFrame
+    facilities: gpd.GeoDataFrame
+    power: nx.Graph
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)  # landuse, pois, power
+    report: LoadReport = field(default_factory=LoadReport)
+    build_s: float = 0.0
+    from_cache: bool = False
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+        crs: str | CRS | None = None,
+        max_attach_m: float = DEFAULT_MAX_ATTACH_M,
+    ) -> City:
+        """Build (or read from the cache) the city in ``path`` (GPKG, .osm.pbf or a directory of
+        GeoParquet/GeoJSON/Shapefile layers). ``crs`` overrides the local UTM zone."""
+        t0 = time.perf_counter()
+        path = Path(path)
+        if not path.exists():
+            raise GeodataError([f"file not found: {path}"], source=str(path))
+        cache_file: Path | None = None
+        if use_cache:
+            from citytwin import __version__
+
+            key = _hash_files(
+                file_hash_inputs(path),
+                f"v{CACHE_VERSION}|{__version__}|{crs}|{max_attach_m}|{_power_version()}",
+            )
+            cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            cache_file = cdir / f"{path.name.split('.')[0]}-{key}.pkl"
+            if cache_file.exists():
+                try:
+                    with open(cache_file, "rb") as fh:
+                        city = pickle.load(fh)
+                    city.from_cache = True
+                    city.build_s = time.perf_counter() - t0
+                    log.info("read %s from cache %s", path, cache_file)
+                    return city
+                except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
+                    log.warning("ignoring unreadable cache %s: %s", cache_file, exc)
+        city = cls._build(path, crs=crs, max_attach_m=max_attach_m)
+        city.build_s = time.perf_counter() - t0
+        if cache_file is not None:
+            _atomic_pickle(city, cache_file)
+        return city
+
+    @classmethod
+    def _build(cls, path: Path, *, crs: str | CRS | None, max_attach_m: float) -> City:
+        source = str(path)
+        raw = read_layers(path)
+        layers, crs_, report = prepare_layers(raw, source=source, crs=crs)
+        problems: list[str] = []
+        G: nx.MultiDiGraph | None = None
+        try:
+            G = build_road_graph(layers["roads"], report=report, source=source)
+        except GeodataError as exc:
+            problems += exc.problems
+        try:
+            buildings = infer_buildings(
+                layers["buildings"], landuse=layers.get("landuse"), pois=layers.get("pois"),
+                report=report, source=source,
+            )
+        except GeodataError as exc:
+            problems += exc.problems
+            buildings = None
+        if problems or G is None or buildings is None:
+            raise GeodataError(problems, source=source)
+
+        node, dist = attach_to_roads(buildings.geometry.values, G, max_distance_m=max_attach_m)
+        far = np.flatnonzero(node < 0)
+        if len(far):
+            problems.append(
+                f"layer 'buildings': {len(far)} building(s) cannot reach any road: no node of the "
+                f"connected road network within {max_attach_m:g} m (rows {_rows(far)})"
+            )
+        buildings["road_node"] = node
+        buildings["road_dist_m"] = dist
+        facilities = _facilities(layers.get("facilities"), crs_)
+        if len(facilities):
+            fnode, fdist = attach_to_roads(facilities.geometry.values, G,
+                                           max_distance_m=max_attach_m)
+            ffar = np.flatnonzero(fnode < 0)
+            if len(ffar):
+                problems.append(
+                    f"layer 'facilities': {len(ffar)} facilit(y/ies) cannot reach any road "
+                    f"within {max_attach_m:g} m (rows {_rows(ffar)})"
+                )
+            facilities["road_node"] = fnode
+        if problems:
+            raise GeodataError(problems, source=source)
+
+        power = nx.Graph()
+        buildings["transformer"] = pd.Series([None] * len(buildings), index=buildings.index,
+                                             dtype=object)
+        power = _build_power(buildings, G, layers.get("power"), crs_, report)
+        if power.number_of_nodes():
+            tr = _building_transformers(power, len(buildings))
+            buildings["transformer"] = tr
+        cols = ["osm_id", "name", "use", "use_source", "levels", "footprint_m2", "floor_area_m2",
+                "year_built", "vintage", "population", "jobs", "road_node", "road_dist_m",
+                "transformer", "geometry"]
+        buildings = buildings[cols]
+        name = path.name.split(".")[0]
+        extra = {k: v for k, v in layers.items() if k in ("landuse", "pois", "power")}
+        return cls(name=name, crs=crs_, source=path.resolve(), roads=G, buildings=buildings,
+                   facilities=facilities, power=power, layers=extra, report=report)
+
+    # ------------------------------------------------------------------ derived
+    @cached_property
+    def road_arrays(self) -> RoadArrays:
+        """The road graph as CSR-ready arrays (computed once per City)."""
+        return road_arrays(self.roads)
+
+    def with_roads(self, G: nx.MultiDiGraph) -> City:
+        """A copy of this city with road graph ``G`` (buildings/facilities re-attached if a node
+        they used is gone). The original is untouched."""
+        new = copy.copy(self)
+        new.__dict__.pop("road_arrays", None)
+        new.roads = G
+        b = self.buildings.copy()
+        f = self.facilities.copy()
+        for df in (b, f):
+            if len(df) and not df["road_node"].isin(list(G.nodes)).all():
+                node, dist = attach_to_roads(df.geometry.values, G, max_distance_m=np.inf)
+                df["road_node"] = node
+                if "road_dist_m" in df.columns:
+                    df["road_dist_m"] = dist
+        new.buildings, new.facilities = b, f
+        return new
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, extent, CRS, lengths and what was inferred (for ``citytwin info``)."""
+        G = self.roads
+        length_km = sum(d["length"] for _, _, d in G.edges(data=True)) / 1000.0
+        minx, miny, maxx, maxy = self.buildings.total_bounds
+        uses = self.buildings["use"].value_counts()
+        lon_lat = gpd.GeoSeries([shapely.box(minx, miny, maxx, maxy)], crs=self.crs).to_crs(4326)
+        return {
+            "name": self.name,
+            "source": str(self.source),
+            "crs": self.crs.to_string(),
+            "extent_m": [round(float(v), 1) for v in (minx, miny, maxx, maxy)],
+            "extent_lonlat": [round(float(v), 5) for v in lon_lat.total_bounds],
+            "road_nodes": G.number_of_nodes(),
+            "road_edges": G.number_of_edges(),
+            "road_length_km": round(length_km, 2),
+            "buildings": len(self.buildings),
+            "floor_area_m2": round(float(self.buildings["floor_area_m2"].sum()), 0),
+            "population": int(self.buildings["population"].sum()),
+            "jobs": int(self.buildings["jobs"].sum()),
+            "uses": {str(k): int(v) for k, v in uses.items() if v},
+            "facilities": {str(k): int(v) for k, v in
+                           self.facilities["kind"].value_counts().items() if v},
+            "power_nodes": self.power.number_of_nodes(),
+            "power_edges": self.power.number_of_edges(),
+            "inferred": dict(self.report.inferred),
+            "notes": list(self.report.notes),
+            "build_s": round(self.build_s, 3),
+            "from_cache": self.from_cache,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("road_arrays", None)
+        return state
+
+
+def _rows(rows: np.ndarray, limit: int = 10) -> str:
+    r = [int(x) for x in rows]
+    return ", ".join(map(str, r[:limit])) + (f", ... ({len(r)} in all)" if len(r) > limit else "")
+
+
+def _facilities(fac: gpd.GeoDataFrame | None, crs: CRS) -> gpd.GeoDataFrame:
+    if fac is None or len(fac) == 0:
+        out = gpd.GeoDataFrame(
+            {"kind": pd.Series([], dtype=object), "name": pd.Series([], dtype=object),
+             "osm_id": pd.Series([], dtype=np.int64), "road_node": pd.Series([], dtype=np.int64)},
+            geometry=gpd.GeoSeries([], crs=crs), crs=crs,
+        )
+        out.index.name = "facility_id"
+        return out
+    n = len(fac)
+    name = (fac["name"].astype(object).where(fac["name"].notna(), "").astype(str).to_numpy()
+            if "name" in fac.columns else np.full(n, "", dtype=object))
+    osm_id = (pd.to_numeric(fac["osm_id"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+              if "osm_id" in fac.columns else np.arange(n, dtype=np.int64))
+    out = gpd.GeoDataFrame(
+        {"kind": fac["kind"].astype(str).to_numpy(), "name": name, "osm_id": osm_id},
+        geometry=shapely.point_on_surface(fac.geometry.values), crs=crs,
+    )
+    out.index = pd.RangeIndex(n, name="facility_id")
+    return out
+
+
+def _power_version() -> str:
+    # TODO(power): remove once citytwin.network.power.build_power_graph is wired in (see _build_power)
+    try:
+        import citytwin.network.power  # noqa: F401
+    except ImportError:
+        return "none"
+    return "power"
+
+
+def _build_power(
+    buildings: gpd.GeoDataFrame,
+    roads: nx.MultiDiGraph,
+    power_layer: gpd.GeoDataFrame | None,
+    crs: CRS,
+    report: LoadReport,
+) -> nx.Graph:
+    # TODO(power): citytwin.network.power is not committed yet; until then the power graph is
+    # empty and buildings.transformer is None. Wire build_power_graph here when it lands.
+    return nx.Graph()
+
+
+def _building_transformers(power: nx.Graph, n: int) -> list[str | None]:
+    out: list[str | None] = [None] * n
+    for b in range(n):
+        node = f"b{b}"
+        if node not in power:
+            continue
+        for nb in power.neighbors(node):
+            if power.nodes[nb].get("kind") == "transformer":
+                out[b] = nb
+                break
+    return out
+
+
+def _atomic_pickle(obj: object, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,604 @@
+"""Reading, checking and projecting a city's GIS layers, and inferring what OSM leaves out.
+
+Input formats
+-------------
+* **GeoPackage** (``.gpkg``): one file, one layer per name below.
+* **Directory** of one file per layer, named ``<layer>.<ext>`` with ext one of ``.parquet``
+  (GeoParquet), ``.geojson``/``.json`` (GeoJSON), ``.shp`` (Shapefile), ``.gpkg``.
+* **OpenStreetMap** extract (``.osm.pbf``): converted in memory by :mod:`citytwin.osm`
+  (the same conversion ``citytwin import-osm`` writes to a GeoPackage).
+
+Layer schema
+------------
+Every layer must have a CRS. Layers are projected once, at load, to the local UTM zone
+(``estimate_utm_crs``); lengths are then metres. Columns not listed are ignored.
+
+``roads`` (required) — LineString/MultiLineString; each feature one directed or two-way link
+between two intersections (the network must be *noded*: links meet at shared end points).
+
+=============  ========  =========  ====================================================
+column         required  type       meaning
+=============  ========  =========  ====================================================
+highway        yes       str        OSM highway class (``primary``, ``residential``, ...)
+osmid          no        int        source id (kept on edges)
+name           no        str        street name
+oneway         no        str/bool   ``yes``/``true``/``1`` = digitised direction only,
+                                    ``-1`` = reverse only; else two-way
+maxspeed       no        km/h       number or OSM text (``"50"``, ``"30 mph"``); > 0
+lanes          no        int        total lanes (both directions for two-way roads); > 0
+=============  ========  =========  ====================================================
+
+``buildings`` (required) — Polygon/MultiPolygon footprints.
+
+=============  ========  =========  ====================================================
+building       no        str        OSM building tag, or a citytwin use name directly
+levels         no        float      storeys above ground; > 0
+height         no        m          used for levels (height / 3 m) when levels is missing
+amenity/shop/  no        str        OSM tags on the footprint itself
+office
+year_built     no        int        construction year (else from ``start_date``)
+start_date     no        str        OSM start_date, first 4 digits used as the year
+osm_id         no        int        source id
+name           no        str
+=============  ========  =========  ====================================================
+
+``facilities`` (optional) — Point (polygons are reduced to a representative point); column
+``kind`` (required) in ``fire_station``, ``ambulance_station``, ``hospital``, ``police``;
+optional ``name``, ``osm_id``.
+
+``landuse`` (optional) — Polygon; column ``landuse`` (OSM landuse value). Used to infer the use
+of buildings whose building tag says nothing (``yes``).
+
+``pois`` (optional) — Point; columns ``amenity``, ``shop``, ``office``. Points inside a footprint
+inform its use when neither the building tag nor landuse did.
+
+``power`` (optional) — any geometry; column ``power`` (OSM power value: ``substation``,
+``transformer``, ``line``, ``minor_line``, ``cable``, ...); passed to the power graph builder.
+
+Inference
+---------
+Building use: building tag → landuse polygon containing the footprint → amenity/shop/office
+(own tags, then POIs inside) → default (``residential`` for a generic building). Levels: tag,
+then height / 3 m, then a default by use. Floor area = footprint × levels. Population =
+residential floor area / 40 m² (gross; Helsinki's average *dwelling* floor area is ~35 m² per
+person, Statistics Finland, *Dwellings and housing conditions* 2022, and gross area adds walls
+and common space). Jobs = non-residential floor area / m² per job by use (:data:`M2_PER_JOB`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+from citytwin.errors import GeodataError
+
+__all__ = [
+    "LAYERS",
+    "USES",
+    "VINTAGES",
+    "M2_PER_JOB",
+    "M2_PER_PERSON",
+    "LoadReport",
+    "read_layers",
+    "prepare_layers",
+    "infer_buildings",
+    "file_hash_inputs",
+]
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("roads", "buildings", "facilities", "landuse", "pois", "power")
+REQUIRED_LAYERS = ("roads", "buildings")
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "roads": ("highway",),
+    "buildings": (),
+    "facilities": ("kind",),
+    "landuse": ("landuse",),
+    "pois": (),
+    "power": ("power",),
+}
+GEOM_TYPES: dict[str, tuple[str, ...]] = {
+    "roads": ("LineString", "MultiLineString"),
+    "buildings": ("Polygon", "MultiPolygon"),
+    "facilities": ("Point", "MultiPoint", "Polygon", "MultiPolygon"),
+    "landuse": ("Polygon", "MultiPolygon"),
+    "pois": ("Point", "MultiPoint", "Polygon", "MultiPolygon"),
+    "power": (),  # anything
+}
+FACILITY_KINDS = ("fire_station", "ambulance_station", "hospital", "police")
+USES = (
+    "residential",
+    "office",
+    "retail",
+    "industrial",
+    "education",
+    "health",
+    "public",
+    "hospitality",
+    "other",
+)
+VINTAGES = ("pre1960", "1960_1990", "1990_2010", "post2010")
+DEFAULT_VINTAGE = "1960_1990"
+M2_PER_PERSON = 40.0
+M2_PER_JOB: dict[str, float] = {
+    "office": 25.0,
+    "retail": 40.0,
+    "industrial": 100.0,
+    "education": 30.0,
+    "health": 30.0,
+    "public": 40.0,
+    "hospitality": 40.0,
+}
+DEFAULT_LEVELS: dict[str, float] = {
+    "residential": 4,
+    "office": 5,
+    "retail": 2,
+    "industrial": 1,
+    "education": 3,
+    "health": 4,
+    "public": 3,
+    "hospitality": 5,
+    "other": 1,
+}
+_EXT = {".parquet": "parquet", ".geoparquet": "parquet", ".geojson": "ogr", ".json": "ogr",
+        ".shp": "ogr", ".gpkg": "ogr"}
+
+# OSM building tag -> use ("yes"/"building" say nothing and fall through)
+_BUILDING_TAG: dict[str, str] = {}
+for _use, _tags in {
+    "residential": "residential apartments house detached semidetached_house terrace dormitory "
+    "bungalow cabin farm houseboat static_caravan",
+    "office": "office commercial",
+    "retail": "retail supermarket kiosk shop mall",
+    "industrial": "industrial warehouse manufacture factory hangar storage_tank",
+    "education": "school university college kindergarten",
+    "health": "hospital clinic",
+    "public": "public civic government church cathedral chapel mosque synagogue temple "
+    "religious train_station transportation fire_station museum sports_hall stadium",
+    "hospitality": "hotel",
+    "other": "roof shed utility tower service entrance underpass_entrance pavilion ship "
+    "glasshouse greenhouse garage garages carport parking hut barn ruins bunker "
+    "construction atrium block transformer_tower toilets bridge",
+}.items():
+    for _t in _tags.split():
+        _BUILDING_TAG[_t] = _use
+for _u in USES:
+    _BUILDING_TAG[_u] = _u
+
+_LANDUSE: dict[str, str] = {
+    "residential": "residential",
+    "commercial": "office",
+    "retail": "retail",
+    "industrial": "industrial",
+    "education": "education",
+    "institutional": "public",
+    "civil": "public",
+    "religious": "public",
+    "military": "public",
+}
+_AMENITY: dict[str, str] = {}
+for _use, _tags in {
+    "education": "school university college kindergarten library childcare",
+    "health": "hospital clinic doctors dentist pharmacy",
+    "public": "townhall police fire_station courthouse place_of_worship theatre cinema "
+    "community_centre post_office embassy arts_centre",
+    "hospitality": "restaurant cafe bar pub fast_food nightclub hotel food_court",
+    "office": "bank",
+}.items():
+    for _t in _tags.split():
+        _AMENITY[_t] = _use
+_USE_ORDER = {u: i for i, u in enumerate(USES)}
+
+
+@dataclass
+class LoadReport:
+    """What happened while loading: repairs, inferences, drops (shown by ``citytwin info``)."""
+
+    notes: list[str] = field(default_factory=list)
+    inferred: dict[str, int] = field(default_factory=dict)
+
+    def note(self, msg: str) -> None:
+        log.info(msg)
+        self.notes.append(msg)
+
+    def count(self, key: str, n: int) -> None:
+        if n:
+            self.inferred[key] = self.inferred.get(key, 0) + int(n)
+
+
+def _layer_files(path: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in sorted(path.iterdir()):
+        name, ext = p.stem, p.suffix.lower()
+        if name in LAYERS and ext in _EXT and name not in out:
+            out[name] = p
+    return out
+
+
+def file_hash_inputs(path: str | Path) -> list[Path]:
+    """The files whose bytes define a city built from ``path`` (for the cache key)."""
+    path = Path(path)
+    if path.is_dir():
+        files = []
+        for p in _layer_files(path).values():
+            files.append(p)
+            if p.suffix.lower() == ".shp":
+                files += [q for q in sorted(path.glob(p.stem + ".*")) if q != p]
+        return files
+    return [path]
+
+
+def read_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
+    """Read the raw layers of a city (any supported format), without checks or projection."""
+    path = Path(path)
+    if not path.exists():
+        raise GeodataError([f"file not found: {path}"], source=str(path))
+    name = path.name.lower()
+    if name.endswith(".osm.pbf") or name.endswith(".pbf"):
+        from citytwin.osm import osm_layers
+
+        return osm_layers(path)
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    if path.is_dir():
+        files = _layer_files(path)
+        missing = [n for n in REQUIRED_LAYERS if n not in files]
+        if missing:
+            raise GeodataError(
+                [f"missing layer file '{n}.<parquet|geojson|shp|gpkg>'" for n in missing],
+                source=str(path),
+            )
+        for lname, f in files.items():
+            if f.suffix.lower() in (".parquet", ".geoparquet"):
+                layers[lname] = gpd.read_parquet(f)
+            else:
+                layers[lname] = pyogrio.read_dataframe(f, use_arrow=True)
+        return layers
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".geoparquet", ".geojson", ".json", ".shp"):
+        raise GeodataError(
+            [f"a single {suffix} file holds one layer; put roads{suffix} and "
+             f"buildings{suffix} (and optional layers) in one directory and pass the directory"],
+            source=str(path),
+        )
+    if suffix != ".gpkg":
+        raise GeodataError(
+            [f"unsupported format '{suffix}': expected .gpkg, .osm.pbf or a directory of layers"],
+            source=str(path),
+        )
+    try:
+        available = [str(r[0]) for r in pyogrio.list_layers(path)]
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
+        raise GeodataError([f"cannot read as GeoPackage: {exc}"], source=str(path)) from exc
+    missing = [n for n in REQUIRED_LAYERS if n not in available]
+    if missing:
+        raise GeodataError(
+            [f"missing layer '{n}' (layers present: {available})" for n in missing],
+            source=str(path),
+        )
+    for lname in LAYERS:
+        if lname in available:
+            layers[lname] = pyogrio.read_dataframe(path, layer=lname, use_arrow=True)
+    return layers
+
+
+def _check_layer(
+    name: str, gdf: gpd.GeoDataFrame, problems: list[str], report: LoadReport
+) -> gpd.GeoDataFrame:
+    """Check CRS, emptiness, columns and geometries of one layer; repair what make_valid can."""
+    if gdf.crs is None:
+        problems.append(f"layer '{name}': no CRS (set one, e.g. EPSG:4326)")
+    if len(gdf) == 0:
+        if name in REQUIRED_LAYERS:
+            problems.append(f"layer '{name}': is empty (need at least one feature)")
+        return gdf
+    for col in REQUIRED_COLUMNS[name]:
+        if col not in gdf.columns:
+            problems.append(
+                f"layer '{name}': missing required column '{col}' "
+                f"(columns present: {[c for c in gdf.columns if c != 'geometry']})"
+            )
+    geom = gdf.geometry.values
+    empty = shapely.is_missing(geom) | shapely.is_empty(geom)
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        if name in REQUIRED_LAYERS:
+            problems.append(
+                f"layer '{name}': {len(rows)} feature(s) without geometry, rows {_rows(rows)}"
+            )
+        gdf = gdf.loc[~empty]
+        geom = gdf.geometry.values
+    allowed = GEOM_TYPES[name]
+    if allowed:
+        types = shapely.get_type_id(geom)
+        names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                          "MultiLineString", "MultiPolygon", "GeometryCollection"])[types]
+        wrong = ~np.isin(names, allowed)
+        if wrong.any():
+            rows = np.flatnonzero(wrong)
+            problems.append(
+                f"layer '{name}': rows {_rows(rows)} have geometry "
+                f"{sorted(set(names[wrong].tolist()))}, expected one of {list(allowed)}"
+            )
+    invalid = ~shapely.is_valid(geom)
+    if invalid.any() and name in ("buildings", "landuse", "roads"):
+        rows = np.flatnonzero(invalid)
+        fixed = shapely.make_valid(geom[invalid])
+        if name in ("buildings", "landuse"):
+            fixed = np.array([_polygonal(g) for g in fixed], dtype=object)
+        ok = ~(shapely.is_missing(fixed) | shapely.is_empty(fixed))
+        new = geom.copy()
+        new[invalid] = fixed
+        gdf = gdf.set_geometry(gpd.GeoSeries(new, index=gdf.index, crs=gdf.crs))
+        report.note(
+            f"layer '{name}': repaired {int(ok.sum())} invalid geometr"
+            f"{'y' if ok.sum() == 1 else 'ies'} with make_valid (rows {_rows(rows[ok])})"
+        )
+        if (~ok).any():
+            problems.append(
+                f"layer '{name}': rows {_rows(rows[~ok])} have invalid geometry that make_valid "
+                "cannot turn into a usable shape"
+            )
+    return gdf
+
+
+def _polygonal(g: shapely.Geometry) -> shapely.Geometry | None:
+    if g is None:
+        return None
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    polys = [p for p in getattr(g, "geoms", []) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not polys:
+        return None
+    return shapely.union_all(polys)
+
+
+def _rows(rows: np.ndarray | list[int], limit: int = 10) -> str:
+    rows = [int(r) for r in rows]
+    head = ", ".join(str(r) for r in rows[:limit])
+    return head + (f", ... ({len(rows)} in all)" if len(rows) > limit else "")
+
+
+def prepare_layers(
+    layers: dict[str, gpd.GeoDataFrame], *, source: str, crs: CRS | str | None = None
+) -> tuple[dict[str, gpd.GeoDataFrame], CRS, LoadReport]:
+    """Check every layer (collecting all problems), repair geometries, project to metric UTM.
+
+    Returns the projected layers (0..n-1 index), the CRS and a :class:`LoadReport`.
+    Raises :class:`GeodataError` listing every problem found.
+    """
+    report = LoadReport()
+    problems: list[str] = []
+    for name in REQUIRED_LAYERS:
+        if name not in layers:
+            problems.append(f"missing layer '{name}'")
+    checked: dict[str, gpd.GeoDataFrame] = {}
+    for name in LAYERS:
+        if name in layers:
+            checked[name] = _check_layer(name, layers[name], problems, report)
+    if "facilities" in checked and "kind" in checked["facilities"].columns:
+        kinds = checked["facilities"]["kind"].astype(str)
+        bad = ~kinds.isin(FACILITY_KINDS)
+        if bad.any():
+            problems.append(
+                f"layer 'facilities': rows {_rows(np.flatnonzero(bad.to_numpy()))} have kind "
+                f"{sorted(set(kinds[bad]))}, expected one of {list(FACILITY_KINDS)}"
+            )
+    if problems:
+        raise GeodataError(problems, source=source)
+    if crs is None:
+        crs = checked["roads"].estimate_utm_crs()
+    crs = CRS.from_user_input(crs)
+    if not crs.is_projected:
+        raise GeodataError([f"target CRS {crs.to_string()} is not projected (metres)"], source=source)
+    out: dict[str, gpd.GeoDataFrame] = {}
+    for name, gdf in checked.items():
+        if len(gdf) and not CRS.from_user_input(gdf.crs).equals(crs):
+            gdf = gdf.to_crs(crs)
+        else:
+            gdf = gdf.set_crs(crs, allow_override=True)
+        out[name] = gdf.reset_index(drop=True)
+    return out, crs, report
+
+
+def _text(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
+    if col not in gdf.columns:
+        return np.full(len(gdf), "", dtype=object)
+    s = gdf[col]
+    return s.where(s.notna(), "").astype(str).str.strip().str.lower().to_numpy(dtype=object)
+
+
+def _number(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
+    if col not in gdf.columns:
+        return np.full(len(gdf), np.nan)
+    s = gdf[col]
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        s = s.astype(str).str.extract(r"(-?\d+(?:\.\d+)?)", expand=False)
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+
+
+def _category_from_points(
+    polys: gpd.GeoDataFrame, pois: gpd.GeoDataFrame | None, need: np.ndarray
+) -> np.ndarray:
+    """Use per polygon from amenity/shop/office POIs inside it (most frequent, ties by USES order)."""
+    out = np.full(len(polys), "", dtype=object)
+    if pois is None or len(pois) == 0 or not need.any():
+        return out
+    cat = np.full(len(pois), "", dtype=object)
+    office, shop, amen = _text(pois, "office"), _text(pois, "shop"), _text(pois, "amenity")
+    cat[office != ""] = "office"
+    cat[shop != ""] = "retail"
+    mapped = np.array([_AMENITY.get(a, "") for a in amen], dtype=object)
+    cat[mapped != ""] = mapped[mapped != ""]
+    keep = cat != ""
+    if not keep.any():
+        return out
+    pts = shapely.point_on_surface(pois.geometry.values[keep])
+    cat = cat[keep]
+    idx = np.flatnonzero(need)
+    tree = shapely.STRtree(pts)
+    pi, bi = tree.query(polys.geometry.values[idx], predicate="contains")
+    if len(pi) == 0:
+        return out
+    df = pd.DataFrame({"b": idx[pi], "c": cat[bi]})
+    df["o"] = df["c"].map(_USE_ORDER)
+    counts = df.groupby(["b", "c", "o"]).size().reset_index(name="n")
+    counts = counts.sort_values(["b", "n", "o"], ascending=[True, False, True])
+    first = counts.drop_duplicates("b")
+    out[first["b"].to_numpy()] = first["c"].to_numpy()
+    return out
+
+
+def infer_buildings(
+    buildings: gpd.GeoDataFrame,
+    *,
+    landuse: gpd.GeoDataFrame | None = None,
+    pois: gpd.GeoDataFrame | None = None,
+    report: LoadReport | None = None,
+    source: str = "",
+) -> gpd.GeoDataFrame:
+    """Contract columns for buildings (projected CRS): use, levels, floor area, people, jobs."""
+    report = report if report is not None else LoadReport()
+    n = len(buildings)
+    problems: list[str] = []
+    tag = _text(buildings, "building")
+    use = np.array([_BUILDING_TAG.get(t, "") for t in tag], dtype=object)
+    src = np.where(use != "", "building_tag", "").astype(object)
+    report.count("use from building tag", int((use != "").sum()))
+
+    need = use == ""
+    if need.any() and landuse is not None and len(landuse):
+        lu = np.array([_LANDUSE.get(v, "") for v in _text(landuse, "landuse")], dtype=object)
+        ok = lu != ""
+        if ok.any():
+            lpoly = landuse.geometry.values[ok]
+            larea = shapely.area(lpoly)
+            lu = lu[ok]
+            pts = shapely.point_on_surface(buildings.geometry.values[need])
+            pi, li = shapely.STRtree(lpoly).query(pts, predicate="within")
+            if len(pi):
+                df = pd.DataFrame({"p": pi, "l": li, "a": larea[li]}).sort_values(["p", "a", "l"])
+                df = df.drop_duplicates("p")  # smallest containing polygon wins
+                idx = np.flatnonzero(need)[df["p"].to_numpy()]
+                use[idx] = lu[df["l"].to_numpy()]
+                src[idx] = "landuse"
+                report.count("use from landuse", len(idx))
+
+    need = use == ""
+    if need.any():
+        own = np.full(n, "", dtype=object)
+        office, shop, amen = (_text(buildings, c) for c in ("office", "shop", "amenity"))
+        own[office != ""] = "office"
+        own[shop != ""] = "retail"
+        mapped = np.array([_AMENITY.get(a, "") for a in amen], dtype=object)
+        own[mapped != ""] = mapped[mapped != ""]
+        own[~need] = ""
+        from_pts = _category_from_points(buildings, pois, need & (own == ""))
+        own = np.where(own != "", own, from_pts)
+        got = need & (own != "")
+        use[got] = own[got]
+        src[got] = "amenity"
+        report.count("use from amenity/shop/office", int(got.sum()))
+
+    need = use == ""
+    use[need] = "residential"
+    src[need] = "default"
+    report.count("use by default (residential)", int(need.sum()))
+
+    footprint = shapely.area(buildings.geometry.values)
+    levels = _number(buildings, "levels")
+    bad = levels <= 0
+    if bad.any():
+        problems.append(
+            f"layer 'buildings': rows {_rows(np.flatnonzero(bad))} have levels <= 0 "
+            "(expected a positive number of storeys)"
+        )
+    miss = np.isnan(levels)
+    height = _number(buildings, "height")
+    from_h = miss & (height > 0)
+    levels[from_h] = np.maximum(1.0, np.round(height[from_h] / 3.0))
+    report.count("levels from height", int(from_h.sum()))
+    miss = np.isnan(levels)
+    house = np.isin(tag, ["house", "detached", "semidetached_house", "terrace", "bungalow"])
+    defaults = np.array([DEFAULT_LEVELS[u] for u in use], dtype=float)
+    defaults[house] = 2.0
+    levels[miss] = defaults[miss]
+    report.count("levels by default for use", int(miss.sum()))
+
+    year = _number(buildings, "year_built")
+    if "start_date" in buildings.columns:
+        sd = buildings["start_date"].astype(str).str.extract(r"(\d{4})", expand=False)
+        sd = pd.to_numeric(sd, errors="coerce").to_numpy(dtype=float)
+        year = np.where(np.isnan(year), sd, year)
+    vintage = np.full(n, DEFAULT_VINTAGE, dtype=object)
+    known = ~np.isnan(year)
+    vintage[known & (year < 1960)] = "pre1960"
+    vintage[known & (year >= 1960) & (year < 1990)] = "1960_1990"
+    vintage[known & (year >= 1990) & (year < 2010)] = "1990_2010"
+    vintage[known & (year >= 2010)] = "post2010"
+    report.count(f"vintage by default ({DEFAULT_VINTAGE})", int((~known).sum()))
+    if problems:
+        raise GeodataError(problems, source=source)
+
+    floor = footprint * levels
+    res = use == "residential"
+    population = np.where(res, np.rint(floor / M2_PER_PERSON), 0).astype(np.int64)
+    per_job = np.array([M2_PER_JOB.get(u, np.inf) for u in use])
+    jobs = np.rint(np.where(res, 0.0, floor / per_job)).astype(np.int64)
+
+    osm_id = buildings["osm_id"] if "osm_id" in buildings.columns else pd.Series(
+        np.arange(n), index=buildings.index)
+    name = _text_raw(buildings, "name")
+    out = gpd.GeoDataFrame(
+        {
+            "osm_id": pd.to_numeric(osm_id, errors="coerce").fillna(-1).astype(np.int64).to_numpy(),
+            "name": name,
+            "use": pd.Categorical(use, categories=USES),
+            "use_source": use_src_cat(src),
+            "levels": levels,
+            "footprint_m2": footprint,
+            "floor_area_m2": floor,
+            "year_built": year,
+            "vintage": pd.Categorical(vintage, categories=VINTAGES),
+            "population": population,
+            "jobs": jobs,
+        },
+        geometry=buildings.geometry.values,
+        crs=buildings.crs,
+    )
+    out.index = pd.RangeIndex(n, name="building_id")
+    return out
+
+
+def use_src_cat(src: np.ndarray) -> pd.Categorical:
+    return pd.Categorical(src, categories=["building_tag", "landuse", "amenity", "default"])
+
+
+def _text_raw(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
+    if col not in gdf.columns:
+        return np.full(len(gdf), "", dtype=object)
+    s = gdf[col]
+    return s.where(s.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+def parse_speed(values: np.ndarray) -> np.ndarray:
+    """OSM maxspeed text -> km/h (NaN when absent or unparseable; mph converted)."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            out[i] = float(v)
+            continue
+        m = re.match(r"\s*(-?\d+(?:\.\d+)?)\s*(mph)?", str(v).split(";")[0])
+        if m:
+            out[i] = float(m.group(1)) * (1.609344 if m.group(2) else 1.0)
+    return out

@@ -1,0 +1,235 @@
+"""Road layer → osmnx-compatible ``nx.MultiDiGraph`` (largest strongly connected component).
+
+Nodes are the links' end points (snapped to 1 cm), numbered ``0..n-1`` in (x, y) order, with
+``x``, ``y`` (metres, city CRS), ``lon``, ``lat``. Each two-way feature becomes two edges (the
+reverse one with reversed geometry); one-way features one edge. Edge attributes follow the
+contract: ``edge_id`` (0..m-1), ``osmid``, ``name``, ``highway``, ``oneway``, ``length`` (m),
+``speed_kph``, ``travel_time`` (s), ``lanes`` (per direction, ≥ 1), ``capacity_vph``
+(lanes × per-lane capacity), ``geometry``.
+
+Missing tags are filled per highway class from :data:`HIGHWAY_DEFAULTS` (free-flow speed,
+lanes per direction, capacity per lane in veh/h — HCM-style values for urban streets).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from citytwin.errors import GeodataError
+
+if TYPE_CHECKING:
+    from citytwin.layers import LoadReport
+
+__all__ = ["HIGHWAY_DEFAULTS", "build_road_graph", "parse_maxspeed", "parse_oneway"]
+
+log = logging.getLogger(__name__)
+
+# highway class -> (speed km/h, lanes per direction, capacity per lane veh/h)
+HIGHWAY_DEFAULTS: dict[str, tuple[float, int, float]] = {
+    "motorway": (100.0, 2, 2000.0),
+    "motorway_link": (60.0, 1, 1600.0),
+    "trunk": (80.0, 2, 1900.0),
+    "trunk_link": (50.0, 1, 1500.0),
+    "primary": (50.0, 2, 1600.0),
+    "primary_link": (40.0, 1, 1400.0),
+    "secondary": (40.0, 1, 1400.0),
+    "secondary_link": (40.0, 1, 1200.0),
+    "tertiary": (40.0, 1, 1200.0),
+    "tertiary_link": (30.0, 1, 1000.0),
+    "unclassified": (30.0, 1, 900.0),
+    "residential": (30.0, 1, 800.0),
+    "living_street": (20.0, 1, 600.0),
+    "service": (20.0, 1, 600.0),
+    "road": (30.0, 1, 800.0),
+}
+_FALLBACK = "unclassified"
+_SNAP = 100.0  # 1/_SNAP metres: end points closer than 1 cm are the same node
+
+
+def parse_maxspeed(values: pd.Series) -> np.ndarray:
+    """OSM ``maxspeed`` (number or text such as ``"50"``, ``"30 mph"``) → km/h; NaN if absent."""
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    s = values.astype(object).where(values.notna(), "").astype(str)
+    num = pd.to_numeric(s.str.extract(r"^\s*(-?\d+(?:\.\d+)?)", expand=False), errors="coerce")
+    mph = s.str.contains("mph", case=False, regex=False)
+    return np.where(mph, num * 1.609344, num).astype(float)
+
+
+def parse_oneway(values: pd.Series) -> np.ndarray:
+    """OSM ``oneway`` → +1 (digitised direction), -1 (reverse), 0 (two-way)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.to_numpy().astype(np.int8)
+    s = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
+    out = np.zeros(len(s), dtype=np.int8)
+    out[s.isin(["yes", "true", "1", "t"]).to_numpy()] = 1
+    out[s.isin(["-1", "reverse"]).to_numpy()] = -1
+    return out
+
+
+def _rows(rows: np.ndarray, limit: int = 10) -> str:
+    r = [int(x) for x in rows]
+    return ", ".join(map(str, r[:limit])) + (f", ... ({len(r)} in all)" if len(r) > limit else "")
+
+
+def build_road_graph(
+    roads: gpd.GeoDataFrame,
+    *,
+    report: LoadReport | None = None,
+    source: str = "",
+) -> nx.MultiDiGraph:
+    """Build the road graph from a projected ``roads`` layer (see :mod:`citytwin.layers`).
+
+    Keeps the largest strongly connected component and notes what was dropped in ``report``.
+    Raises :class:`GeodataError` for non-positive lengths/speeds/lanes (all rows listed) and for
+    a network without any strongly connected part of two or more nodes.
+    """
+    crs = CRS.from_user_input(roads.crs)
+    problems: list[str] = []
+    row = np.arange(len(roads))
+    geom = roads.geometry.values
+    multi = shapely.get_type_id(geom) == 5
+    if multi.any():
+        parts, idx = shapely.get_parts(geom, return_index=True)
+        keep = np.ones(len(parts), dtype=bool)
+        row = row[idx]
+        geom = parts
+        roads = roads.iloc[idx]
+        if report is not None:
+            report.note(f"roads: split {int(multi.sum())} MultiLineString(s) into their parts")
+        del keep
+    roads = roads.reset_index(drop=True)
+    length = shapely.length(geom)
+    bad = ~(length > 0)
+    if bad.any():
+        problems.append(f"layer 'roads': rows {_rows(row[bad])} have length <= 0 m "
+                        "(expected a line of positive length)")
+    highway = roads["highway"].astype(object).where(roads["highway"].notna(), "")
+    highway = highway.astype(str).str.strip().str.lower().to_numpy(dtype=object)
+    known = np.isin(highway, list(HIGHWAY_DEFAULTS))
+    hw_key = np.where(known, highway, _FALLBACK)
+    dspeed = np.array([HIGHWAY_DEFAULTS[h][0] for h in hw_key])
+    dlanes = np.array([HIGHWAY_DEFAULTS[h][1] for h in hw_key], dtype=float)
+    cap_lane = np.array([HIGHWAY_DEFAULTS[h][2] for h in hw_key])
+
+    speed = (parse_maxspeed(roads["maxspeed"]) if "maxspeed" in roads.columns
+             else np.full(len(roads), np.nan))
+    bad = speed <= 0
+    if bad.any():
+        problems.append(f"layer 'roads': rows {_rows(row[bad])} have maxspeed <= 0 "
+                        "(expected km/h > 0)")
+    lanes_tag = (pd.to_numeric(roads["lanes"].astype(object).astype(str).str.extract(
+        r"^\s*(-?\d+(?:\.\d+)?)", expand=False), errors="coerce").to_numpy(dtype=float)
+        if "lanes" in roads.columns else np.full(len(roads), np.nan))
+    bad = lanes_tag <= 0
+    if bad.any():
+        problems.append(f"layer 'roads': rows {_rows(row[bad])} have lanes <= 0 "
+                        "(expected a positive number of lanes)")
+    if problems:
+        raise GeodataError(problems, source=source)
+
+    oneway = (parse_oneway(roads["oneway"]) if "oneway" in roads.columns
+              else np.zeros(len(roads), dtype=np.int8))
+    if "junction" in roads.columns:
+        rb = roads["junction"].astype(str).str.lower().isin(["roundabout", "circular"]).to_numpy()
+        oneway[rb & (oneway == 0)] = 1
+    oneway[np.isin(highway, ["motorway"]) & (oneway == 0)] = 1
+
+    if report is not None:
+        report.count("road class unknown (treated as unclassified)", int((~known).sum()))
+        report.count("road speed from highway class", int(np.isnan(speed).sum()))
+        report.count("road lanes from highway class", int(np.isnan(lanes_tag).sum()))
+    speed = np.where(np.isnan(speed), dspeed, speed)
+    # OSM lanes count both directions of a two-way road
+    lanes_dir = np.where(oneway != 0, lanes_tag, np.floor(lanes_tag / 2))
+    lanes = np.where(np.isnan(lanes_tag), dlanes, np.maximum(1.0, lanes_dir)).astype(np.int64)
+
+    # nodes from end points
+    start = shapely.get_coordinates(shapely.get_point(geom, 0))
+    end = shapely.get_coordinates(shapely.get_point(geom, -1))
+    pts = np.rint(np.vstack([start, end]) * _SNAP).astype(np.int64)
+    uniq, inv = np.unique(pts, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    nf = len(roads)
+    u0, v0 = inv[:nf], inv[nf:]
+
+    # directed edges: forward for oneway in (0, 1), backward for oneway in (0, -1)
+    fwd = np.flatnonzero(oneway >= 0)
+    bwd = np.flatnonzero(oneway <= 0)
+    feat = np.concatenate([fwd, bwd])
+    eu = np.concatenate([u0[fwd], v0[bwd]])
+    ev = np.concatenate([v0[fwd], u0[bwd]])
+    rev = np.concatenate([np.zeros(len(fwd), bool), np.ones(len(bwd), bool)])
+    order = np.lexsort((rev, feat))
+    feat, eu, ev, rev = feat[order], eu[order], ev[order], rev[order]
+
+    n = len(uniq)
+    adj = sparse.csr_matrix((np.ones(len(eu)), (eu, ev)), shape=(n, n))
+    ncomp, labels = csgraph.connected_components(adj, directed=True, connection="strong")
+    sizes = np.bincount(labels, minlength=ncomp)
+    big = int(np.argmax(sizes))
+    if sizes[big] < 2:
+        raise GeodataError(
+            ["layer 'roads': the network has no strongly connected part (no two intersections "
+             "can reach each other in both directions; check oneway tags and that links meet "
+             "at shared end points)"],
+            source=source,
+        )
+    keep_node = labels == big
+    keep_edge = keep_node[eu] & keep_node[ev]
+    if report is not None and (~keep_node).any():
+        report.note(
+            f"roads: kept the largest strongly connected part ({int(keep_node.sum())} of {n} "
+            f"nodes, {int(keep_edge.sum())} of {len(eu)} directed links); dropped "
+            f"{int((~keep_node).sum())} nodes in {ncomp - 1} smaller part(s)"
+        )
+    feat, eu, ev, rev = feat[keep_edge], eu[keep_edge], ev[keep_edge], rev[keep_edge]
+
+    xy = uniq.astype(float) / _SNAP
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xy[:, 0], xy[:, 1])
+    G = nx.MultiDiGraph(crs=crs.to_string())
+    G.graph["simplified"] = False
+    nodes = np.flatnonzero(keep_node)
+    G.add_nodes_from(
+        (int(i), {"x": float(xy[i, 0]), "y": float(xy[i, 1]),
+                  "lon": float(lon[i]), "lat": float(lat[i])})
+        for i in nodes
+    )
+    egeom = geom[feat].copy()
+    egeom[rev] = shapely.reverse(egeom[rev])
+    osmid = (pd.to_numeric(roads["osmid"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+             if "osmid" in roads.columns else row.astype(np.int64))
+    name = (roads["name"].astype(object).where(roads["name"].notna(), "").astype(str).to_numpy()
+            if "name" in roads.columns else np.full(len(roads), "", dtype=object))
+    spd = speed[feat]
+    ln = length[feat]
+    la = lanes[feat]
+    G.add_edges_from(
+        (int(eu[i]), int(ev[i]), {
+            "edge_id": i,
+            "osmid": int(osmid[f]),
+            "name": str(name[f]),
+            "highway": str(highway[f]),
+            "oneway": bool(oneway[f] != 0),
+            "reversed": bool(rev[i]),
+            "length": float(ln[i]),
+            "speed_kph": float(spd[i]),
+            "travel_time": float(ln[i] / (spd[i] / 3.6)),
+            "lanes": int(la[i]),
+            "capacity_vph": float(la[i] * cap_lane[f]),
+            "geometry": egeom[i],
+        })
+        for i, f in enumerate(feat.tolist())
+    )
+    log.info("road graph: %d nodes, %d edges", G.number_of_nodes(), G.number_of_edges())
+    return G
