@@ -86,6 +86,18 @@ def attach_to_roads(
     return node, d
 
 
+def _code_hash() -> str:
+    """Hash of the source of the modules that shape a built City (so a code change
+    invalidates the cache without anyone remembering to bump CACHE_VERSION)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for rel in ("layers.py", "city.py", "osm.py", "network/roads.py", "network/power.py"):
+        f = here / rel
+        if f.exists():
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _hash_files(files: list[Path], extra: str) -> str:
     h = hashlib.sha256(extra.encode())
     for f in files:
@@ -135,7 +147,7 @@ class City:
 
             key = _hash_files(
                 file_hash_inputs(path),
-                f"v{CACHE_VERSION}|{__version__}|{crs}|{max_attach_m}|{_power_version()}",
+                f"v{CACHE_VERSION}|{__version__}|{crs}|{max_attach_m}|{_code_hash()}",
             )
             cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
             cache_file = cdir / f"{path.name.split('.')[0]}-{key}.pkl"
@@ -200,13 +212,13 @@ class City:
         if problems:
             raise GeodataError(problems, source=source)
 
-        power = nx.Graph()
-        buildings["transformer"] = pd.Series([None] * len(buildings), index=buildings.index,
-                                             dtype=object)
         power = _build_power(buildings, G, layers.get("power"), crs_, report)
         if power.number_of_nodes():
-            tr = _building_transformers(power, len(buildings))
-            buildings["transformer"] = tr
+            buildings["transformer"] = pd.Series(
+                _building_transformers(power, len(buildings)), index=buildings.index, dtype=object)
+        else:
+            buildings["transformer"] = pd.Series([None] * len(buildings), index=buildings.index,
+                                                 dtype=object)
         cols = ["osm_id", "name", "use", "use_source", "levels", "footprint_m2", "floor_area_m2",
                 "year_built", "vintage", "population", "jobs", "road_node", "road_dist_m",
                 "transformer", "geometry"]
@@ -303,15 +315,6 @@ def _facilities(fac: gpd.GeoDataFrame | None, crs: CRS) -> gpd.GeoDataFrame:
     return out
 
 
-def _power_version() -> str:
-    # TODO(power): remove once citytwin.network.power.build_power_graph is wired in (see _build_power)
-    try:
-        import citytwin.network.power  # noqa: F401
-    except ImportError:
-        return "none"
-    return "power"
-
-
 def _build_power(
     buildings: gpd.GeoDataFrame,
     roads: nx.MultiDiGraph,
@@ -319,21 +322,28 @@ def _build_power(
     crs: CRS,
     report: LoadReport,
 ) -> nx.Graph:
-    # TODO(power): citytwin.network.power is not committed yet; until then the power graph is
-    # empty and buildings.transformer is None. Wire build_power_graph here when it lands.
-    return nx.Graph()
+    """The power graph (citytwin.network.power): the city's own power layer where present,
+    synthesized along the streets otherwise."""
+    from citytwin.network.power import build_power_graph
+
+    G = build_power_graph(buildings, roads, power_layer, crs=crs)
+    kinds = pd.Series([d.get("kind") for _, d in G.nodes(data=True)]).value_counts()
+    report.note(
+        "power: " + ", ".join(f"{int(v)} {k}" for k, v in kinds.items())
+        + f" ({'with' if power_layer is not None and len(power_layer) else 'without'} "
+        "an OSM power layer)"
+    )
+    return G
 
 
 def _building_transformers(power: nx.Graph, n: int) -> list[str | None]:
+    from citytwin.network.power import building_transformers
+
+    s = building_transformers(power)
     out: list[str | None] = [None] * n
-    for b in range(n):
-        node = f"b{b}"
-        if node not in power:
-            continue
-        for nb in power.neighbors(node):
-            if power.nodes[nb].get("kind") == "transformer":
-                out[b] = nb
-                break
+    for b, t in s.items():
+        if 0 <= int(b) < n:
+            out[int(b)] = None if t is None else str(t)
     return out
 
 

@@ -71,3 +71,14 @@ def test_road_arrays_and_with_roads(helsinki: City) -> None:
     assert c2.buildings["road_node"].isin(list(G2.nodes)).all()
     assert c2.road_arrays.n_edges == G2.number_of_edges()
     assert np.all(helsinki.buildings["road_node"].iloc[:1] == node)
+
+
+def test_helsinki_power_graph_wired(helsinki: City) -> None:
+    P = helsinki.power
+    assert P.number_of_nodes() > len(helsinki.buildings)
+    tr = helsinki.buildings["transformer"]
+    assert tr.notna().all()
+    assert all(P.nodes[t]["kind"] == "transformer" for t in set(tr))
+    # the building node of building 0 is served by its transformer
+    assert P.has_edge("b0", tr.iloc[0]) or any(
+        P.nodes[n].get("kind") != "building" for n in P.neighbors("b0"))
