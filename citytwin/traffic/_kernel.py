@@ -1,0 +1,302 @@
+"""The compiled hot loop of the traffic engine (numba).
+
+A per-vehicle mesoscopic queue model in the style of MATSim's QSim, advanced in fixed time steps:
+
+* every link is a FIFO queue (a singly linked list of trip slots through ``nxt``);
+* a vehicle may leave a link when its free-flow time has elapsed, it is first in the queue, the
+  link's outflow capacity allows (fractional capacity accumulates every step) and the next link has
+  space (storage = length x lanes / jam spacing, scaled by the sample fraction);
+* nodes serve their incoming links capacity-weighted and fairly (smooth weighted round robin over the
+  links that have a vehicle ready), so a merge shares downstream space in proportion to capacity;
+* a head vehicle that waited ``stuck_s`` for space is pushed through (gridlock resolution);
+* space freed at a link's downstream end reaches the upstream end only after length / wave speed
+  (holes travel backwards at the kinematic-wave speed), kept as a ring of hole release times.
+
+All state lives in flat NumPy arrays held by :class:`citytwin.traffic.engine.TrafficEngine`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# trip states
+PENDING = 0  # not yet departed
+WAITING = 1  # departed, waiting to enter its first link
+ON_LINK = 2
+ARRIVED = 3
+
+INF = np.inf
+
+
+@njit(cache=True)
+def _pop_holes(e, t, hole_t, hole_off, hole_size, hole_start, hole_n):
+    while hole_n[e] > 0:
+        i = hole_off[e] + hole_start[e]
+        if hole_t[i] <= t:
+            hole_start[e] = (hole_start[e] + 1) % hole_size[e]
+            hole_n[e] -= 1
+        else:
+            break
+
+
+@njit(cache=True)
+def _push_hole(e, release, hole_t, hole_off, hole_size, hole_start, hole_n):
+    if hole_size[e] == 0:
+        return
+    if hole_n[e] == hole_size[e]:  # ring full: the oldest hole arrives now
+        hole_start[e] = (hole_start[e] + 1) % hole_size[e]
+        hole_n[e] -= 1
+    i = hole_off[e] + (hole_start[e] + hole_n[e]) % hole_size[e]
+    hole_t[i] = release
+    hole_n[e] += 1
+
+
+@njit(cache=True)
+def run_steps(
+    t_start,
+    t_end,
+    dt,
+    stuck_s,
+    # links
+    ff,
+    length,
+    cap_step,
+    storage,
+    hole_delay,
+    head,
+    tail,
+    count,
+    acc,
+    acc_in,
+    blocked_since,
+    wrr,
+    wait_head,
+    wait_tail,
+    hole_t,
+    hole_off,
+    hole_size,
+    hole_start,
+    hole_n,
+    in_off,
+    in_links,
+    # trips
+    order,
+    ptr,
+    depart_plan,
+    prev_trip,
+    next_trip,
+    state,
+    nxt,
+    route_off,
+    route_len,
+    route_edges,
+    ridx,
+    cur_link,
+    enter_t,
+    ready_t,
+    depart_t,
+    arrive_t,
+    forced,
+    # per-link accumulators over the current record interval
+    rec_entries,
+    rec_exits,
+    rec_tt_sum,
+    tt_ema,
+    ema_w,
+    # global counters: [departed, arrived, forced moves]
+    counters,
+):
+    """Advance the network from ``t_start`` to ``t_end`` in steps of ``dt``; returns the time reached."""
+    n_nodes = in_off.shape[0] - 1
+    n_trips = order.shape[0]
+    max_in = 0
+    for n in range(n_nodes):
+        if in_off[n + 1] - in_off[n] > max_in:
+            max_in = in_off[n + 1] - in_off[n]
+    cand = np.empty(max_in, dtype=np.int64)
+    active = np.empty(max_in, dtype=np.bool_)
+    t = t_start
+    m = ff.shape[0]
+    while t < t_end - 1e-9:
+        # ---- 1. departures due by t join the waiting list of their first link
+        while ptr[0] < n_trips:
+            k = order[ptr[0]]
+            if depart_plan[k] > t:
+                break
+            ptr[0] += 1
+            p = prev_trip[k]
+            if p >= 0 and state[p] != ARRIVED:
+                continue  # released when its previous trip of the chain arrives
+            _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
+                          depart_t, counters)
+        # ---- 2. capacity accumulators
+        for e in range(m):
+            a = acc[e] + cap_step[e]
+            lim = cap_step[e] if cap_step[e] > 1.0 else 1.0
+            acc[e] = a if a < lim else lim
+            a = acc_in[e] + cap_step[e]
+            acc_in[e] = a if a < lim else lim
+        # ---- 3. node model
+        for n in range(n_nodes):
+            lo = in_off[n]
+            hi = in_off[n + 1]
+            nc = 0
+            for j in range(lo, hi):
+                e = in_links[j]
+                if head[e] >= 0 and ready_t[head[e]] <= t:
+                    cand[nc] = e
+                    active[nc] = True
+                    nc += 1
+            if nc == 0:
+                continue
+            while True:
+                # eligible candidates: head ready and (arriving or outflow capacity left)
+                total = 0.0
+                best = -1
+                bestw = -INF
+                for c in range(nc):
+                    if not active[c]:
+                        continue
+                    e = cand[c]
+                    h = head[e]
+                    if h < 0 or ready_t[h] > t:
+                        active[c] = False
+                        continue
+                    arriving = ridx[h] == route_len[h] - 1
+                    if not arriving and acc[e] < 1.0 - 1e-9:
+                        active[c] = False
+                        continue
+                    w = cap_step[e] if cap_step[e] > 0 else 1e-6
+                    total += w
+                    wrr[e] += w
+                    if wrr[e] > bestw:
+                        bestw = wrr[e]
+                        best = c
+                if best < 0:
+                    break
+                e = cand[best]
+                wrr[e] -= total
+                h = head[e]
+                if ridx[h] == route_len[h] - 1:
+                    # arrival at the end of the last link (FIFO, no outflow capacity used)
+                    _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
+                              hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
+                              enter_t)
+                    state[h] = ARRIVED
+                    arrive_t[h] = t
+                    cur_link[h] = -1
+                    blocked_since[e] = INF
+                    counters[1] += 1
+                    q = next_trip[h]
+                    if q >= 0 and state[q] == PENDING and depart_plan[q] <= t:
+                        _enqueue_wait(q, t, state, nxt, route_off, route_edges, ridx, wait_head,
+                                      wait_tail, depart_t, counters)
+                    continue
+                f = route_edges[route_off[h] + ridx[h] + 1]
+                _pop_holes(f, t, hole_t, hole_off, hole_size, hole_start, hole_n)
+                has_space = count[f] + hole_n[f] < storage[f]
+                if not has_space:
+                    if blocked_since[e] == INF:
+                        blocked_since[e] = t
+                    if t - blocked_since[e] < stuck_s:
+                        active[best] = False
+                        continue
+                    forced[h] += 1
+                    counters[2] += 1
+                _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
+                          hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
+                          enter_t)
+                acc[e] -= 1.0
+                blocked_since[e] = INF
+                ridx[h] += 1
+                _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries)
+        # ---- 4. waiting (departed) vehicles enter their first link when there is space
+        for e in range(m):
+            while wait_head[e] >= 0:
+                _pop_holes(e, t, hole_t, hole_off, hole_size, hole_start, hole_n)
+                if count[e] + hole_n[e] >= storage[e] or acc_in[e] < 1.0 - 1e-9:
+                    break
+                h = wait_head[e]
+                wait_head[e] = nxt[h]
+                if wait_head[e] < 0:
+                    wait_tail[e] = -1
+                acc_in[e] -= 1.0
+                state[h] = ON_LINK
+                _append(e, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries)
+        t += dt
+    return t
+
+
+@njit(cache=True)
+def _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail, depart_t,
+                  counters):
+    state[k] = WAITING
+    depart_t[k] = t
+    counters[0] += 1
+    ridx[k] = 0
+    e = route_edges[route_off[k]]
+    nxt[k] = -1
+    if wait_tail[e] >= 0:
+        nxt[wait_tail[e]] = k
+    else:
+        wait_head[e] = k
+    wait_tail[e] = k
+
+
+@njit(cache=True)
+def _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries):
+    nxt[h] = -1
+    if tail[f] >= 0:
+        nxt[tail[f]] = h
+    else:
+        head[f] = h
+    tail[f] = h
+    count[f] += 1
+    cur_link[h] = f
+    enter_t[h] = t
+    ready_t[h] = t + ff[f]
+    rec_entries[f] += 1
+
+
+@njit(cache=True)
+def _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off, hole_size, hole_start,
+              hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w, enter_t):
+    head[e] = nxt[h]
+    if head[e] < 0:
+        tail[e] = -1
+    nxt[h] = -1
+    count[e] -= 1
+    if hole_delay[e] > 0:
+        _push_hole(e, t + hole_delay[e], hole_t, hole_off, hole_size, hole_start, hole_n)
+    tt = t - enter_t[h]
+    rec_exits[e] += 1
+    rec_tt_sum[e] += tt
+    tt_ema[e] = (1.0 - ema_w) * tt_ema[e] + ema_w * tt
+
+
+@njit(cache=True)
+def queue_lengths(t, head, nxt, ready_t):
+    """Vehicles per link that have finished their free-flow time but not left (the queue)."""
+    m = head.shape[0]
+    out = np.zeros(m, dtype=np.int64)
+    for e in range(m):
+        h = head[e]
+        while h >= 0:
+            if ready_t[h] <= t:
+                out[e] += 1
+            h = nxt[h]
+    return out
+
+
+@njit(cache=True)
+def head_wait(t, head, enter_t, ff):
+    """Lower bound of the current traversal time per link from its head vehicle (s)."""
+    m = head.shape[0]
+    out = np.zeros(m)
+    for e in range(m):
+        h = head[e]
+        if h >= 0:
+            w = t - enter_t[h]
+            out[e] = w if w > ff[e] else ff[e]
+    return out

@@ -1,0 +1,398 @@
+"""The traffic engine: trips, routes and link queues in arrays; vehicles as Mesa agents.
+
+``TrafficEngine(model, params)`` follows the domain-engine protocol of ``docs/contracts.md``:
+``advance(until_s)``, ``tables()``, ``kpis()``, plus the coupling points ``link_travel_times()`` and
+``ev_arrivals(since_s, until_s)``. The network loading itself is the compiled kernel in
+:mod:`citytwin.traffic._kernel`; this module routes trips on shared shortest-path trees (refreshed
+every ``route_refresh_s`` on the current experienced link times), re-routes a share of the vehicles
+en route, records per-link time series and calls the ``Vehicle`` agents at their decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from citytwin.errors import InputError
+from citytwin.network.routing import RoadArrays, road_arrays
+from citytwin.rng import stream
+from citytwin.traffic import _kernel as K
+from citytwin.traffic.agents import Vehicle
+from citytwin.traffic.params import TrafficParams
+from citytwin.traffic.paths import out_csr, route_trips
+
+__all__ = ["TrafficEngine", "run_traffic", "prepare_trips"]
+
+log = logging.getLogger(__name__)
+
+_TRIP_COLUMNS = ("origin_node", "dest_node", "depart_s")
+
+
+def prepare_trips(trips: pd.DataFrame, arrays: RoadArrays, *, source: str = "trips") -> pd.DataFrame:
+    """Validate a trips table and add node positions; collects every problem before raising.
+
+    Required columns: ``origin_node``, ``dest_node`` (road graph node ids), ``depart_s``. Optional:
+    ``vehicle_id`` (trips of one vehicle form a chain in departure order), ``purpose``,
+    ``origin_building``, ``dest_building``.
+    """
+    problems: list[str] = []
+    missing = [c for c in _TRIP_COLUMNS if c not in trips.columns]
+    if missing:
+        raise InputError([f"missing column {c!r} (expected {list(_TRIP_COLUMNS)})" for c in missing],
+                         source=source)
+    t = trips.reset_index(drop=True).copy()
+    pos = arrays._pos
+    o = t["origin_node"].map(pos)
+    d = t["dest_node"].map(pos)
+    for col, mapped in (("origin_node", o), ("dest_node", d)):
+        bad = np.flatnonzero(mapped.isna().to_numpy())
+        if bad.size:
+            rows = ", ".join(f"row {i} ({t[col].iloc[i]!r})" for i in bad[:5])
+            more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+            problems.append(f"column {col!r}: node not in the road graph at {rows}{more}")
+    dep = pd.to_numeric(t["depart_s"], errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(dep.to_numpy(dtype=float)) | (dep.to_numpy(dtype=float) < 0))
+    if bad.size:
+        problems.append(f"column 'depart_s': expected a finite number >= 0 at rows {bad[:5].tolist()}"
+                        + (f" and {bad.size - 5} more" if bad.size > 5 else ""))
+    if problems:
+        raise InputError(problems, source=source)
+    t["depart_s"] = dep.astype(float)
+    t["o_pos"] = o.astype(np.int64)
+    t["d_pos"] = d.astype(np.int64)
+    if "vehicle_id" not in t.columns:
+        t["vehicle_id"] = np.arange(len(t), dtype=np.int64)
+    for col, default in (("purpose", "other"), ("origin_building", -1), ("dest_building", -1)):
+        if col not in t.columns:
+            t[col] = default
+    t = t.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
+    t["trip_id"] = np.arange(len(t), dtype=np.int64)
+    return t
+
+
+class TrafficEngine:
+    """Mesoscopic queue simulation of car trips on ``model.city.roads``."""
+
+    def __init__(self, model: Any, params: TrafficParams | None = None, *,
+                 trips: pd.DataFrame | None = None) -> None:
+        self.model = model
+        self.params = params = params or TrafficParams()
+        city = model.city
+        self.arrays: RoadArrays = getattr(city, "road_arrays", None) or road_arrays(city.roads)
+        seed = int(model.seed)
+        self.seed = seed
+        if trips is None:
+            from citytwin.traffic.demand import generate_demand
+
+            trips = generate_demand(city, params, seed=seed, arrays=self.arrays)
+        self.trips = prepare_trips(trips, self.arrays)
+        self._init_network()
+        self._init_trips()
+        self.t = 0.0
+        self._next_refresh = 0.0
+        self._next_record = params.record_interval_s
+        self._records: list[pd.DataFrame] = []
+        self._arrived_seen = np.zeros(self.n_trips, dtype=bool)
+        self._rng_route = stream(seed, "routing")
+        self._create_agents()
+
+    # ------------------------------------------------------------------ setup
+    def _init_network(self) -> None:
+        p, a = self.params, self.arrays
+        m = a.n_edges
+        dt = p.step_s
+        self.ff = np.maximum(a.freeflow_s, dt)
+        cap_s = a.capacity_vph * p.capacity_factor * p.sample / 3600.0
+        self.cap_step = cap_s * dt
+        storage = a.length_m * np.maximum(a.lanes, 1) / p.jam_spacing_m * p.sample
+        w = p.wave_speed_kph / 3.6
+        self.hole_delay = a.length_m / w if w > 0 else np.zeros(m)
+        # as in MATSim: a link must hold what flows in while a car crosses it and its freed space
+        # travels back (else the configured capacity is unreachable), and at least one car
+        self.storage = np.maximum(np.maximum(storage, cap_s * (self.ff + self.hole_delay + 2 * dt)),
+                                  1.0)
+        self.hole_size = np.where(self.hole_delay > 0,
+                                  np.ceil(cap_s * self.hole_delay + 2).astype(np.int64), 0)
+        self.hole_size = np.minimum(self.hole_size, np.ceil(self.storage).astype(np.int64) + 2)
+        self.hole_size[self.hole_delay <= 0] = 0
+        self.hole_off = np.zeros(m, dtype=np.int64)
+        self.hole_off[1:] = np.cumsum(self.hole_size)[:-1]
+        self.hole_t = np.zeros(int(self.hole_size.sum()) + 1)
+        self.hole_start = np.zeros(m, dtype=np.int64)
+        self.hole_n = np.zeros(m, dtype=np.int64)
+        self.head = np.full(m, -1, dtype=np.int64)
+        self.tail = np.full(m, -1, dtype=np.int64)
+        self.count = np.zeros(m, dtype=np.int64)
+        self.acc = np.ones(m)
+        self.acc_in = np.ones(m)
+        self.blocked_since = np.full(m, np.inf)
+        self.wrr = np.zeros(m)
+        self.wait_head = np.full(m, -1, dtype=np.int64)
+        self.wait_tail = np.full(m, -1, dtype=np.int64)
+        order = np.argsort(a.edge_to, kind="stable")
+        in_off = np.zeros(a.n_nodes + 1, dtype=np.int64)
+        np.add.at(in_off, a.edge_to + 1, 1)
+        self.in_off = np.cumsum(in_off)
+        self.in_links = order.astype(np.int64)
+        self.rec_entries = np.zeros(m, dtype=np.int64)
+        self.rec_exits = np.zeros(m, dtype=np.int64)
+        self.rec_tt_sum = np.zeros(m)
+        self.tt_ema = self.ff.copy()
+        self.csr = out_csr(a)
+
+    def _init_trips(self) -> None:
+        tr = self.trips
+        n = self.n_trips = len(tr)
+        self.depart_plan = tr["depart_s"].to_numpy(dtype=float).copy()
+        self.order = np.argsort(self.depart_plan, kind="stable").astype(np.int64)
+        self.ptr = np.zeros(1, dtype=np.int64)
+        veh = tr["vehicle_id"].to_numpy()
+        same = np.zeros(n, dtype=bool)
+        same[1:] = veh[1:] == veh[:-1]
+        self.prev_trip = np.where(same, np.arange(n) - 1, -1).astype(np.int64)
+        self.next_trip = np.full(n, -1, dtype=np.int64)
+        self.next_trip[:-1] = np.where(same[1:], np.arange(1, n), -1)
+        self.state = np.zeros(n, dtype=np.int64)
+        self.nxt = np.full(n, -1, dtype=np.int64)
+        self.route_off = np.zeros(n, dtype=np.int64)
+        self.route_len = np.zeros(n, dtype=np.int64)
+        self.route_edges = np.zeros(max(16, n * 8), dtype=np.int64)
+        self._route_used = 0
+        self.routed = np.zeros(n, dtype=bool)
+        self.ridx = np.zeros(n, dtype=np.int64)
+        self.cur_link = np.full(n, -1, dtype=np.int64)
+        self.enter_t = np.zeros(n)
+        self.ready_t = np.zeros(n)
+        self.depart_t = np.full(n, np.nan)
+        self.arrive_t = np.full(n, np.nan)
+        self.forced = np.zeros(n, dtype=np.int64)
+        self.counters = np.zeros(3, dtype=np.int64)
+        self.rerouted = np.zeros(n, dtype=np.int64)
+        self.o_pos = tr["o_pos"].to_numpy(dtype=np.int64)
+        self.d_pos = tr["d_pos"].to_numpy(dtype=np.int64)
+        # one vehicle type per vehicle, seeded
+        uveh, inv = np.unique(veh, return_inverse=True)
+        is_ev = stream(self.seed, "traffic_vehicle_type").random(uveh.shape[0]) < self.params.ev_share
+        self.is_ev = is_ev[inv]
+
+    def _create_agents(self) -> None:
+        tr = self.trips
+        self.vehicles: dict[Any, Vehicle] = {}
+        starts = np.flatnonzero(self.prev_trip < 0)
+        ends = np.append(starts[1:], self.n_trips)
+        vids = tr["vehicle_id"].to_numpy()
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            vid = vids[s]
+            self.vehicles[vid] = Vehicle(
+                self.model, vehicle_id=vid, trip_ids=range(s, e), engine=self,
+                vehicle_type="ev" if self.is_ev[s] else "ice",
+            )
+        self._trip_vehicle = vids
+
+    # ------------------------------------------------------------------ routing
+    def _store_routes(self, trips: np.ndarray, off: np.ndarray, edges: np.ndarray,
+                      keep_prefix: np.ndarray | None = None) -> None:
+        """Write routes for ``trips``; with ``keep_prefix`` the first edges of the old route stay."""
+        lens = np.diff(off)
+        if keep_prefix is not None:
+            lens = lens + keep_prefix
+        need = self._route_used + int(lens.sum())
+        if need > self.route_edges.shape[0]:
+            grown = np.zeros(max(need, 2 * self.route_edges.shape[0]), dtype=np.int64)
+            grown[: self._route_used] = self.route_edges[: self._route_used]
+            self.route_edges = grown
+        starts = self._route_used + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+        if keep_prefix is None:
+            idx = np.repeat(starts - off[:-1], np.diff(off)) + np.arange(off[-1])
+            self.route_edges[idx] = edges
+        else:
+            for i, k in enumerate(trips.tolist()):
+                kp = int(keep_prefix[i])
+                s = int(starts[i])
+                old = self.route_edges[self.route_off[k]: self.route_off[k] + kp].copy()
+                self.route_edges[s: s + kp] = old
+                self.route_edges[s + kp: s + kp + off[i + 1] - off[i]] = edges[off[i]: off[i + 1]]
+        self.route_off[trips] = starts
+        self.route_len[trips] = lens
+        self._route_used = need
+
+    def _refresh_routes(self, horizon_s: float) -> None:
+        cost = self.link_travel_times()
+        todo = np.flatnonzero(~self.routed & (self.depart_plan < horizon_s))
+        if todo.size:
+            off, edges = route_trips(self.arrays, self.o_pos[todo], self.d_pos[todo], cost=cost,
+                                     csr=self.csr)
+            self._store_routes(todo, off, edges)
+            self.routed[todo] = True
+        share = self.params.reroute_share
+        if share > 0 and self.t > 0:
+            on = np.flatnonzero(self.state == K.ON_LINK)
+            # not already on their last link
+            on = on[self.ridx[on] < self.route_len[on] - 1]
+            pick = on[self._rng_route.random(on.shape[0]) < share]
+            if pick.size:
+                here = self.arrays.edge_to[self.cur_link[pick]]
+                off, edges = route_trips(self.arrays, here, self.d_pos[pick], cost=cost, csr=self.csr)
+                lens = np.diff(off)
+                ok = lens > 0
+                if not ok.all():  # keep the old route where no new one exists
+                    edges = edges[np.repeat(ok, lens)]
+                    off = np.concatenate([[0], np.cumsum(lens[ok])]).astype(np.int64)
+                    pick = pick[ok]
+                self._store_routes(pick, off, edges, keep_prefix=self.ridx[pick] + 1)
+                self.rerouted[pick] += 1
+
+    # ------------------------------------------------------------------ protocol
+    def advance(self, until_s: float) -> None:
+        """Simulate up to ``until_s`` (seconds since the period start)."""
+        p = self.params
+        while self.t < until_s - 1e-9:
+            if self.t >= self._next_refresh - 1e-9:
+                self._next_refresh += p.route_refresh_s
+                self._refresh_routes(self._next_refresh)
+            stop = min(until_s, self._next_refresh, self._next_record)
+            steps = max(1, math.ceil((stop - self.t) / p.step_s - 1e-9))
+            self.t = K.run_steps(
+                self.t, self.t + steps * p.step_s, p.step_s, p.stuck_s,
+                self.ff, self.arrays.length_m, self.cap_step, self.storage, self.hole_delay,
+                self.head, self.tail, self.count, self.acc, self.acc_in, self.blocked_since,
+                self.wrr, self.wait_head, self.wait_tail, self.hole_t, self.hole_off,
+                self.hole_size, self.hole_start, self.hole_n, self.in_off, self.in_links,
+                self.order, self.ptr, self.depart_plan, self.prev_trip, self.next_trip,
+                self.state, self.nxt, self.route_off, self.route_len, self.route_edges,
+                self.ridx, self.cur_link, self.enter_t, self.ready_t, self.depart_t,
+                self.arrive_t, self.forced, self.rec_entries, self.rec_exits, self.rec_tt_sum,
+                self.tt_ema, p.travel_time_smoothing, self.counters,
+            )
+            if self.t >= self._next_record - 1e-9:
+                self._record()
+                self._next_record += p.record_interval_s
+            self._notify_arrivals()
+
+    def _notify_arrivals(self) -> None:
+        new = np.flatnonzero((self.state == K.ARRIVED) & ~self._arrived_seen)
+        if new.size == 0:
+            return
+        self._arrived_seen[new] = True
+        vids = self._trip_vehicle[new]
+        for k, vid in zip(new.tolist(), vids.tolist(), strict=True):
+            self.vehicles[vid].on_arrival(k, float(self.arrive_t[k]))
+
+    def _record(self) -> None:
+        q = K.queue_lengths(self.t, self.head, self.nxt, self.ready_t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_tt = np.where(self.rec_exits > 0, self.rec_tt_sum / np.maximum(self.rec_exits, 1),
+                               np.nan)
+            speed = self.arrays.length_m / mean_tt * 3.6
+        speed = np.where(np.isfinite(speed), speed, self.arrays.length_m / self.ff * 3.6)
+        busy = np.flatnonzero((self.rec_entries > 0) | (self.count > 0))
+        self._records.append(pd.DataFrame({
+            "edge_id": busy.astype(np.int64),
+            "time_s": float(self.t),
+            "volume": self.rec_entries[busy] / self.params.sample,
+            "speed_kph": speed[busy],
+            "queue": q[busy] / self.params.sample,
+        }))
+        self.rec_entries[:] = 0
+        self.rec_exits[:] = 0
+        self.rec_tt_sum[:] = 0.0
+
+    def link_travel_times(self) -> np.ndarray:
+        """Current experienced travel time per edge_id (s): smoothed recent traversals, at least
+        the free-flow time and the time the current head vehicle has already spent."""
+        hw = K.head_wait(self.t, self.head, self.enter_t, self.ff)
+        return np.maximum(np.maximum(self.tt_ema, self.ff), hw)
+
+    # ------------------------------------------------------------------ results
+    def trips_table(self) -> pd.DataFrame:
+        from citytwin.traffic.outputs import trips_table
+
+        return trips_table(self)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        from citytwin.traffic.outputs import links_table
+
+        return {"trips": self.trips_table(), "links": links_table(self)}
+
+    def kpis(self) -> dict[str, float]:
+        from citytwin.traffic.outputs import kpis
+
+        return kpis(self)
+
+    def ev_arrivals(self, since_s: float, until_s: float) -> pd.DataFrame:
+        """EV trips that arrived in ``[since_s, until_s)``: vehicle_id, building_id, arrive_s,
+        distance_km, purpose."""
+        sel = np.flatnonzero(self.is_ev & (self.state == K.ARRIVED) & (self.arrive_t >= since_s)
+                             & (self.arrive_t < until_s))
+        from citytwin.traffic.outputs import route_lengths
+
+        return pd.DataFrame({
+            "vehicle_id": self.trips["vehicle_id"].to_numpy()[sel],
+            "building_id": self.trips["dest_building"].to_numpy()[sel].astype(np.int64),
+            "arrive_s": self.arrive_t[sel],
+            "distance_km": route_lengths(self)[sel] / 1000.0,
+            "purpose": self.trips["purpose"].to_numpy()[sel],
+        })
+
+    def check_conservation(self) -> None:
+        """Invariants: departed = arrived + en route; each en-route vehicle in exactly one queue."""
+        dep = int(np.count_nonzero(self.state >= K.WAITING))
+        arr = int(np.count_nonzero(self.state == K.ARRIVED))
+        seen = np.zeros(self.n_trips, dtype=np.int64)
+        for heads in (self.head, self.wait_head):
+            for e in np.flatnonzero(heads >= 0).tolist():
+                h = int(heads[e])
+                while h >= 0:
+                    seen[h] += 1
+                    h = int(self.nxt[h])
+        en_route = int(np.count_nonzero(self.state == K.ON_LINK) + np.count_nonzero(
+            self.state == K.WAITING))
+        problems = []
+        if dep != arr + en_route or dep != int(self.counters[0]):
+            problems.append(f"departed {dep} != arrived {arr} + en route {en_route}")
+        if seen.max(initial=0) > 1:
+            problems.append(f"{int((seen > 1).sum())} vehicles are in two queues")
+        if int(seen.sum()) != en_route:
+            problems.append(f"queues hold {int(seen.sum())} vehicles, en route {en_route}")
+        if int(self.count.sum()) != int(np.count_nonzero(self.state == K.ON_LINK)):
+            problems.append("link counts disagree with vehicles on links")
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+
+class _StandaloneModel(mesa.Model):
+    """The smallest model the engine needs when run outside ``CityModel``."""
+
+    def __init__(self, city: Any, *, seed: int, duration_s: float) -> None:
+        super().__init__(rng=seed)
+        self.city = city
+        self.seed = seed
+        self.duration_s = duration_s
+        self.traffic = None
+        self.energy = None
+        self.emergency = None
+
+
+def run_traffic(city: Any, params: TrafficParams | None = None, *, seed: int,
+                trips: pd.DataFrame | None = None, duration_s: float | None = None,
+                ) -> TrafficEngine:
+    """Simulate ``trips`` (or the city's generated demand) until every trip has ended or
+    ``duration_s`` (default: last departure + 4 h) has passed; returns the finished engine."""
+    model = _StandaloneModel(city, seed=seed, duration_s=duration_s or 0.0)
+    engine = TrafficEngine(model, params, trips=trips)
+    model.traffic = engine
+    end = duration_s if duration_s is not None else float(engine.depart_plan.max(initial=0) + 4 * 3600)
+    model.duration_s = end
+    step = 900.0
+    while engine.t < end:
+        engine.advance(min(end, engine.t + step))
+        if engine.ptr[0] >= engine.n_trips and not np.any(
+            (engine.state == K.WAITING) | (engine.state == K.ON_LINK)
+        ):
+            break
+    return engine

@@ -1,0 +1,139 @@
+"""Analytic checks and invariants of the queue engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from citytwin.errors import InputError
+from citytwin.traffic import TrafficParams, run_traffic
+from citytwin.traffic.grid import chain_roads as chain_graph
+from citytwin.traffic.grid import grid_roads
+
+
+def _bottleneck(city_of, n=1000, demand_vph=3000.0, cap_vph=1800.0, **kw):
+    G = chain_graph([(5000.0, 72.0, 1, 3600.0), (300.0, 54.0, 1, cap_vph), (500.0, 54.0, 1, 3600.0)])
+    headway = 3600.0 / demand_vph
+    trips = pd.DataFrame({"origin_node": 0, "dest_node": 3, "depart_s": np.arange(n) * headway})
+    # no stuck timer: a pure queue (the default 10 s timer would push cars through at onset)
+    eng = run_traffic(city_of(G), TrafficParams(stuck_s=1e6, **kw), seed=3, trips=trips)
+    return eng, headway
+
+
+def test_bottleneck_discharges_at_capacity_and_matches_deterministic_queue(city_of):
+    eng, headway = _bottleneck(city_of)
+    tr = eng.trips_table()
+    assert (tr["status"] == "arrived").all()
+    arr = np.sort(tr["arrive_s"].to_numpy())
+    # saturated discharge: drop the first and last 10 % of the platoon
+    mid = arr[100:900]
+    rate_vph = (len(mid) - 1) / (mid[-1] - mid[0]) * 3600.0
+    assert rate_vph == pytest.approx(1800.0, rel=0.02)
+    # D/C theory: vehicle i waits i*(1/mu - 1/lambda)
+    mu, lam = 1800.0 / 3600.0, 1.0 / headway
+    i = np.arange(1000)
+    theory = np.maximum(0.0, i * (1 / mu - 1 / lam))
+    delay = (tr.sort_values("depart_s")["delay_s"]).to_numpy()
+    assert delay.mean() == pytest.approx(theory.mean(), rel=0.03)
+    # individual delays follow the line too (within a few seconds of step rounding)
+    assert np.abs(delay - theory).max() < 5.0
+
+
+def test_no_queue_below_capacity(city_of):
+    eng, _ = _bottleneck(city_of, n=300, demand_vph=1500.0)
+    tr = eng.trips_table()
+    assert tr["delay_s"].max() < 3.0
+
+
+def test_conservation_at_every_step_and_determinism(city_of):
+    G = grid_roads(6, 6, seed=2)
+    rng = np.random.default_rng(5)
+    nodes = np.array(list(G.nodes))
+    o, d = rng.choice(nodes, 3000), rng.choice(nodes, 3000)
+    trips = pd.DataFrame({"origin_node": o, "dest_node": d, "depart_s": rng.uniform(0, 1800, 3000)})
+    trips = trips[trips.origin_node != trips.dest_node]
+    from citytwin.traffic.engine import TrafficEngine, _StandaloneModel
+
+    p = TrafficParams(reroute_share=0.2, route_refresh_s=120, stuck_s=10)
+    model = _StandaloneModel(city_of(G), seed=7, duration_s=7200)
+    eng = TrafficEngine(model, p, trips=trips)
+    peak = 0
+    for t in range(60, 7201, 60):
+        eng.advance(t)
+        eng.check_conservation()
+        peak = max(peak, int(eng.count.sum()))
+    assert peak > 200  # the check ran on a loaded network
+    assert (eng.state == 3).all()
+    assert eng.rerouted.sum() > 0
+    assert eng.t == 7200
+    again = run_traffic(city_of(G), p, seed=7, trips=trips, duration_s=7200)
+    pd.testing.assert_frame_equal(eng.trips_table(), again.trips_table())
+    pd.testing.assert_frame_equal(eng.tables()["links"], again.tables()["links"])
+
+
+def _spill_net():
+    # link 2 discharges at 360 veh/h into link 3; the queue spills back over link 1 onto link 0
+    return chain_graph([(2000.0, 50.0, 1, 1800.0), (75.0, 50.0, 1, 1800.0),
+                        (300.0, 50.0, 1, 360.0), (500.0, 50.0, 1, 1800.0)])
+
+
+def test_spillback_fills_upstream_links(city_of):
+    trips = pd.DataFrame({"origin_node": 0, "dest_node": 4, "depart_s": np.arange(200) * 2.0})
+    eng = run_traffic(city_of(_spill_net()), TrafficParams(stuck_s=1e6), seed=1, trips=trips,
+                      duration_s=900.0)
+    eng.check_conservation()
+    # links 1 and 2 are full (never above storage), the rest of the queue waits on link 0
+    assert eng.count[2] <= np.ceil(eng.storage[2])
+    assert eng.count[1] <= np.ceil(eng.storage[1])
+    assert eng.count[1] >= eng.storage[1] - 3
+    from citytwin.traffic._kernel import queue_lengths
+
+    assert queue_lengths(eng.t, eng.head, eng.nxt, eng.ready_t)[0] > 30
+    assert eng.counters[2] == 0  # nothing forced
+
+
+def test_stuck_timer_pushes_blocked_heads_through(city_of):
+    trips = pd.DataFrame({"origin_node": 0, "dest_node": 4, "depart_s": np.arange(200) * 2.0})
+    slow = run_traffic(city_of(_spill_net()), TrafficParams(stuck_s=1e6), seed=1, trips=trips)
+    fast = run_traffic(city_of(_spill_net()), TrafficParams(stuck_s=5.0), seed=1, trips=trips)
+    assert fast.counters[2] > 0
+    assert (fast.trips_table()["status"] == "arrived_forced").any()
+    assert (fast.state == 3).all() and (slow.state == 3).all()
+    # forcing never beats the bottleneck's outflow capacity, so the last arrival is as late
+    assert fast.arrive_t.max() == pytest.approx(slow.arrive_t.max(), abs=15)
+
+
+def test_bad_trips_table_names_every_problem(city_of):
+    G = grid_roads(3, 3, seed=0)
+    trips = pd.DataFrame({"origin_node": [0, 999, 1], "dest_node": [8, 5, -4],
+                          "depart_s": [0.0, -5.0, 10.0]})
+    with pytest.raises(InputError) as err:
+        run_traffic(city_of(G), seed=0, trips=trips)
+    msg = str(err.value)
+    assert "origin_node" in msg and "999" in msg and "dest_node" in msg and "depart_s" in msg
+    with pytest.raises(InputError, match="dest_node"):
+        run_traffic(city_of(G), seed=0, trips=pd.DataFrame({"origin_node": [0], "depart_s": [0]}))
+
+
+def test_params_reject_unknown_keys():
+    with pytest.raises(ValueError, match="stuck_time"):
+        TrafficParams(stuck_time=5)
+
+
+def test_ev_arrivals_and_kpis(city_of):
+    G = grid_roads(4, 4, seed=1)
+    trips = pd.DataFrame({"origin_node": [0, 15, 3, 12] * 50, "dest_node": [15, 0, 12, 3] * 50,
+                          "depart_s": np.arange(200) * 5.0, "dest_building": np.arange(200)})
+    eng = run_traffic(city_of(G), TrafficParams(ev_share=0.5), seed=4, trips=trips)
+    k = eng.kpis()
+    assert k["trips_completed"] == 200
+    ev = eng.ev_arrivals(0, 1e9)
+    tr = eng.trips_table()
+    assert len(ev) == int((tr.vehicle_type == "ev").sum()) > 50
+    assert set(ev.columns) == {"vehicle_id", "building_id", "arrive_s", "distance_km", "purpose"}
+    assert k["vehicle_km_km"] == pytest.approx(tr.route_length_m.sum() / 1000)
+    assert k["co2_total_t"] == pytest.approx(
+        (tr.route_length_m / 1000 * np.where(tr.vehicle_type == "ev", 14.0, 170.0)).sum() / 1e6)
+    lt = eng.link_travel_times()
+    assert lt.shape == (G.number_of_edges(),) and (lt >= eng.ff - 1e-9).all()
