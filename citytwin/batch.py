@@ -1,0 +1,206 @@
+"""Batches: scenarios × replications on one process, a local process pool or Dask.
+
+A run is identified by (scenario hash, seed) and written atomically to
+``OUT/<name>__<hash12>__seed<seed>/``. Rerunning a batch skips every run whose directory is
+complete, so a killed batch loses only the runs that were in flight.
+
+Replication ``r`` of a scenario uses seed ``scenario.seed + r``: the same seeds in every
+scenario (common random numbers), so differences between scenarios are paired.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from citytwin.errors import InputError
+from citytwin.results import Results
+from citytwin.scenario import Scenario, load_scenario
+
+__all__ = ["RunSpec", "BatchReport", "plan_runs", "run_batch", "run_dir_name"]
+
+log = logging.getLogger(__name__)
+
+BatchProgress = Callable[[int, int, str], None]
+
+
+def run_dir_name(scenario: Scenario, seed: int) -> str:
+    """The directory name of run (scenario, seed): ``<name>__<hash12>__seed<seed>``."""
+    return f"{scenario.name}__{scenario.content_hash()[:12]}__seed{int(seed)}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a batch."""
+
+    scenario: Scenario
+    seed: int
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def payload(self) -> dict[str, Any]:
+        """Plain data for a worker process (no pickled objects of ours)."""
+        return {"scenario": self.scenario.model_dump(mode="json"), "seed": self.seed,
+                "path": str(self.path)}
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: ran now, skipped (already finished), failed (run id -> error)."""
+
+    runs: list[RunSpec]
+    ran: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every finished run directory of this batch, in plan order."""
+        return [r.path for r in self.runs if Results.is_complete(r.path)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _as_scenario(item: Scenario | str | Path) -> Scenario:
+    return item if isinstance(item, Scenario) else load_scenario(item)
+
+
+def plan_runs(
+    scenarios: Iterable[Scenario | str | Path],
+    *,
+    out: str | Path,
+    replications: int = 1,
+    seeds: Sequence[int] | None = None,
+) -> list[RunSpec]:
+    """Every (scenario, seed) run of a batch, in a deterministic order."""
+    if replications < 1:
+        raise InputError(f"replications: expected an integer >= 1, got {replications}")
+    out = Path(out)
+    runs: list[RunSpec] = []
+    seen: set[str] = set()
+    for item in scenarios:
+        sc = _as_scenario(item)
+        run_seeds = list(seeds) if seeds is not None else [sc.seed + r for r in range(replications)]
+        for seed in run_seeds:
+            path = out / run_dir_name(sc, seed)
+            if path.name in seen:
+                continue
+            seen.add(path.name)
+            runs.append(RunSpec(sc, int(seed), path))
+    return runs
+
+
+def _execute(payload: dict[str, Any]) -> dict[str, Any]:
+    """Worker entry point: run one scenario × seed and write its directory atomically."""
+    from citytwin.model import run_scenario  # late: keeps worker start-up cheap
+
+    path = Path(payload["path"])
+    if Results.is_complete(path):
+        return {"path": str(path), "skipped": True}
+    scenario = Scenario.model_validate(payload["scenario"])
+    res = run_scenario(scenario, seed=int(payload["seed"]), out=path)
+    return {"path": str(path), "skipped": False, "digest": res.digest(),
+            "wall_time_s": res.manifest["wall_time_s"]}
+
+
+def run_batch(
+    scenarios: Iterable[Scenario | str | Path],
+    *,
+    out: str | Path,
+    replications: int = 1,
+    workers: int = 1,
+    scheduler: Any = None,
+    seeds: Sequence[int] | None = None,
+    progress: BatchProgress | None = None,
+    fail_fast: bool = False,
+) -> BatchReport:
+    """Run scenarios × replications, skipping runs already finished in ``out``.
+
+    ``workers == 1``: in this process; ``workers > 1``: a local process pool (spawn);
+    ``scheduler``: a Dask distributed scheduler address (or a ``distributed.Client``), which
+    takes precedence over ``workers``.
+    """
+    if workers < 1:
+        raise InputError(f"workers: expected an integer >= 1, got {workers}")
+    t0 = time.perf_counter()
+    runs = plan_runs(scenarios, out=out, replications=replications, seeds=seeds)
+    report = BatchReport(runs)
+    todo = []
+    for run in runs:
+        if Results.is_complete(run.path):
+            report.skipped.append(run.path)
+        else:
+            todo.append(run)
+    log.info("batch: %d runs, %d already finished, %d to run", len(runs),
+             len(report.skipped), len(todo))
+    total = len(runs)
+    done = len(report.skipped)
+
+    def _record(run_id: str, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        nonlocal done
+        done += 1
+        if error is not None:
+            report.failed[run_id] = f"{type(error).__name__}: {error}"
+            log.error("run %s failed: %s", run_id, error)
+            if fail_fast:
+                raise error
+        elif result is not None:
+            (report.skipped if result["skipped"] else report.ran).append(Path(result["path"]))
+        if progress is not None:
+            progress(done, total, run_id)
+
+    if todo:
+        if scheduler is not None:
+            _run_dask(todo, scheduler, _record)
+        elif workers == 1:
+            for run in todo:
+                try:
+                    result = _execute(run.payload())
+                except Exception as exc:  # a failed run must not stop the batch
+                    _record(run.run_id, None, exc)
+                else:
+                    _record(run.run_id, result, None)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = {pool.submit(_execute, run.payload()): run for run in todo}
+                for fut in as_completed(futures):
+                    run = futures[fut]
+                    exc = fut.exception()
+                    _record(run.run_id, None if exc else fut.result(), exc)
+    report.wall_time_s = time.perf_counter() - t0
+    return report
+
+
+def _run_dask(todo: list[RunSpec], scheduler: Any, record: Any) -> None:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:  # pragma: no cover - optional dependency
+        raise InputError("scheduler: Dask distributed is not installed "
+                         "(pip install 'citytwin[distributed]')") from None
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futures = [client.submit(_execute, run.payload(), key=f"citytwin-{run.run_id}",
+                                 pure=False) for run in todo]
+        by_key = {f.key: run for f, run in zip(futures, todo, strict=True)}
+        for fut in dask_completed(futures):
+            run = by_key[fut.key]
+            exc = fut.exception()
+            record(run.run_id, None if exc else fut.result(), exc)
+    finally:
+        if own:
+            client.close()
