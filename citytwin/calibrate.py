@@ -320,3 +320,201 @@ def fit_incident_rates(
     if problems:
         raise InputError(problems)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# traffic: link-trip incidence from a free-flow all-or-nothing assignment
+# --------------------------------------------------------------------------------------------
+
+
+def count_incidence(
+    city: object,
+    trips: pd.DataFrame,
+    counts: pd.DataFrame,
+    *,
+    cell_s: float = 3600.0,
+    cost: np.ndarray | None = None,
+    zones: Mapping[object, object] | None = None,
+    batch: int = 256,
+) -> tuple[sparse.csr_matrix, pd.DataFrame]:
+    """Incidence of OD cells on counts under a fastest-path (all-or-nothing) assignment.
+
+    ``trips`` has the contract columns ``origin_node``, ``dest_node`` (road graph node ids) and
+    ``depart_s``; cells group trips by (origin zone, destination zone, departure bin of
+    ``cell_s``), where ``zones`` maps road node -> zone (default: every node its own zone).
+    ``counts`` is :func:`citytwin.observations.read_counts`'s table (``edge_id``, ``start_s``,
+    ``end_s``). A trip passes count k when its route enters the counted edge within the bin,
+    entry time = departure + free-flow time (or ``cost``) of the edges before it.
+    Returns (A, cells): A (counts x cells) is the share of a cell's trips passing each count (so
+    ``A @ cells.trips`` are the modelled counts) and ``cells`` = origin, dest (zones),
+    depart_bin, trips.
+    """
+    from scipy.sparse import csgraph
+
+    arrays = city.road_arrays if hasattr(city, "road_arrays") else _road_arrays(city)
+    missing = [c for c in ("origin_node", "dest_node", "depart_s") if c not in trips.columns]
+    if missing:
+        raise InputError(f"trips: missing columns {missing}")
+    c = np.asarray(arrays.freeflow_s if cost is None else cost, dtype=float)
+    pos = arrays._pos
+    unknown = sorted({n for n in pd.unique(trips[["origin_node", "dest_node"]].to_numpy().ravel())
+                      if n not in pos})
+    if unknown:
+        raise InputError(f"trips: {len(unknown)} nodes are not in the road graph, e.g. {unknown[:5]}")
+    o = np.array([pos[n] for n in trips["origin_node"].tolist()], dtype=np.int64)
+    d = np.array([pos[n] for n in trips["dest_node"].tolist()], dtype=np.int64)
+    dep = trips["depart_s"].to_numpy(dtype=float)
+    cell_keys = _cell_keys(trips, cell_s=cell_s, zones=zones)
+    cells = cell_keys.groupby(list(cell_keys.columns), sort=True).size().rename("trips").reset_index()
+    cell_of = cell_keys.merge(cells.reset_index(), on=list(cell_keys.columns), how="left")["index"].to_numpy()
+    # counted edges -> count rows
+    cnt_edge = counts["edge_id"].to_numpy(dtype=np.int64)
+    cnt_s = counts["start_s"].to_numpy(dtype=float)
+    cnt_e = counts["end_s"].to_numpy(dtype=float)
+    by_edge: dict[int, np.ndarray] = {int(e): np.flatnonzero(cnt_edge == e) for e in np.unique(cnt_edge)}
+    counted = np.zeros(arrays.n_edges, dtype=bool)
+    counted[list(by_edge)] = True
+    # cheapest edge per (from, to) for walking predecessor trees
+    best: dict[tuple[int, int], int] = {}
+    for e in np.argsort(c, kind="stable")[::-1]:
+        best[(int(arrays.edge_from[e]), int(arrays.edge_to[e]))] = int(e)
+    mat = arrays.matrix(c)
+    rows: list[int] = []
+    cols: list[int] = []
+    order = np.argsort(o, kind="stable")
+    origins, first = np.unique(o[order], return_index=True)
+    bounds_ = np.append(first, o.size)
+    for b0 in range(0, origins.size, batch):
+        roots = origins[b0 : b0 + batch]
+        _, pred = csgraph.dijkstra(mat, directed=True, indices=roots, return_predecessors=True)
+        for r, root in enumerate(roots):
+            for i in order[bounds_[b0 + r] : bounds_[b0 + r + 1]]:
+                cur, path = int(d[i]), []
+                while cur != root and cur >= 0:
+                    prev = int(pred[r, cur])
+                    if prev < 0:
+                        path = []
+                        break
+                    path.append(best[(prev, cur)])
+                    cur = prev
+                if not path:
+                    continue
+                path.reverse()
+                pe = np.asarray(path, dtype=np.int64)
+                hit = np.flatnonzero(counted[pe])
+                if hit.size == 0:
+                    continue
+                enter = dep[i] + np.concatenate([[0.0], np.cumsum(c[pe])[:-1]])
+                for h in hit:
+                    ks = by_edge[int(pe[h])]
+                    t = enter[h]
+                    for k in ks[(cnt_s[ks] <= t) & (t < cnt_e[ks])]:
+                        rows.append(int(k))
+                        cols.append(int(cell_of[i]))
+    n_cell = cells["trips"].to_numpy(dtype=float)
+    cols_a = np.asarray(cols, dtype=np.int64)
+    A = sparse.csr_matrix((1.0 / n_cell[cols_a], (np.asarray(rows, dtype=np.int64), cols_a)),
+                          shape=(len(counts), len(cells)))
+    A.sum_duplicates()
+    return A, cells
+
+
+def _cell_keys(trips: pd.DataFrame, *, cell_s: float, zones: Mapping[object, object] | None
+               ) -> pd.DataFrame:
+    o, d = trips["origin_node"], trips["dest_node"]
+    if zones is not None:
+        missing = sorted({n for n in pd.unique(pd.concat([o, d])) if n not in zones})
+        if missing:
+            raise InputError(f"zones: {len(missing)} trip nodes have no zone, e.g. {missing[:5]}")
+        o, d = o.map(zones), d.map(zones)
+    return pd.DataFrame({"origin": o.to_numpy(), "dest": d.to_numpy(),
+                         "depart_bin": np.floor(trips["depart_s"].to_numpy(float) / cell_s).astype(np.int64)})
+
+
+def _road_arrays(city: object) -> object:
+    from citytwin.network.routing import road_arrays
+
+    return road_arrays(city.roads)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TrafficCalibration:
+    """Demand scale and OD adjustment fitted to counts, with before/after GEH."""
+
+    scale: float
+    cells: pd.DataFrame  # origin, dest (zones), depart_bin, trips, factor (incl. scale)
+    counts: pd.DataFrame  # count rows + modelled_before_vph, modelled_after_vph, geh_*
+    before: dict[str, float | int | bool]
+    after_scale: dict[str, float | int | bool]
+    after: dict[str, float | int | bool]
+
+    cell_s: float = 3600.0
+    zones: Mapping[object, object] | None = None
+
+    def trip_factors(self, trips: pd.DataFrame) -> np.ndarray:
+        """Per-trip demand factor (its cell's factor; unknown cells get the global scale)."""
+        key = _cell_keys(trips, cell_s=self.cell_s, zones=self.zones)
+        f = key.merge(self.cells, on=["origin", "dest", "depart_bin"], how="left")["factor"]
+        return f.fillna(self.scale).to_numpy(dtype=float)
+
+
+def calibrate_traffic(
+    city: object,
+    trips: pd.DataFrame,
+    counts: pd.DataFrame,
+    *,
+    od: bool = True,
+    weight: float = 0.05,
+    cell_s: float = 3600.0,
+    zones: Mapping[object, object] | None = None,
+    sample: float = 1.0,
+) -> TrafficCalibration:
+    """Fit a global demand scale (least squares) and then, if ``od``, adjust OD cells (GLS).
+
+    ``trips`` are the modelled trips (contract columns); ``sample`` is the share of the
+    population they represent (counts are compared with trips / sample).
+    """
+    if len(counts) == 0:
+        raise InputError("calibrate_traffic: no counts")
+    A, cells = count_incidence(city, trips, counts, cell_s=cell_s, zones=zones)
+    width_h = (counts["end_s"].to_numpy(float) - counts["start_s"].to_numpy(float)) / 3600.0
+    obs = counts["count"].to_numpy(dtype=float)
+    prior = cells["trips"].to_numpy(dtype=float) / sample
+    m0 = np.asarray(A @ prior).ravel()
+    before = traffic_fit(m0 / width_h, obs / width_h)
+    scale = fit_scale(m0, obs)
+    m1 = scale * m0
+    after_scale = traffic_fit(m1 / width_h, obs / width_h)
+    factor = np.full(len(cells), scale)
+    m2 = m1
+    if od:
+        res = adjust_od(scale * prior, A, obs, weight=weight)
+        factor = scale * res.factor
+        m2 = res.modelled
+    after = traffic_fit(m2 / width_h, obs / width_h)
+    out_counts = counts.copy()
+    out_counts["modelled_before_vph"] = m0 / width_h
+    out_counts["modelled_after_vph"] = m2 / width_h
+    out_counts["geh_before"] = geh(m0 / width_h, obs / width_h)
+    out_counts["geh_after"] = geh(m2 / width_h, obs / width_h)
+    log.info("traffic calibration: scale %.3f, GEH<5 share %.2f -> %.2f", scale,
+             before["share_geh_lt5"], after["share_geh_lt5"])
+    return TrafficCalibration(scale=scale, cells=cells.assign(factor=factor), counts=out_counts,
+                              before=before, after_scale=after_scale, after=after,
+                              cell_s=cell_s, zones=zones)
+
+
+def reweight_trips(trips: pd.DataFrame, factor: np.ndarray, *, seed: int) -> pd.DataFrame:
+    """Trips resampled to per-trip ``factor``: each trip kept floor(f) times plus once more with
+    probability frac(f) (stream ``"calibration"``); copies get new ``trip_id``s."""
+    from citytwin.rng import stream
+
+    f = np.asarray(factor, dtype=float)
+    if f.shape != (len(trips),) or (f < 0).any() or not np.isfinite(f).all():
+        raise InputError(f"reweight_trips: need {len(trips)} finite factors ≥ 0")
+    u = stream(seed, "calibration").random(len(trips))
+    reps = np.floor(f).astype(np.int64) + (u < f - np.floor(f))
+    out = trips.loc[trips.index.repeat(reps)].reset_index(drop=True)
+    if "trip_id" in out:
+        out["trip_id"] = np.arange(len(out))
+    return out
