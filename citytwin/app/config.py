@@ -1,0 +1,124 @@
+"""Where the app may read and write: its data folder (city files) and results folder (runs).
+
+Every path that comes from the browser (a city file name, a results folder, an upload) goes
+through :func:`safe_join`, so nothing the browser sends reaches outside those two folders.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from citytwin.errors import InputError
+
+__all__ = [
+    "AppConfig",
+    "CITY_SUFFIXES",
+    "ENV_CITY",
+    "ENV_DATA",
+    "ENV_RESULTS",
+    "ENV_SCENARIOS",
+    "MAX_UPLOAD_BYTES",
+    "safe_join",
+    "safe_name",
+]
+
+ENV_DATA = "CITYTWIN_APP_DATA"
+ENV_RESULTS = "CITYTWIN_APP_RESULTS"
+ENV_CITY = "CITYTWIN_APP_CITY"
+ENV_SCENARIOS = "CITYTWIN_APP_SCENARIOS"
+
+#: City file types the app accepts (the same formats ``City.from_path`` reads).
+CITY_SUFFIXES = (".gpkg", ".geojson", ".json", ".parquet", ".geoparquet", ".shp", ".zip", ".pbf")
+#: Largest city file the app accepts as an upload.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+
+
+def safe_name(name: str, *, what: str = "name") -> str:
+    """Return ``name`` if it is a plain file/folder name (no separators, no ``..``), else raise."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise InputError(
+            f"{what} {name!r} is not allowed: expected letters, digits, '.', '_' or '-' "
+            "(no path separators, no '..', at most 121 characters)"
+        )
+    return name
+
+
+def safe_join(root: Path, *parts: str, what: str = "path") -> Path:
+    """Join ``parts`` under ``root`` and refuse anything that would leave ``root``.
+
+    Each part must be a plain name (see :func:`safe_name`); the resolved result (symlinks
+    followed) must still lie inside the resolved ``root``.
+    """
+    root_resolved = Path(root).resolve()
+    path = root_resolved
+    for part in parts:
+        path = path / safe_name(part, what=what)
+    resolved = path.resolve()
+    if resolved != root_resolved and root_resolved not in resolved.parents:
+        raise InputError(f"{what} {'/'.join(parts)!r} resolves outside {root_resolved}")
+    return resolved
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The app's folders: city files are read from ``data_dir``; runs go to ``results_dir``."""
+
+    data_dir: Path
+    results_dir: Path
+    city: str = "helsinki.gpkg"
+    scenarios_dir: Path | None = None
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not Path(self.data_dir).is_dir():
+            problems.append(f"data folder {self.data_dir} does not exist")
+        try:
+            safe_name(self.city, what="city file")
+        except InputError as exc:
+            problems.append(str(exc))
+        if self.max_upload_bytes <= 0:
+            problems.append(f"max_upload_bytes must be > 0, got {self.max_upload_bytes}")
+        if problems:
+            raise InputError(problems, source="citytwin app")
+
+    @property
+    def city_path(self) -> Path:
+        """The default city file, inside the data folder."""
+        return safe_join(self.data_dir, self.city, what="city file")
+
+    def city_files(self) -> list[str]:
+        """City files in the data folder (plain names, sorted)."""
+        return sorted(
+            p.name
+            for p in Path(self.data_dir).iterdir()
+            if p.is_file() and p.name.lower().endswith(CITY_SUFFIXES) and _NAME_RE.match(p.name)
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that :meth:`from_env` reads back (for the server process)."""
+        env = {
+            ENV_DATA: str(Path(self.data_dir).resolve()),
+            ENV_RESULTS: str(Path(self.results_dir).resolve()),
+            ENV_CITY: self.city,
+        }
+        if self.scenarios_dir is not None:
+            env[ENV_SCENARIOS] = str(Path(self.scenarios_dir).resolve())
+        return env
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AppConfig:
+        """Read the folders from the environment (defaults: ``geodata/``, ``results/``)."""
+        env = os.environ if environ is None else environ
+        scen = env.get(ENV_SCENARIOS)
+        return cls(
+            data_dir=Path(env.get(ENV_DATA, "geodata")).resolve(),
+            results_dir=Path(env.get(ENV_RESULTS, "results")).resolve(),
+            city=env.get(ENV_CITY, "helsinki.gpkg"),
+            scenarios_dir=Path(scen).resolve() if scen else None,
+        )

@@ -1,0 +1,22 @@
+"""The citytwin Solara app: ``solara run citytwin.app.main`` (or ``citytwin app``).
+
+Pages: City (map, layers, inspect), Scenarios (edit, validate, run, cancel), Compare (KPIs
+with CIs, overlaid series, maps side by side, downloads), Experiments (outcome vs lever).
+All per-user state lives in :mod:`citytwin.app.state`, created per browser page.
+"""
+
+from __future__ import annotations
+
+import solara
+
+from citytwin.app.pages import city, compare, experiments, scenarios
+from citytwin.app.state import Layout
+
+__all__ = ["routes", "Layout"]
+
+routes = [
+    solara.Route(path="/", component=city.Page, label="City", layout=Layout),
+    solara.Route(path="scenarios", component=scenarios.Page, label="Scenarios"),
+    solara.Route(path="compare", component=compare.Page, label="Compare"),
+    solara.Route(path="experiments", component=experiments.Page, label="Experiments"),
+]

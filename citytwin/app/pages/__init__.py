@@ -1,0 +1,1 @@
+"""The app's pages: City, Scenarios, Compare, Experiments."""

@@ -1,0 +1,106 @@
+"""City page: roads, buildings by use, the power network and facilities; click to inspect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import solara
+
+from citytwin.app.config import safe_join
+from citytwin.app.data import load_city, load_map_data
+from citytwin.app.maps import LAYERS, city_figure, inspect
+from citytwin.app.state import use_app
+from citytwin.app.widgets import KeyValueTable, Para
+from citytwin.errors import CitytwinError
+
+__all__ = ["Page", "CityMap"]
+
+
+@solara.component
+def InspectPanel(info: dict[str, Any] | None, on_close_road: Any = None):
+    if not info:
+        solara.Info("Click a building, road link, power node or facility to inspect it.")
+        return
+    with solara.Card(info.get("layer", "feature"), classes=["citytwin-inspect"]):
+        KeyValueTable({k: v for k, v in info.items() if k != "layer"})
+        if info.get("layer") == "road link" and on_close_road is not None:
+            solara.Button("Close this link in my scenario draft", icon_name="mdi-road-variant",
+                          on_click=lambda: on_close_road(int(info["edge_id"])), outlined=True)
+
+
+@solara.component
+def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
+            on_pick: Any = None):
+    """The map of one city file (inside the data folder) with the chosen layers."""
+    app = use_app()
+    path = solara.use_memo(lambda: safe_join(app.config.data_dir, city_file, what="city file"),
+                           [city_file])
+    data = solara.use_memo(lambda: load_map_data(path), [path])
+    fig = solara.use_memo(lambda: city_figure(data, layers=layers, closed_edges=closed_edges),
+                          [data, tuple(layers), tuple(closed_edges)])
+
+    def on_click(event: dict[str, Any]) -> None:
+        pts = (event or {}).get("points", {})
+        idx = pts.get("point_indexes") or []
+        tr = pts.get("trace_indexes") or []
+        if not idx or not tr or on_pick is None:
+            return
+        trace = fig.data[tr[0]]
+        custom = getattr(trace, "customdata", None)
+        if custom is None:
+            return
+        layer, ident = custom[idx[0]]
+        on_pick(str(layer), str(ident))
+
+    with solara.Div(classes=["citytwin-city-map"]):
+        solara.FigurePlotly(fig, on_click=on_click)
+
+
+@solara.component
+def Page():
+    app = use_app()
+    layers = solara.use_reactive(list(LAYERS))
+    picked = solara.use_reactive(None)
+    error = solara.use_reactive("")
+    files = solara.use_memo(app.config.city_files, [])
+    path = safe_join(app.config.data_dir, app.city.value, what="city file")
+    city = solara.use_memo(lambda: load_city(path), [path])
+
+    def pick(layer: str, ident: str) -> None:
+        try:
+            picked.value = inspect(city, load_map_data(path), layer, ident)
+            error.value = ""
+        except CitytwinError as exc:
+            error.value = str(exc)
+
+    def close_road(edge_id: int) -> None:
+        if edge_id not in app.closed_edges.value:
+            app.closed_edges.value = [*app.closed_edges.value, edge_id]
+
+    solara.Title("citytwin · City")
+    with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.Select("City file", values=files, value=app.city, style={"max-width": "260px"})
+        for layer in LAYERS:
+            solara.Checkbox(
+                label=layer, value=layer in layers.value,
+                on_value=lambda on, layer=layer: layers.set(
+                    [x for x in LAYERS if (x in layers.value or x == layer) and (on or x != layer)]),
+            )
+    s = city.summary()
+    Para(
+        f" · {city.roads.number_of_nodes():,} road nodes · "
+        f"{city.roads.number_of_edges():,} road links · {len(city.buildings):,} buildings · "
+        f"{len(city.facilities):,} facilities · {city.power.number_of_nodes():,} power nodes"
+        + (f" · CRS {s.get('crs')}" if isinstance(s, dict) and s.get("crs") else ""),
+        bold_prefix=city.name,
+    )
+    with solara.Columns([3, 1]):
+        CityMap(app.city.value, layers.value, app.closed_edges.value, on_pick=pick)
+        with solara.Column():
+            if error.value:
+                solara.Error(error.value)
+            InspectPanel(picked.value, on_close_road=close_road)
+            if app.closed_edges.value:
+                Para(f"Draft closures (edge ids): {app.closed_edges.value}")
+                solara.Button("Clear draft closures", text=True,
+                              on_click=lambda: app.closed_edges.set([]))

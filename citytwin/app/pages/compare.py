@@ -1,0 +1,174 @@
+"""Compare page: 2-4 results side by side — KPI table with CIs, overlaid series, maps."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import solara
+
+from citytwin.app.compare_view import (
+    kpi_table,
+    link_congestion,
+    response_points,
+    series_table,
+    transformer_loading,
+)
+from citytwin.app.config import safe_join
+from citytwin.app.data import load_map_data, load_results
+from citytwin.app.maps import link_figure, point_value_figure
+from citytwin.app.state import use_app
+from citytwin.app.widgets import Heading
+from citytwin.errors import CitytwinError
+
+__all__ = ["Page", "comparison_figures", "format_kpi_table"]
+
+MAX_COMPARE = 4
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+_CONGESTION_COLORS = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]
+
+
+def format_kpi_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The KPI comparison as shown: one row per KPI, value ± CI and Δ per result."""
+    rows = []
+    for (domain, kpi, unit), sub in table.groupby(["domain", "kpi", "unit"], sort=False):
+        row: dict[str, Any] = {"domain": domain, "kpi": kpi, "unit": unit}
+        for i, r in enumerate(sub.itertuples()):
+            val = _fmt(r.mean)
+            if pd.notna(r.ci_low):
+                val += f" [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+            row[str(r.scenario)] = val
+            if i > 0:
+                d = _fmt(r.diff, signed=True)
+                if pd.notna(r.diff_ci_low):
+                    d += f" [{_fmt(r.diff_ci_low, signed=True)}, {_fmt(r.diff_ci_high, signed=True)}]"
+                if pd.notna(r.diff_pct):
+                    d += f" ({r.diff_pct:+.1f} %)"
+                row[f"Δ {r.scenario}"] = d
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(v: float, *, signed: bool = False) -> str:
+    if pd.isna(v):
+        return "–"
+    a = abs(v)
+    s = f"{v:+.3g}" if signed else f"{v:.3g}"
+    if a >= 1000:
+        s = f"{v:+,.0f}" if signed else f"{v:,.0f}"
+    return s
+
+
+def comparison_figures(results: dict[str, dict[str, Any]]) -> list[go.Figure]:
+    """One overlaid line chart per (domain, series) present in any of the results."""
+    ts = series_table(results)
+    figs = []
+    if ts.empty:
+        return figs
+    for (domain, series), sub in ts.groupby(["domain", "series"], sort=True):
+        fig = go.Figure()
+        for i, (label, part) in enumerate(sub.groupby("label", sort=False)):
+            part = part.groupby("time_s", as_index=False)["value"].mean()
+            fig.add_trace(go.Scatter(x=part["time_s"] / 3600.0, y=part["value"], mode="lines",
+                                     name=str(label), line=dict(color=_COLORS[i % 4])))
+        fig.update_layout(title=f"{domain}: {series}", height=300, xaxis_title="hour",
+                          margin=dict(l=40, r=10, t=40, b=40),
+                          legend=dict(orientation="h", y=-0.3))
+        figs.append(fig)
+    return figs
+
+
+def _maps(results: dict[str, dict[str, Any]], mapdata: Any) -> dict[str, list[go.Figure]]:
+    ff = mapdata.road_mid.set_index("edge_id")["speed_kph"]
+    pos = mapdata.power_nodes.set_index("node")[["x", "y"]]
+    out: dict[str, list[go.Figure]] = {"congestion": [], "transformers": [], "response": []}
+    for label, res in results.items():
+        cong = link_congestion(res.get("links"), ff)
+        if len(cong):
+            out["congestion"].append(link_figure(
+                mapdata, cong, title=f"{label}: lowest speed / free flow",
+                bins=[0, 0.25, 0.5, 0.75, 0.9, 1.01],
+                labels=["< 25 %", "25-50 %", "50-75 %", "75-90 %", "≥ 90 %"],
+                colors=_CONGESTION_COLORS))
+        load = transformer_loading(res.get("assets"))
+        if len(load):
+            pts = pos.reindex(load.index.astype(str)).assign(value=load.to_numpy()).dropna()
+            out["transformers"].append(point_value_figure(
+                pts, background=mapdata, title=f"{label}: peak transformer loading",
+                value_label="loading %", cmax=120.0))
+        resp = response_points(res.get("incidents"), mapdata.buildings)
+        if len(resp):
+            out["response"].append(point_value_figure(
+                resp, background=mapdata, title=f"{label}: response time",
+                value_label="minutes", cmax=20.0))
+    return out
+
+
+@solara.component
+def Page():
+    app = use_app()
+    _ = app.runs_version.value
+    available = app.session.results()
+    chosen = [c for c in app.compare.value if c in available]
+    group = solara.use_reactive("label")
+    error = ""
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for name in chosen[:MAX_COMPARE]:
+            results[name] = load_results(app.session.resolve_result(name))
+    except CitytwinError as exc:
+        error = str(exc)
+
+    key = tuple(results)
+    table = solara.use_memo(
+        lambda: kpi_table(results, group_by=group.value) if len(results) >= 1 else None,
+        [key, group.value])
+    figs = solara.use_memo(lambda: comparison_figures(results), [key])
+    mapdata = solara.use_memo(
+        lambda: load_map_data(safe_join(app.config.data_dir, app.city.value, what="city file")),
+        [app.city.value])
+    maps = solara.use_memo(lambda: _maps(results, mapdata), [key, mapdata])
+
+    solara.Title("citytwin · Compare")
+    solara.SelectMultiple(f"Results to compare (2-{MAX_COMPARE})", values=chosen,
+                          all_values=sorted(available), on_value=app.compare.set,
+                          classes=["citytwin-compare-select"])
+    solara.ToggleButtonsSingle(value=group, values=["label", "scenario"])
+    if error:
+        solara.Error(error)
+    if len(chosen) > MAX_COMPARE:
+        solara.Warning(f"showing the first {MAX_COMPARE} of {len(chosen)} results")
+    if len(results) < 2:
+        solara.Info("Pick two to four results (runs of this session or results folders).")
+        if not results:
+            return
+    shown = format_kpi_table(table)
+    with solara.Div(classes=["citytwin-kpi-table"]):
+        Heading("KPIs (mean [95 % CI]; Δ vs the first)")
+        solara.DataFrame(shown, items_per_page=50)
+    with solara.Row():
+        solara.FileDownload(lambda: table.to_csv(index=False), filename="comparison.csv",
+                            label="Download CSV", mime_type="text/csv")
+        solara.FileDownload(lambda: _parquet_bytes(table), filename="comparison.parquet",
+                            label="Download Parquet")
+    Heading("Time series")
+    with solara.Div(classes=["citytwin-charts"]):
+        with solara.ColumnsResponsive(6, large=4):
+            for fig in figs:
+                solara.FigurePlotly(fig)
+    for title, key_ in (("Congestion per link", "congestion"),
+                        ("Transformer loading", "transformers"),
+                        ("Response time per area", "response")):
+        if maps[key_]:
+            Heading(title)
+            with solara.Columns([1] * len(maps[key_])):
+                for fig in maps[key_]:
+                    solara.FigurePlotly(fig)
+
+
+def _parquet_bytes(table: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    return buf.getvalue()

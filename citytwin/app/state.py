@@ -1,0 +1,94 @@
+"""Per-session app state, created by the layout (never at module level).
+
+``AppState`` is provided through a Solara context from :func:`Layout`, which Solara mounts
+once per browser page (virtual kernel): each page gets its own :class:`Session` (its runs),
+its own draft of road closures and its own selections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import solara
+
+from citytwin.app.config import AppConfig
+from citytwin.app.session import Session
+
+__all__ = ["AppState", "AppContext", "Layout", "use_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppState:
+    config: AppConfig
+    session: Session
+    runs_version: solara.Reactive[int]  # bumped whenever a run changes
+    city: solara.Reactive[str]  # city file name inside the data folder
+    closed_edges: solara.Reactive[list[int]]  # road closures picked on the City page
+    compare: solara.Reactive[list[str]]  # results chosen on the Compare page
+
+
+AppContext = solara.create_context(None)
+
+
+def use_app() -> AppState:
+    state = solara.use_context(AppContext)
+    if state is None:  # a page rendered outside the layout (component tests)
+        raise RuntimeError("citytwin app pages must be rendered inside citytwin.app.state.Layout")
+    return state
+
+
+def _current_kernel_context() -> Any:
+    try:
+        from solara.server import kernel_context
+
+        return kernel_context.get_current_context() if kernel_context.has_current_context() else None
+    except Exception:  # pragma: no cover - outside a server
+        return None
+
+
+@solara.component
+def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  # noqa: B006
+    """Creates this page's AppState and provides it to ``children``."""
+    cfg = solara.use_memo(lambda: config or AppConfig.from_env(), [])
+    session = solara.use_memo(lambda: Session(cfg), [])
+    state = AppState(
+        config=cfg, session=session, runs_version=solara.use_reactive(0),
+        city=solara.use_reactive(cfg.city), closed_edges=solara.use_reactive([]),
+        compare=solara.use_reactive([]),
+    )
+    ctx = _current_kernel_context()
+
+    def subscribe():
+        counter = itertools.count(1)
+
+        def bump() -> None:
+            n = next(counter)
+            if ctx is not None:
+                with ctx:
+                    state.runs_version.value = n
+            else:
+                state.runs_version.value = n
+
+        unsubscribe = session.subscribe(bump)
+
+        def cleanup() -> None:
+            unsubscribe()
+            session.close()
+
+        return cleanup
+
+    solara.use_effect(subscribe, [])
+    AppContext.provide(state)
+    with solara.Column(children=children, style={"width": "100%"}):
+        pass
+
+
+@solara.component
+def Layout(children: list[Any] = []):  # noqa: B006
+    with StateProvider():
+        solara.AppLayout(children=children, title="citytwin", sidebar_open=False)
