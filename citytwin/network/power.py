@@ -68,6 +68,7 @@ __all__ = [
     "transformer_size_kva",
     "build_power_graph",
     "building_transformers",
+    "to_pandapower",
 ]
 
 log = logging.getLogger(__name__)
@@ -655,3 +656,19 @@ def building_transformers(G: nx.Graph) -> pd.Series:
     rows = [(d["building_id"], d["transformer"]) for _, d in G.nodes(data=True) if d["kind"] == "building"]
     s = pd.Series([t for _, t in rows], index=[b for b, _ in rows], name="transformer", dtype=object)
     return s.sort_index()
+
+
+def to_pandapower(city: Any, **options: Any) -> tuple[Any, Any]:
+    """Export to pandapower: ``(net, PowerMap)``. Implemented in :func:`citytwin.energy.grid.to_pandapower`
+    (kept there so importing the graph builder does not import pandapower)."""
+    from citytwin.energy.grid import to_pandapower as _to_pandapower
+
+    return _to_pandapower(city, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PowerMap":
+        from citytwin.energy.grid import PowerMap
+
+        return PowerMap
+    raise AttributeError(name)

@@ -1,0 +1,380 @@
+"""Power flow on the city's grid with pandapower: export, and a solver for repeated steps.
+
+:func:`to_pandapower` turns the power graph (see :mod:`citytwin.network.power`) into a pandapower
+network:
+
+- one MV bus per substation busbar, ``mv_node`` and transformer HV side; the external grid sits at
+  each substation's MV busbar (``vm_pu`` = 1.02, the set point of the substation's on-load tap
+  changer; the HV/MV transformer itself is not modelled — substation loading is
+  ``|S_ext| / rated_mva``);
+- MV cables ``NA2XS2Y 1x240 RM/25 12/20 kV`` (``6/10 kV`` at 10 kV) with ``parallel`` =
+  ``n_cables`` of the graph edge; tie edges are lines with a normally-open line switch;
+- MV/LV transformers with pandapower standard types ``"0.25/0.4/0.63 MVA 20/0.4 kV"``; 800 kVA
+  units use a project type ``"0.8 MVA 20/0.4 kV"`` scaled from the 630 kVA data (vk 6 %);
+- **LV aggregated per transformer area**: one 0.4 kV bus per transformer with the loads (one per
+  building, or one per bus with ``aggregate_loads=True``) and PV ``sgen``\\ s on it. LV feeder
+  voltage drop is not modelled.
+
+:class:`GridSolver` keeps one network and, per step, writes the loads in place and runs the
+power flow (Newton-Raphson, numba, warm start from the previous step's voltages).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from citytwin.errors import InputError
+
+__all__ = ["PowerMap", "StepFlow", "GridSolver", "to_pandapower", "power_graph_of"]
+
+log = logging.getLogger(__name__)
+
+COS_PHI = 0.95
+EXT_GRID_VM_PU = 1.02
+V_MIN_PU, V_MAX_PU = 0.95, 1.05
+# Reuse Ybus and the internal arrays between steps of one topology; only loads/PV change.
+_RECYCLE = {"bus_pq": True, "trafo": False, "gen": False}
+_MV_CABLE = {20.0: "NA2XS2Y 1x240 RM/25 12/20 kV", 10.0: "NA2XS2Y 1x240 RM/25 6/10 kV"}
+
+
+@dataclass
+class PowerMap:
+    """Graph ids ↔ pandapower table indices."""
+
+    bus: dict[str, int] = field(default_factory=dict)  # node id -> bus (transformer: HV side)
+    lv_bus: dict[str, int] = field(default_factory=dict)  # transformer id -> LV bus
+    load: dict[Any, int] = field(default_factory=dict)  # building_id -> load index
+    sgen: dict[Any, int] = field(default_factory=dict)  # building_id -> sgen index
+    trafo: dict[str, int] = field(default_factory=dict)  # transformer node id -> trafo index
+    line: dict[str, int] = field(default_factory=dict)  # element_id (mv_line, tie) -> line index
+    switch: dict[str, int] = field(default_factory=dict)  # tie element_id -> switch index
+    ext_grid: dict[str, int] = field(default_factory=dict)  # substation id -> ext_grid index
+    building_transformer: dict[Any, str] = field(default_factory=dict)
+
+    def element(self, asset_id: str) -> tuple[str, int]:
+        """(pandapower table, index) of a substation, transformer, line or tie id."""
+        for table, m in (("ext_grid", self.ext_grid), ("trafo", self.trafo), ("line", self.line)):
+            if asset_id in m:
+                return table, m[asset_id]
+        raise KeyError(asset_id)
+
+
+def power_graph_of(city_or_graph: Any) -> nx.Graph:
+    """The power graph of a ``City`` (its ``.power``) or the graph itself."""
+    if isinstance(city_or_graph, nx.Graph):
+        return city_or_graph
+    G = getattr(city_or_graph, "power", None)
+    if not isinstance(G, nx.Graph):
+        raise InputError([f"expected a City with a .power graph or an nx.Graph, got {type(city_or_graph).__name__}"])
+    return G
+
+
+def _trafo_type(net: Any, rated_kva: int, mv_kv: float) -> str:
+    import pandapower as pp
+
+    name = f"{rated_kva / 1000:g} MVA {mv_kv:g}/0.4 kV"
+    if not pp.std_type_exists(net, name, element="trafo"):
+        base = pp.load_std_type(net, f"0.63 MVA {mv_kv:g}/0.4 kV", element="trafo")
+        data = {k: base[k] for k in ("vk_percent", "vkr_percent", "i0_percent", "shift_degree",
+                                     "vector_group", "tap_side", "tap_neutral", "tap_min", "tap_max",
+                                     "tap_step_percent", "tap_step_degree", "tap_changer_type")
+                if k in base}
+        scale = rated_kva / 630.0
+        data.update(sn_mva=rated_kva / 1000.0, vn_hv_kv=mv_kv, vn_lv_kv=0.4,
+                    pfe_kw=base["pfe_kw"] * scale ** 0.75,
+                    vkr_percent=base["vkr_percent"] / scale ** 0.25)
+        pp.create_std_type(net, data, name, element="trafo")
+    return name
+
+
+def to_pandapower(
+    city: Any, *, aggregate_loads: bool = False, pv: bool = True, ext_vm_pu: float = EXT_GRID_VM_PU,
+    cos_phi: float = COS_PHI,
+) -> tuple[Any, PowerMap]:
+    """Export the power graph of ``city`` (a City or the graph) to a pandapower network.
+
+    Loads start at each building's design (coincident) load ``design_kw`` with ``cos_phi``;
+    PV sgens at 0. With ``aggregate_loads`` there is one load per transformer LV bus and
+    ``PowerMap.load`` maps every building to its bus's load.
+    """
+    import pandapower as pp
+
+    G = power_graph_of(city)
+    mv_kv = float(G.graph.get("mv_kv", 20.0))
+    if mv_kv not in _MV_CABLE:
+        raise InputError([f"power graph: mv_kv={mv_kv} not supported, expected one of {sorted(_MV_CABLE)}"])
+    net = pp.create_empty_network(name=str(G.graph.get("name", "citytwin")))
+    pm = PowerMap()
+    nodes = sorted(G.nodes(data=True), key=lambda nd: (nd[1]["kind"], str(nd[0])))
+    tan = math.tan(math.acos(cos_phi))
+    mv_nodes = [(n, d) for n, d in nodes if d["kind"] in ("substation", "mv_node", "transformer")]
+    idx = pp.create_buses(net, len(mv_nodes), vn_kv=mv_kv, name=[str(n) for n, _ in mv_nodes],
+                          type="b", geodata=[(d["x"], d["y"]) for _, d in mv_nodes])
+    pm.bus = {n: int(i) for (n, _), i in zip(mv_nodes, idx, strict=True)}
+    trs = [(n, d) for n, d in nodes if d["kind"] == "transformer"]
+    lv = pp.create_buses(net, len(trs), vn_kv=0.4, name=[f"{n}:lv" for n, _ in trs], type="b")
+    pm.lv_bus = {n: int(i) for (n, _), i in zip(trs, lv, strict=True)}
+    for n, d in nodes:
+        if d["kind"] == "substation":
+            pm.ext_grid[n] = int(pp.create_ext_grid(net, pm.bus[n], vm_pu=ext_vm_pu, name=str(n)))
+    for n, d in trs:
+        std = _trafo_type(net, int(d["rated_kva"]), mv_kv)
+        pm.trafo[n] = int(pp.create_transformer(net, pm.bus[n], pm.lv_bus[n], std_type=std, name=str(n),
+                                                parallel=int(d.get("parallel", 1))))
+    cable = _MV_CABLE[mv_kv]
+    edges = sorted(((u, v, d) for u, v, d in G.edges(data=True) if d["kind"] in ("mv_line", "tie")),
+                   key=lambda e: e[2]["element_id"])
+    for u, v, d in edges:
+        if G.nodes[u]["kind"] == "building" or G.nodes[v]["kind"] == "building":
+            continue
+        li = int(pp.create_line(net, pm.bus[u], pm.bus[v], length_km=d["length_m"] / 1000.0,
+                                std_type=cable, name=d["element_id"], parallel=int(d.get("n_cables", 1))))
+        pm.line[d["element_id"]] = li
+        if d["kind"] == "tie":
+            pm.switch[d["element_id"]] = int(pp.create_switch(net, pm.bus[u], li, et="l", closed=False,
+                                                              name=d["element_id"]))
+    blds = sorted((d["building_id"], d) for _, d in G.nodes(data=True) if d["kind"] == "building")
+    pm.building_transformer = {b: d["transformer"] for b, d in blds}
+    if aggregate_loads:
+        p_tr: dict[str, float] = {}
+        for _, d in blds:
+            p_tr[d["transformer"]] = p_tr.get(d["transformer"], 0.0) + d.get("design_kw", 0.0)
+        tr_ids = [n for n, _ in trs]
+        p = np.array([p_tr.get(t, 0.0) for t in tr_ids]) / 1000.0
+        li = pp.create_loads(net, [pm.lv_bus[t] for t in tr_ids], p_mw=p, q_mvar=p * tan, name=tr_ids)
+        load_of = {t: int(i) for t, i in zip(tr_ids, li, strict=True)}
+        pm.load = {b: load_of[d["transformer"]] for b, d in blds}
+        if pv:
+            si = pp.create_sgens(net, [pm.lv_bus[t] for t in tr_ids], p_mw=0.0, q_mvar=0.0, name=tr_ids)
+            sg_of = {t: int(i) for t, i in zip(tr_ids, si, strict=True)}
+            pm.sgen = {b: sg_of[d["transformer"]] for b, d in blds}
+    elif blds:
+        buses = [pm.lv_bus[d["transformer"]] for _, d in blds]
+        p = np.array([d.get("design_kw", 0.0) for _, d in blds]) / 1000.0
+        li = pp.create_loads(net, buses, p_mw=p, q_mvar=p * tan, name=[f"b{b}" for b, _ in blds])
+        pm.load = {b: int(i) for (b, _), i in zip(blds, li, strict=True)}
+        if pv:
+            si = pp.create_sgens(net, buses, p_mw=0.0, q_mvar=0.0, name=[f"b{b}" for b, _ in blds])
+            pm.sgen = {b: int(i) for (b, _), i in zip(blds, si, strict=True)}
+    return net, pm
+
+
+@dataclass(frozen=True)
+class StepFlow:
+    """Result of one power flow step (kW, %, pu). Series are indexed by asset id."""
+
+    converged: bool
+    vm_min_pu: float
+    vm_max_pu: float
+    max_line_loading_pct: float
+    max_trafo_loading_pct: float
+    losses_kw: float
+    ext_grid_kw: float
+    load_kw: float  # load actually served (pandapower result)
+    generation_kw: float  # PV actually fed in
+    unsupplied_kw: float  # demand of buildings without supply this step
+    n_voltage_violations: int  # buses outside [0.95, 1.05] pu
+    n_overloads: int  # lines + transformers above 100 %
+    trafo_loading_pct: pd.Series
+    trafo_vm_pu: pd.Series  # LV bus voltage per transformer
+    line_loading_pct: pd.Series
+    substation_loading_pct: pd.Series
+    unsupplied: np.ndarray  # bool per building (solver order)
+    message: str = ""
+
+    def assets(self) -> pd.DataFrame:
+        """Tidy per-asset table: ``asset_id``, ``kind``, ``loading_pct``, ``vm_pu``."""
+        parts = [
+            pd.DataFrame({"asset_id": self.trafo_loading_pct.index, "kind": "transformer",
+                          "loading_pct": self.trafo_loading_pct.to_numpy(),
+                          "vm_pu": self.trafo_vm_pu.reindex(self.trafo_loading_pct.index).to_numpy()}),
+            pd.DataFrame({"asset_id": self.line_loading_pct.index, "kind": "line",
+                          "loading_pct": self.line_loading_pct.to_numpy(), "vm_pu": np.nan}),
+            pd.DataFrame({"asset_id": self.substation_loading_pct.index, "kind": "substation",
+                          "loading_pct": self.substation_loading_pct.to_numpy(), "vm_pu": np.nan}),
+        ]
+        return pd.concat(parts, ignore_index=True)
+
+
+class GridSolver:
+    """Repeated power flows on one pandapower network (loads aggregated per transformer).
+
+    ``solve(p_kw)`` takes one value per building in ``self.building_ids`` order (the City's
+    building index order, or sorted building ids when built from a bare graph).
+    """
+
+    def __init__(self, city: Any, *, ext_vm_pu: float = EXT_GRID_VM_PU, cos_phi: float = COS_PHI,
+                 numba: bool = True) -> None:
+        G = power_graph_of(city)
+        self.graph = G
+        self.net, self.map = to_pandapower(G, aggregate_loads=True, pv=True, ext_vm_pu=ext_vm_pu,
+                                           cos_phi=cos_phi)
+        b = getattr(city, "buildings", None)
+        ids = list(b.index) if b is not None else sorted(self.map.load)
+        missing = [i for i in ids if i not in self.map.load]
+        if missing:
+            raise InputError([f"building {i} has no node in the power graph" for i in missing[:20]])
+        self.building_ids = np.asarray(ids)
+        self._tan = math.tan(math.acos(cos_phi))
+        self._numba = numba
+        self._b_load = np.array([self.map.load[i] for i in ids], dtype=np.int64)
+        self._b_sgen = np.array([self.map.sgen[i] for i in ids], dtype=np.int64)
+        self._n_load = len(self.net.load)
+        self._n_sgen = len(self.net.sgen)
+        self._load_tr = self.net.load["name"].to_numpy()  # transformer id per aggregated load
+        self._trafo_ids = np.array(list(self.map.trafo), dtype=object)
+        self._trafo_idx = np.array([self.map.trafo[t] for t in self._trafo_ids], dtype=np.int64)
+        self._trafo_lv = np.array([self.map.lv_bus[t] for t in self._trafo_ids], dtype=np.int64)
+        self._line_ids = np.array(list(self.map.line), dtype=object)
+        self._line_idx = np.array([self.map.line[e] for e in self._line_ids], dtype=np.int64)
+        self._sub_ids = np.array(list(self.map.ext_grid), dtype=object)
+        self._sub_rated = np.array([G.nodes[s]["rated_mva"] for s in self._sub_ids], dtype=float)
+        self._trafo_sn = (self.net.trafo["sn_mva"] * self.net.trafo["parallel"]).to_numpy()
+        self._load_bus = self.net.load["bus"].to_numpy()
+        self._topology: tuple[frozenset[str], frozenset[str]] | None = None
+        self._warm = False
+        self.last_runtime_s = 0.0
+
+    # -- topology -------------------------------------------------------------------------
+    def _set_topology(self, out_of_service: frozenset[str], closed_ties: frozenset[str]) -> None:
+        problems = []
+        for a in sorted(out_of_service):
+            try:
+                self.map.element(a)
+            except KeyError:
+                problems.append(f"out_of_service: unknown asset id {a!r} (expected a substation, "
+                                "transformer, line or tie id of the power graph)")
+        for t in sorted(closed_ties):
+            if t not in self.map.switch:
+                problems.append(f"closed_ties: unknown tie id {t!r}")
+        if problems:
+            raise InputError(problems, source="GridSolver.solve")
+        net = self.net
+        net.line["in_service"] = True
+        net.trafo["in_service"] = True
+        net.ext_grid["in_service"] = True
+        net.switch["closed"] = False
+        for a in out_of_service:
+            table, i = self.map.element(a)
+            net[table].at[i, "in_service"] = False
+        for t in closed_ties:
+            net.switch.at[self.map.switch[t], "closed"] = True
+
+    # -- one step -------------------------------------------------------------------------
+    def solve(self, p_kw: np.ndarray, *, q_kvar: np.ndarray | None = None, pv_kw: np.ndarray | None = None,
+              out_of_service: frozenset[str] | set[str] = frozenset(),
+              closed_ties: frozenset[str] | set[str] = frozenset()) -> StepFlow:
+        """Power flow for one step. ``p_kw``/``q_kvar``/``pv_kw``: one value per building.
+
+        ``out_of_service``: ids of failed substations, transformers or lines; ``closed_ties``:
+        tie switches closed for restoration. Non-convergence is reported (``converged=False``,
+        loadings estimated from the demand), not raised.
+        """
+        import time
+
+        import pandapower as pp
+
+        n = len(self.building_ids)
+        problems = []
+        arrays = {"p_kw": p_kw, "q_kvar": q_kvar, "pv_kw": pv_kw}
+        for name, a in arrays.items():
+            if a is None:
+                continue
+            a = np.asarray(a, dtype=float)
+            if a.shape != (n,):
+                problems.append(f"{name}: shape {a.shape}, expected ({n},) — one value per building")
+            elif not np.all(np.isfinite(a)):
+                problems.append(f"{name}: non-finite value at building position {int(np.flatnonzero(~np.isfinite(a))[0])}")
+        if problems:
+            raise InputError(problems, source="GridSolver.solve")
+        p = np.asarray(p_kw, dtype=float)
+        q = p * self._tan if q_kvar is None else np.asarray(q_kvar, dtype=float)
+        topo = (frozenset(out_of_service), frozenset(closed_ties))
+        if topo != self._topology:
+            self._set_topology(*topo)
+            self._topology = topo
+            self._warm = False
+        net = self.net
+        p_load = np.bincount(self._b_load, weights=p, minlength=self._n_load) / 1000.0
+        q_load = np.bincount(self._b_load, weights=q, minlength=self._n_load) / 1000.0
+        net.load["p_mw"] = p_load
+        net.load["q_mvar"] = q_load
+        if pv_kw is not None:
+            net.sgen["p_mw"] = np.bincount(self._b_sgen, weights=np.asarray(pv_kw, float),
+                                           minlength=self._n_sgen) / 1000.0
+        else:
+            net.sgen["p_mw"] = 0.0
+        t0 = time.perf_counter()
+        converged, message = True, ""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if not self._warm:  # new topology or after a failure: full rebuild, flat start
+                    net["_ppc"] = None
+                pp.runpp(net, init="results" if self._warm else "auto", numba=self._numba,
+                         calculate_voltage_angles=False, recycle=_RECYCLE)
+        except pp.powerflow.LoadflowNotConverged as exc:
+            converged, message = False, f"power flow did not converge: {exc}"
+            log.warning(message)
+        self.last_runtime_s = time.perf_counter() - t0
+        self._warm = converged
+        return self._collect(converged, message, p, pv_kw)
+
+    def _collect(self, converged: bool, message: str, p: np.ndarray, pv_kw: np.ndarray | None) -> StepFlow:
+        net = self.net
+        nan = float("nan")
+        if converged:
+            vm_bus = net.res_bus["vm_pu"].to_numpy()
+            supplied_bus = np.isfinite(vm_bus)
+            tl = net.res_trafo["loading_percent"].to_numpy()[self._trafo_idx]
+            ll = net.res_line["loading_percent"].to_numpy()[self._line_idx]
+            eg = net.res_ext_grid.reindex(range(len(self._sub_ids)))
+            s_ext = np.hypot(eg["p_mw"].to_numpy(), eg["q_mvar"].to_numpy())
+            sub = s_ext / self._sub_rated * 100.0
+            losses = float(np.nansum(net.res_line["pl_mw"]) + np.nansum(net.res_trafo["pl_mw"])) * 1000
+            ext = float(np.nansum(net.res_ext_grid["p_mw"])) * 1000
+            load = float(np.nansum(net.res_load["p_mw"])) * 1000
+            gen = float(np.nansum(net.res_sgen["p_mw"])) * 1000
+            vm_ok = vm_bus[supplied_bus]
+            vmin = float(vm_ok.min()) if len(vm_ok) else nan
+            vmax = float(vm_ok.max()) if len(vm_ok) else nan
+            nviol = int(np.sum((vm_ok < V_MIN_PU) | (vm_ok > V_MAX_PU)))
+            tvm = vm_bus[self._trafo_lv]
+        else:
+            supplied_bus = np.ones(len(net.bus), dtype=bool)
+            s_tr = np.hypot(net.load["p_mw"], net.load["q_mvar"]).to_numpy() - 0.0
+            s_by_tr = pd.Series(s_tr, index=self._load_tr).groupby(level=0).sum()
+            tl = (s_by_tr.reindex(self._trafo_ids).to_numpy() / self._trafo_sn[self._trafo_idx]) * 100
+            ll = np.full(len(self._line_idx), nan)
+            sub = np.full(len(self._sub_ids), nan)
+            losses = ext = nan
+            load = float(net.load["p_mw"].sum()) * 1000
+            gen = float(net.sgen["p_mw"].sum()) * 1000
+            vmin = vmax = nan
+            nviol = 0
+            tvm = np.full(len(self._trafo_idx), nan)
+        unsup_load = ~supplied_bus[self._load_bus]
+        unsupplied = unsup_load[self._b_load]
+        tls = pd.Series(tl, index=self._trafo_ids, name="loading_pct")
+        lls = pd.Series(ll, index=self._line_ids, name="loading_pct")
+        return StepFlow(
+            converged=converged, vm_min_pu=vmin, vm_max_pu=vmax,
+            max_line_loading_pct=float(np.nanmax(ll)) if np.isfinite(ll).any() else nan,
+            max_trafo_loading_pct=float(np.nanmax(tl)) if np.isfinite(tl).any() else nan,
+            losses_kw=losses, ext_grid_kw=ext, load_kw=load, generation_kw=gen,
+            unsupplied_kw=float(p[unsupplied].sum()),
+            n_voltage_violations=nviol,
+            n_overloads=int(np.sum(np.nan_to_num(tl) > 100.0) + np.sum(np.nan_to_num(ll) > 100.0)),
+            trafo_loading_pct=tls, trafo_vm_pu=pd.Series(tvm, index=self._trafo_ids, name="vm_pu"),
+            line_loading_pct=lls,
+            substation_loading_pct=pd.Series(sub, index=self._sub_ids, name="loading_pct"),
+            unsupplied=unsupplied, message=message,
+        )
