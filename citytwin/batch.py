@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -136,6 +138,7 @@ def run_batch(
         raise InputError(f"workers: expected an integer >= 1, got {workers}")
     t0 = time.perf_counter()
     runs = plan_runs(scenarios, out=out, replications=replications, seeds=seeds)
+    _remove_stale_temp_dirs(Path(out))
     report = BatchReport(runs)
     todo = []
     for run in runs:
@@ -182,6 +185,30 @@ def run_batch(
                     _record(run.run_id, None if exc else fut.result(), exc)
     report.wall_time_s = time.perf_counter() - t0
     return report
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_temp_dirs(out: Path) -> None:
+    """Remove half-written run dirs left by a killed process (``.<run>.tmp-<pid>-<id>``)."""
+    if not out.is_dir():
+        return
+    for p in out.glob(".*.tmp-*"):
+        try:
+            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if p.is_dir() and not _pid_alive(pid):
+            log.info("removing stale temp dir %s", p)
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _run_dask(todo: list[RunSpec], scheduler: Any, record: Any) -> None:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from citytwin.errors import ScenarioError
+from citytwin.traffic.params import TrafficParams
 
 __all__ = [
     "Scenario",
@@ -208,6 +209,7 @@ class Scenario(BaseModel):
     start: date = Field(default=date(2024, 6, 3), description="calendar date of t = 0 (midnight)")
     duration_h: float = Field(default=24.0, gt=0, le=24 * 366)
     step_s: float = Field(default=900.0, ge=1, le=86_400, description="sync step of the engines")
+    traffic: TrafficParams | None = Field(default=None, description="absent: traffic is off")
     interventions: tuple[Intervention, ...] = ()
 
     _source: Path | None = PrivateAttr(default=None)
@@ -457,14 +459,14 @@ def scenario_schema() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- applying
 
-#: intervention type -> the domain whose parameters it overrides
-PARAM_INTERVENTIONS: dict[str, str] = {
-    "demand_growth": "traffic",
-    "ev_share": "energy",
-    "pv_share": "energy",
-    "heat_wave": "energy",
-    "asset_failure": "energy",
-    "unit_counts": "emergency",
+#: intervention type -> the domains whose parameters it overrides (one of them must be on)
+PARAM_INTERVENTIONS: dict[str, tuple[str, ...]] = {
+    "demand_growth": ("traffic",),
+    "ev_share": ("traffic", "energy"),
+    "pv_share": ("energy",),
+    "heat_wave": ("energy",),
+    "asset_failure": ("energy",),
+    "unit_counts": ("emergency",),
 }
 
 
@@ -500,10 +502,11 @@ def check_interventions(scenario: Scenario, city: Any) -> None:
             if bad:
                 problems.append(f"{key}.edges: edge ids {bad[:10]} do not exist "
                                 f"(expected 0..{max(ids) if ids else -1})")
-        domain = PARAM_INTERVENTIONS.get(iv.type)
-        if domain is not None and domain not in on:
-            problems.append(f"{key}: a {iv.type} intervention needs the [{domain}] section "
-                            f"(the {domain} domain is off)")
+        needs = PARAM_INTERVENTIONS.get(iv.type, ())
+        if needs and not on.intersection(needs):
+            sections = " or ".join(f"[{d}]" for d in needs)
+            problems.append(f"{key}: a {iv.type} intervention needs the {sections} section "
+                            f"(that domain is off)")
         if isinstance(iv, RemoveStation):
             known = set(city.facilities["name"].astype(str)) if len(city.facilities) else set()
             if iv.name not in known:
@@ -543,4 +546,19 @@ def _apply_road(city: Any, iv: Any) -> Any:
 
 def domain_params(scenario: Scenario, domain: str) -> Any:
     """The domain's parameters with the scenario's parameter interventions applied (None = off)."""
-    return getattr(scenario, domain, None)
+    params = getattr(scenario, domain, None)
+    if params is None:
+        return None
+    data = params.model_dump()
+    for iv in scenario.interventions:
+        if domain == "traffic":
+            if isinstance(iv, DemandGrowth):
+                data["demand_scale"] = data["demand_scale"] * iv.factor
+            elif isinstance(iv, EvShare):
+                data["ev_share"] = iv.share
+    try:
+        return type(params).model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError([f"{domain} (after interventions): {p}"
+                             for p in _problems_from_validation(exc)],
+                            source=str(scenario.source or scenario.name)) from None
