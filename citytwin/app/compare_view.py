@@ -1,9 +1,9 @@
 """Comparison tables for the Compare and Experiments pages (pure pandas, no UI).
 
-Several results folders are grouped by scenario name; within a scenario the seeds are
-replications. For each KPI the table gives the mean, a 95 % confidence interval (Student t
-over replications; empty with one replication) and the difference to the first scenario with
-a Welch 95 % interval.
+The statistics are :func:`citytwin.compare.compare` (the same as ``citytwin compare``): mean
+and 95 % t interval over replications (seeds), difference to the first group with a paired
+or Welch interval. This module adds the app's grouping (per results folder or per scenario)
+and the per-link / per-transformer / per-incident values the result maps show.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from citytwin.errors import InputError
 
@@ -21,7 +19,7 @@ __all__ = ["kpi_table", "series_table", "link_congestion", "transformer_loading"
            "response_points", "COMPARE_COLUMNS"]
 
 COMPARE_COLUMNS = ["domain", "kpi", "unit", "scenario", "n", "mean", "ci_low", "ci_high",
-                   "diff", "diff_ci_low", "diff_ci_high", "diff_pct"]
+                   "diff", "diff_ci_low", "diff_ci_high", "diff_pct", "method"]
 
 
 def _label_kpis(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -37,54 +35,22 @@ def _label_kpis(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 def kpi_table(results: Mapping[str, Mapping[str, Any]], *, group_by: str = "label",
               level: float = 0.95) -> pd.DataFrame:
-    """KPI comparison, one row per (domain, kpi, group).
+    """KPI comparison via :func:`citytwin.compare.compare`, one row per (domain, kpi, group).
 
     ``results`` maps a display label to loaded results (see :func:`citytwin.app.data.load_results`).
     ``group_by="label"`` treats every results folder as its own group; ``"scenario"`` pools
-    folders of the same scenario name as replications. The first group is the reference for
-    ``diff`` (group mean minus reference mean).
+    folders of the same scenario name as replications (paired by seed against the first
+    group when the seeds match, else Welch). The first group is the baseline of ``diff``.
+    The ``scenario`` column of the returned table holds the group.
     """
+    from citytwin.compare import compare
+
     if group_by not in ("label", "scenario"):
         raise InputError(f"group_by must be 'label' or 'scenario', got {group_by!r}")
     df = _label_kpis(results)
-    groups = list(dict.fromkeys(df[group_by]))
-    rows = []
-    for (domain, kpi), sub in df.groupby(["domain", "kpi"], sort=True):
-        unit = str(sub["unit"].iloc[0])
-        ref_vals = sub.loc[sub[group_by] == groups[0], "value"].to_numpy(float)
-        for g in groups:
-            vals = sub.loc[sub[group_by] == g, "value"].to_numpy(float)
-            if len(vals) == 0:
-                continue
-            mean, lo, hi = _mean_ci(vals, level)
-            d, dlo, dhi = _diff_ci(vals, ref_vals, level)
-            ref_mean = float(np.mean(ref_vals)) if len(ref_vals) else np.nan
-            pct = 100.0 * d / abs(ref_mean) if ref_mean not in (0.0,) and np.isfinite(ref_mean) else np.nan
-            rows.append((domain, kpi, unit, g, len(vals), mean, lo, hi, d, dlo, dhi, pct))
-    return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
-
-
-def _mean_ci(vals: np.ndarray, level: float) -> tuple[float, float, float]:
-    mean = float(np.mean(vals))
-    if len(vals) < 2:
-        return mean, np.nan, np.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(vals) - 1) * stats.sem(vals))
-    return mean, mean - half, mean + half
-
-
-def _diff_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, float]:
-    if len(a) == 0 or len(b) == 0:
-        return np.nan, np.nan, np.nan
-    d = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return d, np.nan, np.nan
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = np.sqrt(va + vb)
-    if se == 0:
-        return d, d, d
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
-    return d, d - half, d + half
+    if group_by == "label":
+        df["scenario"] = df["label"]
+    return compare(df.drop(columns=["label"]), level=level)
 
 
 def series_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

@@ -50,15 +50,29 @@ class RunRecord:
         return self.status == "running"
 
 
-def list_results(root: Path) -> dict[str, Path]:
-    """Finished results folders directly under ``root`` (those holding ``kpis.parquet``)."""
-    root = Path(root)
+def list_results(root: Path, *, max_depth: int = 3) -> dict[str, Path]:
+    """Finished results folders under ``root`` (holding ``manifest.json``), by relative path.
+
+    Batch outputs nest runs (``batch/<run>``); the app's own ``sessions/`` folder is skipped
+    so one session never lists another session's runs.
+    """
+    root = Path(root).resolve()
+    out: dict[str, Path] = {}
     if not root.is_dir():
-        return {}
-    out = {}
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and (p / "manifest.json").is_file() and p.name != "sessions":
-            out[p.name] = p
+        return out
+
+    def walk(d: Path, depth: int) -> None:
+        for p in sorted(d.iterdir()):
+            if not p.is_dir() or p.is_symlink() or p.name.startswith("."):
+                continue
+            if depth == 0 and p.name == "sessions":
+                continue
+            if (p / "manifest.json").is_file():
+                out[p.relative_to(root).as_posix()] = p
+            elif depth + 1 < max_depth:
+                walk(p, depth + 1)
+
+    walk(root, 0)
     return out
 
 

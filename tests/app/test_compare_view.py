@@ -1,0 +1,96 @@
+"""KPI comparison tables and figures of the Compare and Experiments pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _apphelpers import series_frame, write_results
+from scipy import stats
+
+from citytwin.app.compare_view import (
+    COMPARE_COLUMNS,
+    kpi_table,
+    link_congestion,
+    response_points,
+    transformer_loading,
+)
+from citytwin.app.data import load_results
+from citytwin.app.pages.compare import comparison_figures, format_kpi_table
+from citytwin.app.pages.experiments import outcome_figure
+from citytwin.errors import InputError
+
+
+@pytest.fixture()
+def two_scenarios(tmp_path: Path) -> dict[str, dict]:
+    base = [10.0, 12.0, 11.0]
+    ev = [15.0, 18.0, 16.5]
+    out = {}
+    for seed, (b, e) in enumerate(zip(base, ev, strict=True)):
+        for name, v in (("baseline", b), ("ev", e)):
+            p = write_results(tmp_path, f"{name}-s{seed}", scenario=name, seed=seed,
+                              kpis={"energy": {"peak_load_kw": v}, "traffic": {"delay_s": 2 * v}},
+                              series=series_frame("energy", "load_kw", np.linspace(0, v, 5)))
+            out[f"{name}-s{seed}"] = load_results(p)
+    return out
+
+
+def test_pooled_by_scenario_matches_t_interval(two_scenarios: dict) -> None:
+    t = kpi_table(two_scenarios, group_by="scenario")
+    assert list(t.columns) == COMPARE_COLUMNS
+    row = t[(t.kpi == "peak_load_kw") & (t.scenario == "ev")].iloc[0]
+    ev = np.array([15.0, 18.0, 16.5])
+    base = np.array([10.0, 12.0, 11.0])
+    half = stats.t.ppf(0.975, 2) * stats.sem(ev)
+    assert row["n"] == 3 and row["mean"] == pytest.approx(ev.mean())
+    assert row["ci_low"] == pytest.approx(ev.mean() - half)
+    # same seeds in both scenarios: a paired difference
+    d = ev - base
+    assert row["method"] == "paired"
+    assert row["diff"] == pytest.approx(d.mean())
+    assert row["diff_ci_high"] == pytest.approx(d.mean() + stats.t.ppf(0.975, 2) * stats.sem(d))
+
+
+def test_per_folder_grouping_and_display(two_scenarios: dict) -> None:
+    pick = {k: two_scenarios[k] for k in ("baseline-s0", "ev-s0")}
+    t = kpi_table(pick)
+    assert set(t.scenario) == {"baseline-s0", "ev-s0"} and (t.n == 1).all()
+    wide = format_kpi_table(t)
+    assert list(wide.columns) == ["domain", "kpi", "unit", "baseline-s0", "ev-s0", "Δ ev-s0"]
+    row = wide[wide.kpi == "peak_load_kw"].iloc[0]
+    assert row["baseline-s0"] == "10" and row["ev-s0"] == "15"
+    assert row["Δ ev-s0"].startswith("+5") and "+50.0 %" in row["Δ ev-s0"]
+    with pytest.raises(InputError):
+        kpi_table({})
+
+
+def test_series_overlaid_one_line_per_result(two_scenarios: dict) -> None:
+    figs = comparison_figures({k: two_scenarios[k] for k in ("baseline-s1", "ev-s1")})
+    assert len(figs) == 1
+    assert [tr.name for tr in figs[0].data] == ["baseline-s1", "ev-s1"]
+    assert figs[0].data[1].y[-1] == pytest.approx(18.0)
+
+
+def test_outcome_figure_has_error_bars(two_scenarios: dict) -> None:
+    fig = outcome_figure(two_scenarios, "peak_load_kw")
+    means = fig.data[1]
+    assert list(means.x) == ["baseline", "ev"]
+    assert means.error_y.array[0] > 0 and len(fig.data[0].x) == 6
+
+
+def test_result_map_values() -> None:
+    links = pd.DataFrame({"edge_id": [0, 0, 1, 2], "time_s": [0, 900, 0, 0],
+                          "volume": [1, 2, 3, 4], "speed_kph": [50, 25, 30, 60], "queue": 0})
+    ff = pd.Series([50.0, 60.0, 50.0], index=[0, 1, 2])
+    r = link_congestion(links, ff)
+    assert r.to_dict() == {0: 0.5, 1: 0.5, 2: 1.0}
+    assets = pd.DataFrame({"asset_id": ["t1", "t1", "l1"], "kind": ["trafo", "trafo", "line"],
+                           "time_s": [0, 1, 0], "loading_pct": [40.0, 95.0, 300.0],
+                           "vm_pu": 1.0})
+    assert transformer_loading(assets).to_dict() == {"t1": 95.0}
+    inc = pd.DataFrame({"building_id": [1, 5, 99], "response_s": [600.0, 300.0, 60.0]})
+    b = pd.DataFrame({"building_id": [1, 5], "x": [0.0, 10.0], "y": [1.0, 2.0]})
+    pts = response_points(inc, b)
+    assert pts["value"].tolist() == [10.0, 5.0] and pts["x"].tolist() == [0.0, 10.0]
