@@ -112,7 +112,7 @@ class CityModel(mesa.Model):
         self.emergency: Any = None
         self.engines: dict[str, Any] = {}
         for domain in DOMAINS:
-            params = domain_params(scenario, domain)
+            params = domain_params(scenario, domain, self.city)
             if params is None:
                 continue
             module, cls_name = ENGINES[domain]

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from citytwin.emergency.params import EmergencyParams, StationSpec
 from citytwin.errors import ScenarioError
 from citytwin.traffic.params import TrafficParams
 
@@ -137,15 +138,20 @@ class HeatWave(BaseModel):
 
 
 class AddStation(BaseModel):
-    """Add an emergency station at (lon, lat) (WGS84 degrees), snapped to the nearest road node."""
+    """Add an emergency station at (lon, lat) (WGS84 degrees), snapped to the nearest road node.
+
+    ``units`` maps unit type (engine, ladder, bls, als) to count; absent: the default
+    complement of a station of that kind.
+    """
 
     model_config = _FROZEN
     type: Literal["add_station"] = "add_station"
-    kind: Literal["fire_station", "ambulance_station", "police"]
+    kind: Literal["fire_station", "ambulance_station"]
     name: str = Field(min_length=1)
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
-    units: int = Field(default=1, ge=0, le=50)
+    units: dict[Literal["engine", "ladder", "bls", "als"], Annotated[int, Field(ge=0, le=50)]] \
+        | None = None
 
 
 class RemoveStation(BaseModel):
@@ -167,12 +173,14 @@ class AssetFailure(BaseModel):
 
 
 class UnitCounts(BaseModel):
-    """Number of emergency units of ``kind`` at every station of that kind."""
+    """Number of units of type ``unit`` (engine, ladder, bls, als) at every station of
+    ``station_kind``."""
 
     model_config = _FROZEN
     type: Literal["unit_counts"] = "unit_counts"
-    kind: Literal["fire_engine", "ambulance", "police_car"]
-    per_station: int = Field(ge=0, le=50)
+    station_kind: Literal["fire_station", "ambulance_station"]
+    unit: Literal["engine", "ladder", "bls", "als"]
+    count: int = Field(ge=0, le=50)
 
 
 Intervention = Annotated[
@@ -210,6 +218,8 @@ class Scenario(BaseModel):
     duration_h: float = Field(default=24.0, gt=0, le=24 * 366)
     step_s: float = Field(default=900.0, ge=1, le=86_400, description="sync step of the engines")
     traffic: TrafficParams | None = Field(default=None, description="absent: traffic is off")
+    emergency: EmergencyParams | None = Field(default=None,
+                                              description="absent: emergency response is off")
     interventions: tuple[Intervention, ...] = ()
 
     _source: Path | None = PrivateAttr(default=None)
@@ -467,6 +477,8 @@ PARAM_INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "heat_wave": ("energy",),
     "asset_failure": ("energy",),
     "unit_counts": ("emergency",),
+    "add_station": ("emergency",),
+    "remove_station": ("emergency",),
 }
 
 
@@ -512,6 +524,11 @@ def check_interventions(scenario: Scenario, city: Any) -> None:
             if iv.name not in known:
                 problems.append(f"{key}.name: no station named {iv.name!r} "
                                 f"(known: {sorted(known)[:10]})")
+        if isinstance(iv, AddStation):
+            try:
+                _snap_lonlat(city, iv.lon, iv.lat)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
         if isinstance(iv, AssetFailure):
             assets = set(map(str, city.power.nodes))
             assets.update(str(d.get("element_id")) for _u, _v, d in city.power.edges(data=True))
@@ -524,6 +541,37 @@ def check_interventions(scenario: Scenario, city: Any) -> None:
                                 f"({scenario.duration_h} h)")
     if problems:
         raise ScenarioError(problems, source=str(scenario.source or scenario.name))
+
+
+def _snap_lonlat(city: Any, lon: float, lat: float, *, max_m: float = 2000.0) -> int:
+    """The road node (id) nearest to (lon, lat); ValueError when farther than ``max_m``."""
+    import numpy as np
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", city.crs, always_xy=True).transform(lon, lat)
+    arrays = city.road_arrays
+    d2 = (arrays.x - x) ** 2 + (arrays.y - y) ** 2
+    i = int(np.argmin(d2))
+    dist = float(np.sqrt(d2[i]))
+    if dist > max_m:
+        raise ValueError(f"({lon}, {lat}) is {dist / 1000:.1f} km from the nearest road of city "
+                         f"{city.name!r} (expected a point within {max_m / 1000:.0f} km)")
+    return int(arrays.node_ids[i])
+
+
+def _emergency_override(data: dict[str, Any], iv: Any, city: Any) -> None:
+    if isinstance(iv, AddStation):
+        spec = StationSpec(kind=iv.kind, road_node=_snap_lonlat(city, iv.lon, iv.lat),
+                           name=iv.name, units=dict(iv.units) if iv.units is not None else None)
+        data["extra_stations"] = (*data["extra_stations"], spec.model_dump())
+    elif isinstance(iv, RemoveStation):
+        fac = city.facilities
+        ids = [int(i) for i in fac.index[fac["name"].astype(str) == iv.name]]
+        data["closed_stations"] = tuple(sorted({*data["closed_stations"], *ids}))
+    elif isinstance(iv, UnitCounts):
+        ups = {k: dict(v) for k, v in data["units_per_station"].items()}
+        ups.setdefault(iv.station_kind, {})[iv.unit] = iv.count
+        data["units_per_station"] = ups
 
 
 def apply_interventions(city: Any, scenario: Scenario) -> Any:
@@ -544,7 +592,7 @@ def _apply_road(city: Any, iv: Any) -> Any:
     raise NotImplementedError  # replaced when citytwin.network.edits lands
 
 
-def domain_params(scenario: Scenario, domain: str) -> Any:
+def domain_params(scenario: Scenario, domain: str, city: Any = None) -> Any:
     """The domain's parameters with the scenario's parameter interventions applied (None = off)."""
     params = getattr(scenario, domain, None)
     if params is None:
@@ -556,6 +604,8 @@ def domain_params(scenario: Scenario, domain: str) -> Any:
                 data["demand_scale"] = data["demand_scale"] * iv.factor
             elif isinstance(iv, EvShare):
                 data["ev_share"] = iv.share
+        elif domain == "emergency" and city is not None:
+            _emergency_override(data, iv, city)
     try:
         return type(params).model_validate(data)
     except ValidationError as exc:
