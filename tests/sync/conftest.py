@@ -61,8 +61,12 @@ def grid_twin(n: int = 4) -> SimpleNamespace:
         P.add_node(f"b{b}", kind="building", building_id=int(b), x=X0, y=Y0)
         P.add_edge(buildings.loc[b, "transformer"], f"b{b}", kind="service", length_m=10.0,
                    element_id=f"sv{b}")
+    facilities = gpd.GeoDataFrame(
+        {"kind": ["fire_station"], "name": ["Station 0"], "osm_id": [0], "road_node": [0]},
+        geometry=[shapely.Point(X0, Y0)], crs="EPSG:3067")
+    facilities.index.name = "facility_id"
     return SimpleNamespace(name="grid", crs=CRS("EPSG:3067"), roads=G, buildings=buildings,
-                           facilities=gpd.GeoDataFrame(geometry=[], crs="EPSG:3067"), power=P)
+                           facilities=facilities, power=P)
 
 
 @pytest.fixture(scope="session")
