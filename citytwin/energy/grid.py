@@ -125,22 +125,27 @@ def to_pandapower(
     for n, d in nodes:
         if d["kind"] == "substation":
             pm.ext_grid[n] = int(pp.create_ext_grid(net, pm.bus[n], vm_pu=ext_vm_pu, name=str(n)))
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for n, d in trs:
-        std = _trafo_type(net, int(d["rated_kva"]), mv_kv)
-        pm.trafo[n] = int(pp.create_transformer(net, pm.bus[n], pm.lv_bus[n], std_type=std, name=str(n),
-                                                parallel=int(d.get("parallel", 1))))
+        by_type.setdefault(_trafo_type(net, int(d["rated_kva"]), mv_kv), []).append((n, d))
+    for std, group in sorted(by_type.items()):
+        ti = pp.create_transformers(net, [pm.bus[n] for n, _ in group], [pm.lv_bus[n] for n, _ in group],
+                                    std_type=std, name=[str(n) for n, _ in group],
+                                    parallel=[int(d.get("parallel", 1)) for _, d in group])
+        pm.trafo.update({n: int(i) for (n, _), i in zip(group, ti, strict=True)})
     cable = _MV_CABLE[mv_kv]
     edges = sorted(((u, v, d) for u, v, d in G.edges(data=True) if d["kind"] in ("mv_line", "tie")),
                    key=lambda e: e[2]["element_id"])
-    for u, v, d in edges:
-        if G.nodes[u]["kind"] == "building" or G.nodes[v]["kind"] == "building":
-            continue
-        li = int(pp.create_line(net, pm.bus[u], pm.bus[v], length_km=d["length_m"] / 1000.0,
-                                std_type=cable, name=d["element_id"], parallel=int(d.get("n_cables", 1))))
-        pm.line[d["element_id"]] = li
-        if d["kind"] == "tie":
-            pm.switch[d["element_id"]] = int(pp.create_switch(net, pm.bus[u], li, et="l", closed=False,
-                                                              name=d["element_id"]))
+    if edges:
+        li = pp.create_lines(net, [pm.bus[u] for u, _, _ in edges], [pm.bus[v] for _, v, _ in edges],
+                             length_km=[d["length_m"] / 1000.0 for *_, d in edges], std_type=cable,
+                             name=[d["element_id"] for *_, d in edges],
+                             parallel=[int(d.get("n_cables", 1)) for *_, d in edges])
+        pm.line = {d["element_id"]: int(i) for (*_, d), i in zip(edges, li, strict=True)}
+        ties = [(u, d["element_id"]) for u, _, d in edges if d["kind"] == "tie"]
+        for u, eid in ties:
+            pm.switch[eid] = int(pp.create_switch(net, pm.bus[u], pm.line[eid], et="l", closed=False,
+                                                  name=eid))
     blds = sorted((d["building_id"], d) for _, d in G.nodes(data=True) if d["kind"] == "building")
     pm.building_transformer = {b: d["transformer"] for b, d in blds}
     if aggregate_loads:

@@ -530,8 +530,6 @@ def build_power_graph(
                  synthesized=True, substations_from_layer=not synthesized_subs,
                  osm_transformer_sites=len(tr_used))
     line_no = 0
-    tie_no = 0
-    feeder_of: dict[str, tuple[int, int]] = {}
     leaf_trafos: list[int] = []
     for s in range(len(subs)):
         members = np.flatnonzero(t_sub == s)
@@ -569,16 +567,6 @@ def build_power_graph(
                        element_id=f"line{line_no}")
             line_no += 1
             children.setdefault(a, []).append(b)
-        # feeder = subtree under each child of the first branching node
-        top = root
-        while len(children.get(top, [])) == 1 and top not in set(t_rpos[members].tolist()):
-            top = children[top][0]
-        stack = [(c, n) for n, c in enumerate(children.get(top, []))]
-        feeder_node: dict[int, int] = {top: -1}
-        while stack:
-            node, f = stack.pop()
-            feeder_node[node] = f
-            stack += [(c, f) for c in children.get(node, [])]
         for t in members.tolist():
             tr = trafos[t]
             G.add_node(tr["id"], kind="transformer", x=tr["x"], y=tr["y"],
@@ -589,15 +577,21 @@ def build_power_graph(
             G.add_edge(mv(tr["rpos"]), tr["id"], kind="mv_line", length_m=_STUB_M,
                        element_id=f"line{line_no}")
             line_no += 1
-            feeder_of[tr["id"]] = (s, feeder_node.get(tr["rpos"], -1))
             if tr["rpos"] != root and not children.get(tr["rpos"]):
                 leaf_trafos.append(t)
     # cable systems per MV edge from the design load below it (rooted at each substation)
     cable_kva = math.sqrt(3) * mv_kv * 421.0 * _CABLE_UTILISATION
+    depth: dict[str, float] = {}
+    radial = nx.DiGraph()
     for sid in [n for n, d in G.nodes(data=True) if d["kind"] == "substation"]:
         below: dict[str, float] = {}
         order = list(nx.dfs_postorder_nodes(G, sid))
         parent = {v: u for u, v in nx.bfs_edges(G, sid)}
+        depth[sid] = 0.0
+        radial.add_edge("__root__", sid)
+        for u, v in nx.bfs_edges(G, sid):
+            depth[v] = depth[u] + G[u][v]["length_m"]
+            radial.add_edge(u, v)
         for n in order:
             d = G.nodes[n]
             below[n] = below.get(n, 0.0) + (d.get("design_kva", 0.0) if d["kind"] == "transformer" else 0.0)
@@ -606,36 +600,8 @@ def build_power_graph(
                 below[p] = below.get(p, 0.0) + below[n]
                 G[p][n]["n_cables"] = max(1, math.ceil(below[n] / cable_kva))
                 G[p][n]["design_kva"] = below[n]
-    # 7: tie switches between ends of different feeders
-    if len(leaf_trafos) >= 2:
-        lxy = np.array([[trafos[t]["x"], trafos[t]["y"]] for t in leaf_trafos])
-        kd = cKDTree(lxy)
-        dd, jj = kd.query(lxy, k=min(9, len(leaf_trafos)))
-        pairs = []
-        for a in range(len(leaf_trafos)):
-            fa = feeder_of[trafos[leaf_trafos[a]]["id"]]
-            for dist_ab, b in zip(dd[a][1:], jj[a][1:], strict=True):
-                fb = feeder_of[trafos[leaf_trafos[int(b)]]["id"]]
-                if fb != fa and dist_ab * _TIE_DETOUR <= _TIE_MAX_M:
-                    pairs.append((float(dist_ab), min(a, int(b)), max(a, int(b))))
-                    break
-        pairs.sort()
-        used_t: set[int] = set()
-        used_f: set[tuple[tuple[int, int], tuple[int, int]]] = set()
-        for dist_ab, a, b in pairs:
-            ta, tb = trafos[leaf_trafos[a]], trafos[leaf_trafos[b]]
-            fpair = tuple(sorted([feeder_of[ta["id"]], feeder_of[tb["id"]]]))
-            if a in used_t or b in used_t or fpair in used_f:
-                continue
-            used_t |= {a, b}
-            used_f.add(fpair)  # type: ignore[arg-type]
-            ma = next(n for n in G.neighbors(ta["id"]) if G.nodes[n]["kind"] == "mv_node")
-            mb = next(n for n in G.neighbors(tb["id"]) if G.nodes[n]["kind"] == "mv_node")
-            if ma == mb or G.has_edge(ma, mb):
-                continue
-            G.add_edge(ma, mb, kind="tie", length_m=max(dist_ab * _TIE_DETOUR, _STUB_M),
-                       element_id=f"tie{tie_no}", normally_open=True, n_cables=1)
-            tie_no += 1
+    # 7: tie switches between feeder ends that are close in space but far apart along the tree
+    tie_no = _add_ties(G, [trafos[t]["id"] for t in leaf_trafos], depth, radial)
     # 8: building service connections
     for i, bid in enumerate(bids.tolist()):
         tr = trafos[int(b_trafo[i])]
@@ -649,6 +615,51 @@ def build_power_graph(
              sum(1 for _, d in G.nodes(data=True) if d["kind"] == "substation"), len(trafos),
              line_no, tie_no, len(bids))
     return G
+
+
+def _add_ties(G: nx.Graph, leaves: list[str], depth: dict[str, float], radial: nx.DiGraph) -> int:
+    """Add normally-open ties between leaf transformers' MV nodes; returns how many.
+
+    A pair of feeder ends qualifies when the tie (straight line × detour) is under
+    :data:`_TIE_MAX_M` and the path between them along the radial tree is at least three times the
+    tie and 300 m longer (or they hang under different substations). Greedy by that ratio, each end
+    used once, at most ``max(2, leaves / 8)`` ties.
+    """
+    if len(leaves) < 2:
+        return 0
+    xy = np.array([[G.nodes[t]["x"], G.nodes[t]["y"]] for t in leaves])
+    dd, jj = cKDTree(xy).query(xy, k=min(9, len(leaves)))
+    cand = {(min(a, int(b)), max(a, int(b))): float(d) for a in range(len(leaves))
+            for d, b in zip(dd[a][1:], jj[a][1:], strict=True) if d * _TIE_DETOUR <= _TIE_MAX_M}
+    pairs = sorted(cand)
+    lca = dict(nx.tree_all_pairs_lowest_common_ancestor(
+        radial, root="__root__", pairs=[(leaves[a], leaves[b]) for a, b in pairs]))
+    scored = []
+    for a, b in pairs:
+        ta, tb = leaves[a], leaves[b]
+        tie_len = max(cand[(a, b)] * _TIE_DETOUR, _STUB_M)
+        anc = lca.get((ta, tb), lca.get((tb, ta)))
+        tree = math.inf if anc == "__root__" else depth[ta] + depth[tb] - 2 * depth[anc]
+        if tree >= 3 * tie_len and tree - tie_len >= 300.0:
+            scored.append((-min(tree / tie_len, 1e9), tie_len, a, b))
+    scored.sort()
+    cap = max(2, len(leaves) // 8)
+    used: set[int] = set()
+    n = 0
+    for _, tie_len, a, b in scored:
+        if n >= cap:
+            break
+        if a in used or b in used:
+            continue
+        ma = next(x for x in G.neighbors(leaves[a]) if G.nodes[x]["kind"] == "mv_node")
+        mb = next(x for x in G.neighbors(leaves[b]) if G.nodes[x]["kind"] == "mv_node")
+        if ma == mb or G.has_edge(ma, mb):
+            continue
+        used |= {a, b}
+        G.add_edge(ma, mb, kind="tie", length_m=tie_len, element_id=f"tie{n}", normally_open=True,
+                   n_cables=1)
+        n += 1
+    return n
 
 
 def building_transformers(G: nx.Graph) -> pd.Series:
