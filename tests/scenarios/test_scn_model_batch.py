@@ -78,7 +78,7 @@ def test_interventions_are_checked_against_the_city(tiny_city_path, tiny_city) -
     with pytest.raises(ScenarioError) as exc:
         CityModel(sc, city=tiny_city)
     problems = exc.value.problems
-    assert len(problems) == 6, problems  # asset_failure also needs [energy]
+    assert len(problems) == 7, problems  # asset_failure: [energy]; remove_station: [emergency]
     assert any("interventions[0].street" in p and "Nowhere Street" in p for p in problems)
     assert any("interventions[1].edges" in p and "99999" in p for p in problems)
     assert any("interventions[2].name" in p and "Atlantis" in p for p in problems)
