@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,9 +46,12 @@ def solve_mclp(cost: np.ndarray, weights: np.ndarray, *, radius: float, p: int,
     if predefined:
         pre = np.zeros(cost.shape[1], dtype=int)
         pre[list(predefined)] = 1
-    m = MCLP.from_cost_matrix(np.asarray(cost, float), np.asarray(weights, float),
-                              service_radius=radius, p_facilities=p, predefined_facilities_arr=pre)
-    m.solve(_solver())
+    with warnings.catch_warnings():  # PuLP 3.x deprecation notices about its 4.0 API
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = MCLP.from_cost_matrix(np.asarray(cost, float), np.asarray(weights, float),
+                                  service_radius=radius, p_facilities=p,
+                                  predefined_facilities_arr=pre)
+        m.solve(_solver())
     return _chosen(m)
 
 
@@ -57,9 +61,11 @@ def solve_lscp(cost: np.ndarray, *, radius: float, predefined: Sequence[int] = (
     if predefined:
         pre = np.zeros(cost.shape[1], dtype=int)
         pre[list(predefined)] = 1
-    m = LSCP.from_cost_matrix(np.asarray(cost, float), service_radius=radius,
-                              predefined_facilities_arr=pre)
-    m.solve(_solver())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = LSCP.from_cost_matrix(np.asarray(cost, float), service_radius=radius,
+                                  predefined_facilities_arr=pre)
+        m.solve(_solver())
     return _chosen(m)
 
 
