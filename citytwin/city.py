@@ -60,27 +60,29 @@ def default_cache_dir() -> Path:
 
 
 def attach_to_roads(
-    geoms: np.ndarray, G: nx.MultiDiGraph, *, max_distance_m: float = DEFAULT_MAX_ATTACH_M
+    geoms: np.ndarray,
+    G: nx.MultiDiGraph,
+    *,
+    max_distance_m: float = DEFAULT_MAX_ATTACH_M,
+    nodes: list[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest road node (id) and distance (m) per geometry (STRtree over node points).
 
-    Every node of the graph is reachable (the graph is one strongly connected component), so
-    the nearest node is the nearest reachable one. Geometries farther than ``max_distance_m``
-    get node -1 and distance inf.
+    ``nodes`` restricts the candidates (default: every node of ``G``, which the build makes one
+    strongly connected component, so the nearest node is the nearest reachable one).
+    Geometries farther than ``max_distance_m`` from every candidate get node -1, distance inf.
     """
-    node_ids = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-    xs = np.fromiter((d["x"] for _, d in G.nodes(data=True)), dtype=float, count=len(node_ids))
-    ys = np.fromiter((d["y"] for _, d in G.nodes(data=True)), dtype=float, count=len(node_ids))
-    pts = shapely.points(xs, ys)
-    tree = shapely.STRtree(pts)
+    cand = list(G.nodes) if nodes is None else list(nodes)
+    node_ids = np.asarray(cand, dtype=np.int64)
+    xs = np.fromiter((G.nodes[n]["x"] for n in cand), dtype=float, count=len(cand))
+    ys = np.fromiter((G.nodes[n]["y"] for n in cand), dtype=float, count=len(cand))
+    tree = shapely.STRtree(shapely.points(xs, ys))
     targets = shapely.point_on_surface(geoms)
-    q, idx, dist = (None, None, None)
-    res = tree.query_nearest(targets, max_distance=max_distance_m, return_distance=True,
-                             all_matches=False)
-    (q, idx), dist = res
+    max_d = None if not np.isfinite(max_distance_m) else max_distance_m
+    (q, idx), dist = tree.query_nearest(targets, max_distance=max_d, return_distance=True,
+                                        all_matches=False)
     node = np.full(len(geoms), -1, dtype=np.int64)
     d = np.full(len(geoms), np.inf)
-    # all_matches=False still returns one row per input found; first wins on ties
     node[q] = node_ids[idx]
     d[q] = dist
     return node, d
@@ -235,19 +237,28 @@ class City:
         return road_arrays(self.roads)
 
     def with_roads(self, G: nx.MultiDiGraph) -> City:
-        """A copy of this city with road graph ``G`` (buildings/facilities re-attached if a node
-        they used is gone). The original is untouched."""
+        """A copy of this city with road graph ``G`` (the original is untouched).
+
+        Buildings and facilities whose road node is gone, or no longer in the largest strongly
+        connected part of ``G`` (e.g. after closures), are re-attached to the nearest node of
+        that part; the others keep their node.
+        """
         new = copy.copy(self)
         new.__dict__.pop("road_arrays", None)
         new.roads = G
+        core = max(nx.strongly_connected_components(G), key=len) if len(G) else set()
         b = self.buildings.copy()
         f = self.facilities.copy()
         for df in (b, f):
-            if len(df) and not df["road_node"].isin(list(G.nodes)).all():
-                node, dist = attach_to_roads(df.geometry.values, G, max_distance_m=np.inf)
-                df["road_node"] = node
+            if not len(df):
+                continue
+            lost = ~df["road_node"].isin(core).to_numpy()
+            if lost.any():
+                node, dist = attach_to_roads(df.geometry.values[lost], G,
+                                             max_distance_m=np.inf, nodes=sorted(core))
+                df.loc[lost, "road_node"] = node
                 if "road_dist_m" in df.columns:
-                    df["road_dist_m"] = dist
+                    df.loc[lost, "road_dist_m"] = dist
         new.buildings, new.facilities = b, f
         return new
 

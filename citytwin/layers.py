@@ -68,7 +68,6 @@ and common space). Jobs = non-residential floor area / m² per job by use (:data
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -562,7 +561,7 @@ def infer_buildings(
             "osm_id": pd.to_numeric(osm_id, errors="coerce").fillna(-1).astype(np.int64).to_numpy(),
             "name": name,
             "use": pd.Categorical(use, categories=USES),
-            "use_source": use_src_cat(src),
+            "use_source": _use_source_cat(src),
             "levels": levels,
             "footprint_m2": footprint,
             "floor_area_m2": floor,
@@ -578,7 +577,7 @@ def infer_buildings(
     return out
 
 
-def use_src_cat(src: np.ndarray) -> pd.Categorical:
+def _use_source_cat(src: np.ndarray) -> pd.Categorical:
     return pd.Categorical(src, categories=["building_tag", "landuse", "amenity", "default"])
 
 
@@ -587,18 +586,3 @@ def _text_raw(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
         return np.full(len(gdf), "", dtype=object)
     s = gdf[col]
     return s.where(s.notna(), "").astype(str).to_numpy(dtype=object)
-
-
-def parse_speed(values: np.ndarray) -> np.ndarray:
-    """OSM maxspeed text -> km/h (NaN when absent or unparseable; mph converted)."""
-    out = np.full(len(values), np.nan)
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            out[i] = float(v)
-            continue
-        m = re.match(r"\s*(-?\d+(?:\.\d+)?)\s*(mph)?", str(v).split(";")[0])
-        if m:
-            out[i] = float(m.group(1)) * (1.609344 if m.group(2) else 1.0)
-    return out

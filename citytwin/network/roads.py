@@ -101,13 +101,11 @@ def build_road_graph(
     multi = shapely.get_type_id(geom) == 5
     if multi.any():
         parts, idx = shapely.get_parts(geom, return_index=True)
-        keep = np.ones(len(parts), dtype=bool)
         row = row[idx]
         geom = parts
         roads = roads.iloc[idx]
         if report is not None:
             report.note(f"roads: split {int(multi.sum())} MultiLineString(s) into their parts")
-        del keep
     roads = roads.reset_index(drop=True)
     length = shapely.length(geom)
     bad = ~(length > 0)
