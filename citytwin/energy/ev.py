@@ -1,0 +1,283 @@
+"""EV charging from the vehicles' own trips, with three charging policies.
+
+Input: EV arrivals (contract ``ev_arrivals``: ``vehicle_id``, ``building_id``, ``arrive_s``,
+``distance_km``, ``purpose``) from the traffic engine, a user table, or — when traffic is off —
+:func:`synthetic_ev_arrivals` (evening home arrivals of the residents' EVs).
+
+Model (assumptions named in :class:`EVAssumptions`):
+
+* Each vehicle starts the period with a state of charge drawn uniformly from
+  ``soc_start_range`` (a hash of the vehicle id keyed by the run's ``"ev"`` stream, so it does
+  not depend on the order arrivals are seen). Every trip uses ``distance_km ×
+  consumption_kwh_per_km``.
+* Arriving ``home`` the car plugs in (home charger, ``home_kw``) until the next ``home_depart_h``
+  (at least one hour); arriving at ``work`` it finds a charger with probability
+  ``work_charger_share`` (``work_kw``) and stays ``work_dwell_h``. Other purposes do not charge
+  (public charging is not modelled). A session asks for the energy up to ``target_soc``.
+  Later trips of the same vehicle start from that target (the plan assumes the session
+  completes; energy a policy could not deliver is reported as ``unmet_kwh``).
+* Policies: ``uncontrolled`` — full power from plug-in; ``delayed`` — home sessions plugged in
+  between ``offpeak_end_h`` and ``offpeak_start_h`` wait until ``offpeak_start_h``; ``smart`` —
+  full power from plug-in but, per step, the sum on each transformer is capped by its
+  headroom (rated kVA × cos φ − the rest of its load), shared in proportion to each car's
+  request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from citytwin.errors import InputError
+from citytwin.rng import stream
+
+__all__ = ["EVAssumptions", "ChargingState", "EV_COLUMNS", "synthetic_ev_arrivals"]
+
+log = logging.getLogger(__name__)
+
+EV_COLUMNS = ("vehicle_id", "building_id", "arrive_s", "distance_km", "purpose")
+Policy = Literal["uncontrolled", "delayed", "smart"]
+
+
+@dataclass(frozen=True)
+class EVAssumptions:
+    battery_kwh: float = 60.0
+    consumption_kwh_per_km: float = 0.18
+    home_kw: float = 11.0
+    work_kw: float = 11.0
+    work_charger_share: float = 0.3
+    target_soc: float = 0.9
+    soc_start_range: tuple[float, float] = (0.4, 0.9)
+    soc_min: float = 0.05
+    home_depart_h: float = 7.0
+    work_dwell_h: float = 8.0
+    offpeak_start_h: float = 22.0
+    offpeak_end_h: float = 6.0
+
+
+def _unit_hash(values: np.ndarray, key: int) -> np.ndarray:
+    """Uniform [0, 1) numbers from ids, keyed (splitmix64 of pandas' id hash XOR key)."""
+    h = pd.util.hash_array(np.asarray(values).astype(str)).astype(np.uint64)
+    z = h ^ np.uint64(key)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def validate_arrivals(arrivals: pd.DataFrame, *, building_ids: np.ndarray,
+                      source: str = "ev_arrivals") -> list[str]:
+    problems = [f"missing column '{c}'" for c in EV_COLUMNS if c not in arrivals.columns]
+    if problems:
+        return problems
+    known = np.isin(arrivals["building_id"].to_numpy(), building_ids)
+    if not known.all():
+        bad = arrivals.index[~known][:10].tolist()
+        ids = arrivals["building_id"].to_numpy()[~known][:10].tolist()
+        problems.append(f"rows {bad}: building_id {ids} not in the city's buildings")
+    for col in ("arrive_s", "distance_km"):
+        v = pd.to_numeric(arrivals[col], errors="coerce").to_numpy(float)
+        bad_rows = np.flatnonzero(~np.isfinite(v) | (v < 0))
+        if bad_rows.size:
+            problems.append(f"rows {arrivals.index[bad_rows][:10].tolist()}: '{col}' must be a "
+                            "number ≥ 0")
+    return problems
+
+
+class ChargingState:
+    """Charging sessions of one run, advanced step by step on (B,) arrays.
+
+    ``add(arrivals)`` turns new arrivals into sessions; ``step(t_s, dt_s, headroom_kw)``
+    returns the charging power per building (kW, mean over the step).
+    """
+
+    def __init__(
+        self,
+        *,
+        building_ids: np.ndarray,
+        building_trafo: np.ndarray,
+        policy: Policy,
+        seed: int,
+        start: pd.Timestamp,
+        assumptions: EVAssumptions = EVAssumptions(),
+    ) -> None:
+        if policy not in ("uncontrolled", "delayed", "smart"):
+            raise InputError([f"unknown EV charging policy {policy!r}; expected uncontrolled, "
+                              "delayed or smart"])
+        self.policy = policy
+        self.a = assumptions
+        self.start = pd.Timestamp(start)
+        self.building_ids = np.asarray(building_ids)
+        self._pos = pd.Index(self.building_ids)
+        self.building_trafo = np.asarray(building_trafo, dtype=np.int64)  # code, −1 = none
+        rng = stream(seed, "ev")
+        self._key = int(rng.integers(0, 2**63 - 1))
+        self._work_key = int(rng.integers(0, 2**63 - 1))
+        self._soc: dict[object, float] = {}
+        cols = ("pos", "plug_in", "plug_out", "need", "remaining", "pmax", "home")
+        self._s: dict[str, np.ndarray] = {c: np.zeros(0) for c in cols}
+        self.arrivals_seen = 0
+        self.sessions_table_parts: list[pd.DataFrame] = []
+
+    # -- sessions ----------------------------------------------------------------------------
+    def add(self, arrivals: pd.DataFrame) -> int:
+        """Add sessions for ``arrivals`` (contract columns). Returns the number of sessions."""
+        if arrivals is None or len(arrivals) == 0:
+            return 0
+        problems = validate_arrivals(arrivals, building_ids=self.building_ids)
+        if problems:
+            raise InputError(problems, source="ev_arrivals")
+        a = self.a
+        df = arrivals.sort_values(["arrive_s", "vehicle_id"], kind="stable")
+        self.arrivals_seen += len(df)
+        vid = df["vehicle_id"].to_numpy()
+        new = [v for v in pd.unique(vid) if v not in self._soc]
+        if new:
+            lo, hi = a.soc_start_range
+            u = _unit_hash(np.asarray(new, dtype=object), self._key)
+            self._soc.update(zip(new, lo + (hi - lo) * u, strict=True))
+        purpose = df["purpose"].astype(str).str.lower().to_numpy()
+        home = np.char.find(purpose.astype(str), "home") >= 0
+        work = ~home & (np.char.find(purpose.astype(str), "work") >= 0)
+        if work.any():  # a charger at work: a keyed draw per (vehicle, arrival)
+            tag = np.char.add(vid.astype(str), df["arrive_s"].to_numpy().astype(str))
+            work &= _unit_hash(tag, self._work_key) < a.work_charger_share
+        dist = df["distance_km"].to_numpy(float)
+        arrive = df["arrive_s"].to_numpy(float)
+        soc_arr = np.empty(len(df))
+        for i, v in enumerate(vid):  # chain the trips of each vehicle in time order
+            soc = max(a.soc_min, self._soc[v] - dist[i] * a.consumption_kwh_per_km / a.battery_kwh)
+            soc_arr[i] = soc
+            self._soc[v] = max(soc, a.target_soc) if (home[i] or work[i]) else soc
+        charge = home | work
+        need = np.clip(a.target_soc - soc_arr, 0.0, None) * a.battery_kwh
+        charge &= need > 1e-9
+        idx = np.flatnonzero(charge)
+        if idx.size == 0:
+            return 0
+        arr = arrive[idx]
+        is_home = home[idx]
+        day_s = 86400.0
+        tod_h = ((self.start.hour * 3600 + self.start.minute * 60 + arr) % day_s) / 3600.0
+        # next home departure (at least 1 h after arrival)
+        wait_h = (a.home_depart_h - tod_h) % 24.0
+        wait_h = np.where(wait_h < 1.0, wait_h + 24.0, wait_h)
+        plug_out = np.where(is_home, arr + wait_h * 3600.0, arr + a.work_dwell_h * 3600.0)
+        plug_in = arr.copy()
+        if self.policy == "delayed":
+            daytime = (tod_h >= a.offpeak_end_h) & (tod_h < a.offpeak_start_h)
+            delay = (a.offpeak_start_h - tod_h) * 3600.0
+            plug_in = np.where(is_home & daytime, arr + delay, arr)
+            plug_in = np.minimum(plug_in, plug_out)
+        pos = self._pos.get_indexer(df["building_id"].to_numpy()[idx])
+        add = {
+            "pos": pos.astype(float), "plug_in": plug_in, "plug_out": plug_out,
+            "need": need[idx], "remaining": need[idx].copy(),
+            "pmax": np.where(is_home, a.home_kw, a.work_kw), "home": is_home.astype(float),
+        }
+        for k, v in add.items():
+            self._s[k] = np.concatenate([self._s[k], v])
+        self.sessions_table_parts.append(pd.DataFrame({
+            "vehicle_id": vid[idx], "building_id": df["building_id"].to_numpy()[idx],
+            "arrive_s": arr, "plug_in_s": plug_in, "plug_out_s": plug_out,
+            "soc_arrival": soc_arr[idx], "need_kwh": need[idx],
+            "charger": np.where(is_home, "home", "work"),
+        }))
+        return int(idx.size)
+
+    # -- one step ----------------------------------------------------------------------------
+    def step(self, t_s: float, dt_s: float, headroom_kw: np.ndarray | None = None) -> np.ndarray:
+        """Charging kW per building (mean over [t_s, t_s + dt_s)); ``headroom_kw`` per
+        transformer code is used by the ``smart`` policy."""
+        n = self.building_ids.size
+        s = self._s
+        if s["pos"].size == 0:
+            return np.zeros(n)
+        dt_h = dt_s / 3600.0
+        frac = np.clip((np.minimum(s["plug_out"], t_s + dt_s) - np.maximum(s["plug_in"], t_s))
+                       / dt_s, 0.0, 1.0)
+        want = np.minimum(s["pmax"] * frac, s["remaining"] / dt_h)
+        want[frac <= 0] = 0.0
+        pos = s["pos"].astype(np.int64)
+        if self.policy == "smart" and headroom_kw is not None:
+            tr = self.building_trafo[pos]
+            has = tr >= 0
+            ntr = headroom_kw.size
+            total = np.bincount(tr[has], weights=want[has], minlength=ntr)
+            cap = np.clip(headroom_kw, 0.0, None)
+            scale = np.where(total > cap, cap / np.maximum(total, 1e-12), 1.0)
+            want[has] *= scale[tr[has]]
+        s["remaining"] = np.maximum(s["remaining"] - want * dt_h, 0.0)
+        return np.bincount(pos, weights=want, minlength=n)
+
+    # -- summaries ---------------------------------------------------------------------------
+    @property
+    def n_sessions(self) -> int:
+        return int(self._s["pos"].size)
+
+    def requested_kwh(self) -> float:
+        return float(self._s["need"].sum())
+
+    def delivered_kwh(self) -> float:
+        return float((self._s["need"] - self._s["remaining"]).sum())
+
+    def unmet_kwh(self, until_s: float) -> float:
+        """Energy still missing in sessions that unplugged before ``until_s``."""
+        done = self._s["plug_out"] <= until_s
+        return float(self._s["remaining"][done].sum())
+
+    def sessions(self) -> pd.DataFrame:
+        """One row per charging session with the energy delivered so far."""
+        if not self.sessions_table_parts:
+            return pd.DataFrame(columns=["vehicle_id", "building_id", "arrive_s", "plug_in_s",
+                                         "plug_out_s", "soc_arrival", "need_kwh", "charger",
+                                         "delivered_kwh"])
+        df = pd.concat(self.sessions_table_parts, ignore_index=True)
+        df["delivered_kwh"] = self._s["need"] - self._s["remaining"]
+        return df
+
+
+def synthetic_ev_arrivals(
+    buildings: pd.DataFrame,
+    *,
+    ev_share: float,
+    seed: int,
+    days: int = 1,
+    cars_per_person: float = 0.4,
+    daily_km_mean: float = 30.0,
+) -> pd.DataFrame:
+    """EV home arrivals for a run without traffic: residents' cars coming home each evening.
+
+    Cars per residential building = Poisson(population × ``cars_per_person``) (Helsinki has
+    ~0.4 cars per inhabitant), a share ``ev_share`` of them electric; each drives a lognormal
+    daily distance (mean ``daily_km_mean``) and arrives home at N(17:30, 1.5 h) every day.
+    """
+    if not 0.0 <= ev_share <= 1.0:
+        raise InputError([f"ev_share must be within 0..1, got {ev_share}"])
+    if "population" not in buildings.columns:
+        raise InputError(["missing column 'population' (needed to place EVs)"], source="buildings")
+    rng = stream(seed, "ev_synth")
+    pop = pd.to_numeric(buildings["population"], errors="coerce").fillna(0.0).to_numpy(float)
+    res = buildings["use"].astype(str).to_numpy() == "residential"
+    lam = np.where(res, np.clip(pop, 0, None) * cars_per_person * ev_share, 0.0)
+    n_ev = rng.poisson(lam)
+    bld = np.repeat(buildings.index.to_numpy(), n_ev)
+    n = bld.size
+    if n == 0:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            EV_COLUMNS, ("int64", "int64", "float64", "float64", "object"), strict=True)})
+    sigma = 0.6
+    mu = np.log(daily_km_mean) - sigma**2 / 2
+    parts = []
+    for d in range(days):
+        arrive = np.clip(rng.normal(17.5, 1.5, n), 12.0, 23.9) * 3600.0 + d * 86400.0
+        parts.append(pd.DataFrame({
+            "vehicle_id": np.arange(n, dtype=np.int64), "building_id": bld,
+            "arrive_s": arrive, "distance_km": rng.lognormal(mu, sigma, n), "purpose": "home",
+        }))
+    return pd.concat(parts, ignore_index=True)
