@@ -267,13 +267,15 @@ def fit_use_multipliers(
     *,
     uses: Sequence[str] | None = None,
     bounds: tuple[float, float] = (0.0, 20.0),
+    relative: bool = True,
 ) -> dict[str, float]:
     """One load multiplier per building use by bounded least squares.
 
     ``per_use`` has one row per reading and one column per use: the modelled load (kW) of the
     buildings of that use behind the reading's meter during its interval. Returns
-    ``{use: multiplier}`` minimising ``sum (per_use @ k - observed)^2``; a use that no meter sees
-    keeps 1.0.
+    ``{use: multiplier}`` minimising ``sum w_i (per_use_i @ k - observed_i)^2``; a use that no
+    meter sees keeps 1.0. ``relative`` weights each reading by ``1 / observed^2`` (relative
+    errors: a transformer and a single building meter count alike), else ``w = 1``.
     """
     if isinstance(per_use, pd.DataFrame):
         uses = [str(u) for u in per_use.columns]
@@ -292,7 +294,11 @@ def fit_use_multipliers(
     if not seen.any():
         raise InputError("fit_use_multipliers: no modelled load behind any meter")
     Xs = X[:, seen]
+    if relative:
+        w = 1.0 / np.maximum(y, 1e-6 * max(float(y.max()), 1e-12))
+        Xs, y = Xs * w[:, None], y * w
     scale = np.sqrt((Xs**2).sum(axis=0))  # column scaling for conditioning
+    scale[scale == 0] = 1.0
     res = optimize.lsq_linear(Xs / scale, y, bounds=(bounds[0] * scale, bounds[1] * scale))
     for u, k in zip(np.asarray(uses)[seen], res.x / scale, strict=True):
         out[str(u)] = float(k)
@@ -517,4 +523,131 @@ def reweight_trips(trips: pd.DataFrame, factor: np.ndarray, *, seed: int) -> pd.
     out = trips.loc[trips.index.repeat(reps)].reset_index(drop=True)
     if "trip_id" in out:
         out["trip_id"] = np.arange(len(out))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# energy: load multipliers per building use from meter readings
+# --------------------------------------------------------------------------------------------
+
+
+def meter_use_loads(
+    city: object, meters: pd.DataFrame, loads_kw: np.ndarray, *, step_s: float
+) -> pd.DataFrame:
+    """Modelled mean load (kW) per building use behind each reading: readings x uses.
+
+    ``meters`` is :func:`citytwin.observations.read_meters`'s table; ``loads_kw`` is
+    (buildings x steps) in ``city.buildings`` row order, steps of ``step_s`` from t = 0. A
+    transformer meter sees every building whose ``transformer`` is that id.
+    """
+    b = city.buildings  # type: ignore[attr-defined]
+    L = np.asarray(loads_kw, dtype=float)
+    if L.ndim != 2 or L.shape[0] != len(b):
+        raise InputError(f"loads_kw must be (buildings={len(b)}, steps), got {L.shape}")
+    uses = sorted(b["use"].astype(str).unique())
+    use_code = pd.Categorical(b["use"].astype(str), categories=uses).codes
+    pos = {int(i): k for k, i in enumerate(b.index)}
+    tr = b["transformer"].astype(str).to_numpy() if "transformer" in b else np.array([""] * len(b))
+    n_t = L.shape[1]
+    out = np.zeros((len(meters), len(uses)))
+    starts = meters["start_s"].to_numpy(float)
+    ends = meters["end_s"].to_numpy(float)
+    edges = np.arange(n_t + 1) * step_s
+    # overlap weights of each reading with each step (readings x steps), mean over the interval
+    lo = np.maximum(starts[:, None], edges[None, :-1])
+    hi = np.minimum(ends[:, None], edges[None, 1:])
+    W = np.clip(hi - lo, 0.0, None) / (ends - starts)[:, None]
+    covered = W.sum(axis=1)
+    if (covered < 1 - 1e-9).any():
+        bad = np.flatnonzero(covered < 1 - 1e-9)
+        raise InputError(f"meter readings {(bad[:10] + 1).tolist()} extend past the modelled "
+                         f"loads ({n_t} steps of {step_s:g} s)")
+    target = meters["target"].to_numpy()
+    keys = np.where(target == "transformer", meters["transformer"].astype(str),
+                    meters["building_id"].astype(str))
+    for key in pd.unique(keys):
+        sel = np.flatnonzero(keys == key)
+        rows = (np.flatnonzero(tr == key) if target[sel[0]] == "transformer"
+                else np.array([pos[int(key)]]))
+        per_use = np.zeros((len(uses), n_t))
+        np.add.at(per_use, use_code[rows], L[rows])
+        out[sel] = W[sel] @ per_use.T
+    return pd.DataFrame(out, columns=uses, index=meters.index)
+
+
+@dataclass(frozen=True)
+class EnergyCalibration:
+    multipliers: dict[str, float]
+    readings: pd.DataFrame  # meter rows + modelled_before_kw, modelled_after_kw
+    before: dict[str, float | int | bool]
+    after: dict[str, float | int | bool]
+
+
+def calibrate_energy(
+    city: object, meters: pd.DataFrame, loads_kw: np.ndarray, *, step_s: float
+) -> EnergyCalibration:
+    """Per-use load multipliers from meter readings; ASHRAE G14 metrics before (p = 1) and after
+    (p = number of fitted multipliers)."""
+    if len(meters) == 0:
+        raise InputError("calibrate_energy: no meter readings")
+    X = meter_use_loads(city, meters, loads_kw, step_s=step_s)
+    y = meters["kw"].to_numpy(float)
+    before_kw = X.sum(axis=1).to_numpy()
+    k = fit_use_multipliers(X, y)
+    after_kw = X.to_numpy() @ np.array([k[u] for u in X.columns])
+    n_fit = int((X.sum(axis=0) > 0).sum())
+    readings = meters.assign(modelled_before_kw=before_kw, modelled_after_kw=after_kw)
+    return EnergyCalibration(multipliers=k, readings=readings, before=energy_fit(y, before_kw, p=1),
+                             after=energy_fit(y, after_kw, p=n_fit))
+
+
+# --------------------------------------------------------------------------------------------
+# emergency: incident rates per type
+# --------------------------------------------------------------------------------------------
+
+#: EmergencyParams fields scaled by each incident type's multiplier
+INCIDENT_RATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "medical": ("medical_per_resident_year", "medical_per_job_year"),
+    "fire": ("fire_per_resident_year", "fire_per_job_year"),
+    "traffic": ("traffic_per_person_year",),
+}
+
+
+@dataclass(frozen=True)
+class IncidentCalibration:
+    multipliers: dict[str, float]
+    counts: pd.DataFrame  # type, observed, expected_before, expected_after
+    response: dict[str, float | int] | None  # response_fit(log, model) when modelled times given
+
+
+def calibrate_incidents(
+    incidents: pd.DataFrame,
+    expected: Mapping[str, float],
+    *,
+    modelled_response_s: object | None = None,
+) -> IncidentCalibration:
+    """Poisson MLE rate multiplier per incident type (observed / expected count over the
+    observed period) and, given the model's response times, the response-time fit."""
+    observed = incidents["type"].astype(str).value_counts().to_dict()
+    k = fit_incident_rates(observed, expected)
+    types = sorted(set(observed) | set(expected))
+    counts = pd.DataFrame({
+        "type": types,
+        "observed": [int(observed.get(t, 0)) for t in types],
+        "expected_before": [float(expected.get(t, 0.0)) for t in types],
+    })
+    counts["expected_after"] = [float(expected.get(t, 0.0)) * k.get(t, 1.0) for t in types]
+    resp = None
+    if modelled_response_s is not None:
+        resp = response_fit(incidents["response_s"].to_numpy(float), modelled_response_s)
+    return IncidentCalibration(multipliers=k, counts=counts, response=resp)
+
+
+def incident_param_updates(params: object, multipliers: Mapping[str, float]) -> dict[str, float]:
+    """New values of the EmergencyParams rate fields for the fitted type multipliers."""
+    out: dict[str, float] = {}
+    for t, k in sorted(multipliers.items()):
+        for name in INCIDENT_RATE_FIELDS.get(t, ()):
+            if hasattr(params, name):
+                out[name] = float(getattr(params, name)) * float(k)
     return out
