@@ -110,7 +110,7 @@ def _hash_files(files: list[Path], extra: str) -> str:
     return h.hexdigest()[:24]
 
 
-@dataclass
+@dataclass(eq=False)
 class City:
     """A city twin. See ``docs/contracts.md`` for the columns and graph attributes."""
 

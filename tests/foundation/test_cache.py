@@ -86,3 +86,12 @@ def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     shutil.copy(TINY, copy)
     City.from_path(copy)
     assert len(list((tmp_path / "env-cache").glob("tiny-*.pkl"))) == 1
+
+
+def test_two_cold_builds_are_identical() -> None:
+    a = City.from_path(TINY, use_cache=False)
+    b = City.from_path(TINY, use_cache=False)
+    assert a.buildings.equals(b.buildings) and a.facilities.equals(b.facilities)
+    assert list(a.roads.edges(keys=True, data=True)) == list(b.roads.edges(keys=True, data=True))
+    assert list(a.roads.nodes(data=True)) == list(b.roads.nodes(data=True))
+    assert sorted(a.power.edges(data="element_id")) == sorted(b.power.edges(data="element_id"))
