@@ -130,17 +130,24 @@ def site_stations(
     radius_s: float = 240.0,
     method: Literal["mclp", "lscp"] = "mclp",
     candidates: Sequence[int] | None = None,
-    candidate_spacing_m: float = 600.0,
-    demand_cell_m: float = 250.0,
+    candidate_spacing_m: float | None = None,
+    demand_cell_m: float | None = None,
     weight: Literal["population", "people", "buildings"] = "people",
     cost: np.ndarray | None = None,
 ) -> SitingResult:
     """Propose ``new`` stations of ``kind`` (MCLP), or the fewest that cover all demand (LSCP).
 
     ``candidates``: road node ids to choose from (default: road nodes thinned to one per
-    ``candidate_spacing_m`` grid cell). ``weight``: ``people`` = population + jobs.
+    ``candidate_spacing_m`` grid cell; default spacing gives about 150 cells over the road
+    network's extent, at least 100 m). ``demand_cell_m`` (default: about 400 cells, >= 100 m).
+    ``weight``: ``people`` = population + jobs.
     """
     arrays = _arrays(city)
+    area = float(np.ptp(arrays.x) * np.ptp(arrays.y)) if arrays.n_nodes else 0.0
+    if candidate_spacing_m is None:
+        candidate_spacing_m = max(100.0, float(np.sqrt(area / 150.0)))
+    if demand_cell_m is None:
+        demand_cell_m = max(100.0, float(np.sqrt(area / 400.0)))
     pos = {n: i for i, n in enumerate(arrays.node_ids.tolist())}
     b = city.buildings
     problems: list[str] = []
