@@ -607,7 +607,8 @@ def build_power_graph(
         tr = trafos[int(b_trafo[i])]
         node = f"b{bid}"
         G.add_node(node, kind="building", x=float(bxy[i, 0]), y=float(bxy[i, 1]), building_id=bid,
-                   transformer=tr["id"], p_inst_kw=float(p_inst[i]), design_kw=float(design_kw[i]))
+                   transformer=tr["id"], p_inst_kw=float(p_inst[i]), design_kw=float(design_kw[i]),
+                   customers=int(n_cons[i]))
         G.add_edge(tr["id"], node, kind="service",
                    length_m=max(1.0, float(np.hypot(bxy[i, 0] - tr["x"], bxy[i, 1] - tr["y"]))),
                    element_id=f"svc{bid}")
