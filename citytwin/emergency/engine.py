@@ -20,6 +20,7 @@ from scipy.sparse import csgraph
 
 from citytwin.emergency.coverage import coverage_times
 from citytwin.emergency.incidents import generate_incidents, read_incidents
+from citytwin.emergency.interventions import params_with_interventions
 from citytwin.emergency.kpis import emergency_kpis
 from citytwin.emergency.params import UNIT_TYPES, EmergencyParams
 from citytwin.emergency.stations import EmergencyUnit, build_stations, hospitals
@@ -65,9 +66,12 @@ class EmergencyEngine:
     def __init__(self, model: Any, params: EmergencyParams, *,
                  incidents: pd.DataFrame | None = None,
                  link_times: np.ndarray | None = None) -> None:
+        city = model.city
+        ivs = getattr(getattr(model, "spec", None), "interventions", None) or ()
+        if ivs:
+            params = params_with_interventions(params, city, ivs)
         self.model = model
         self.params = params
-        city = model.city
         self.seed = int(model.seed)
         self.duration_s = float(model.duration_s)
         arrays = getattr(city, "road_arrays", None)
