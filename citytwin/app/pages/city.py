@@ -24,7 +24,7 @@ def InspectPanel(info: dict[str, Any] | None, on_close_road: Any = None):
     with solara.Card(info.get("layer", "feature"), classes=["citytwin-inspect"]):
         KeyValueTable({k: v for k, v in info.items() if k != "layer"})
         if info.get("layer") == "road link" and on_close_road is not None:
-            solara.Button("Close this link in my scenario draft", icon_name="mdi-road-variant",
+            solara.Button("Close this link in my scenario draft",
                           on_click=lambda: on_close_road(int(info["edge_id"])), outlined=True)
 
 

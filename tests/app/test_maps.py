@@ -1,0 +1,77 @@
+"""City map figures and click-to-inspect on the tiny city."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citytwin.app.data import load_city, load_map_data
+from citytwin.app.maps import LAYERS, city_figure, inspect, link_figure
+from citytwin.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def tiny(data_dir: Path):
+    path = data_dir / "tiny.gpkg"
+    return load_city(path), load_map_data(path)
+
+
+def test_map_arrays_match_city(tiny) -> None:
+    city, data = tiny
+    m = city.roads.number_of_edges()
+    assert len(data.road_mid) == m and data.edge_xy.shape == (m, 4)
+    assert np.isnan(data.road_x[2::3]).all() and not np.isnan(data.road_x[0::3]).any()
+    # every segment runs between the two end nodes of its edge
+    for u, v, d in city.roads.edges(data=True):
+        x0, y0, x1, y1 = data.edge_xy[d["edge_id"]]
+        assert (x0, y0, x1, y1) == (city.roads.nodes[u]["x"], city.roads.nodes[u]["y"],
+                                    city.roads.nodes[v]["x"], city.roads.nodes[v]["y"])
+    assert len(data.buildings) == len(city.buildings)
+    assert len(data.facilities) == len(city.facilities)
+
+
+def test_layers_toggle_traces(tiny) -> None:
+    city, data = tiny
+    full = city_figure(data)
+    names = [t.name for t in full.data]
+    assert "roads" in names and "MV feeders" in names and "fire station" in names
+    n_buildings = sum(len(t.x) for t in full.data
+                      if t.customdata is not None and t.customdata[0][0] == "building")
+    assert n_buildings == len(city.buildings)
+    only_roads = city_figure(data, layers=["roads"])
+    assert {t.name for t in only_roads.data} == {"roads", "road links"}
+    closed = city_figure(data, layers=["roads"], closed_edges=[0, 2])
+    assert closed.data[-1].name == "closed" and len(closed.data[-1].x) == 6
+    assert full.layout.yaxis.scaleanchor == "x"  # metres, equal aspect, no basemap
+    with pytest.raises(InputError, match="unknown map layers"):
+        city_figure(data, layers=["roads", "tiles"])
+    assert set(LAYERS) == {"roads", "buildings", "power", "facilities"}
+
+
+def test_inspect_each_layer(tiny) -> None:
+    city, data = tiny
+    b = inspect(city, data, "building", "0")
+    assert b["building_id"] == 0 and b["use"] == city.buildings.loc[0, "use"]
+    e = inspect(city, data, "road", "3")
+    assert e["edge_id"] == 3 and e["length"] > 0
+    f = inspect(city, data, "facility", "1")
+    assert f["kind"] == "hospital" and f["name"] == "Hospital"
+    node = next(n for n, d in city.power.nodes(data=True) if d["kind"] == "transformer")
+    p = inspect(city, data, "power", node)
+    assert p["kind"] == "transformer"
+    with pytest.raises(InputError, match="no building with id"):
+        inspect(city, data, "building", "9999")
+    with pytest.raises(InputError, match="unknown map layer"):
+        inspect(city, data, "tiles", "1")
+
+
+def test_link_figure_classes(tiny) -> None:
+    _, data = tiny
+    import pandas as pd
+
+    vals = pd.Series([0.1, 0.95, 0.6], index=[0, 1, 2])
+    fig = link_figure(data, vals, title="t", bins=[0, 0.5, 0.9, 1.01],
+                      labels=["low", "mid", "high"])
+    assert [t.name for t in fig.data[1:]] == ["low", "mid", "high"]
