@@ -83,10 +83,7 @@ def _trafo_type(net: Any, rated_kva: int, mv_kv: float) -> str:
     name = f"{rated_kva / 1000:g} MVA {mv_kv:g}/0.4 kV"
     if not pp.std_type_exists(net, name, element="trafo"):
         base = pp.load_std_type(net, f"0.63 MVA {mv_kv:g}/0.4 kV", element="trafo")
-        data = {k: base[k] for k in ("vk_percent", "vkr_percent", "i0_percent", "shift_degree",
-                                     "vector_group", "tap_side", "tap_neutral", "tap_min", "tap_max",
-                                     "tap_step_percent", "tap_step_degree", "tap_changer_type")
-                if k in base}
+        data = {k: v for k, v in dict(base).items() if not (isinstance(v, float) and math.isnan(v))}
         scale = rated_kva / 630.0
         data.update(sn_mva=rated_kva / 1000.0, vn_hv_kv=mv_kv, vn_lv_kv=0.4,
                     pfe_kw=base["pfe_kw"] * scale ** 0.75,

@@ -128,3 +128,21 @@ def test_assets_table(solver):
     assert list(a.columns) == ["asset_id", "kind", "loading_pct", "vm_pu"]
     assert set(a.kind) == {"transformer", "line", "substation"}
     assert a.asset_id.is_unique
+
+
+def test_large_building_gets_parallel_800kva_units():
+    from conftest import CRS, grid_roads, make_buildings
+
+    from citytwin.network.power import build_power_graph
+
+    roads = grid_roads(4)
+    b = make_buildings(roads, 30, seed=9)
+    b.loc[0, ["use", "floor_area_m2"]] = ["industrial", 40_000.0]  # 2 MW installed
+    G = build_power_graph(b, roads, crs=CRS)
+    tr = G.nodes[G.nodes["b0"]["transformer"]]
+    assert tr["rated_kva"] == 800 and tr["parallel"] >= 3 and tr["n_buildings"] == 1
+    net, pm = to_pandapower(G)
+    assert "0.8 MVA 20/0.4 kV" in set(net.trafo.std_type)
+    assert net.trafo.at[pm.trafo[G.nodes["b0"]["transformer"]], "parallel"] == tr["parallel"]
+    pp.runpp(net, numba=False)
+    assert net.converged and net.res_trafo.loading_percent.max() < 100
