@@ -23,9 +23,11 @@ The generator is lazy, so an app can draw each state as it arrives::
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -326,3 +328,310 @@ def _running_fit(h: pd.DataFrame) -> dict[str, Any]:
     if len(ld) > 1 and ld["value"].mean() > 0:
         out["energy"] = energy_fit(ld["value"], ld["simulated"])
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# scenario level: observation folders, the scenario's twin, calibrate a scenario
+# --------------------------------------------------------------------------------------------
+
+OBSERVATION_FILES = ("counts", "meters", "incidents", "closures")
+
+
+def load_observations(
+    folder: str | Path, city: Any, *, start: pd.Timestamp | None = None,
+    duration_s: float | None = None, on_bad: str = "reject",
+) -> dict[str, Observations]:
+    """Read ``counts``, ``meters``, ``incidents``, ``closures`` (``.csv`` or ``.parquet``) found in
+    ``folder``; at least one must exist. Record problems become counted rejections by default."""
+    from citytwin import observations as ob
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"observations folder not found: {folder}")
+    readers = {"counts": ob.read_counts, "meters": ob.read_meters,
+               "incidents": ob.read_incidents, "closures": ob.read_closures}
+    out: dict[str, Observations] = {}
+    for kind in OBSERVATION_FILES:
+        found = [folder / f"{kind}{ext}" for ext in (".csv", ".parquet")
+                 if (folder / f"{kind}{ext}").exists()]
+        if len(found) > 1:
+            raise InputError(f"both {found[0].name} and {found[1].name}: keep one", source=str(folder))
+        if found:
+            out[kind] = readers[kind](found[0], city, start=start, duration_s=duration_s,
+                                      on_bad=on_bad)  # type: ignore[operator]
+    if not out:
+        raise InputError(f"no observation files: expected one of "
+                         f"{', '.join(k + '.csv|.parquet' for k in OBSERVATION_FILES)}",
+                         source=str(folder))
+    return out
+
+
+def scenario_trips(scenario: Any, city: Any) -> pd.DataFrame:
+    """The scenario's modelled car trips (its traffic demand model, its seed)."""
+    from citytwin.scenario import domain_params
+
+    params = domain_params(scenario, "traffic")
+    if params is None:
+        raise InputError("the scenario has no [traffic] section: no modelled trips to compare "
+                         "with counts", source=scenario.name)
+    from citytwin.traffic.demand import generate_demand
+
+    return generate_demand(city, params, seed=int(scenario.seed))
+
+
+def scenario_loads(scenario: Any, city: Any, *, step_s: float = 3600.0) -> np.ndarray:
+    """Modelled electric load (kW, buildings x steps) over the scenario's period: the energy
+    domain's building load model under the shipped typical-year weather."""
+    from citytwin.energy.loads import compute_loads
+    from citytwin.energy.weather import temperature_at, typical_year
+
+    start = pd.Timestamp(scenario.start)
+    n = int(np.ceil(scenario.duration_s / step_s))
+    index = pd.date_range(start, periods=n, freq=pd.Timedelta(seconds=step_s))
+    temp = temperature_at(typical_year(year=start.year), index)
+    loads = compute_loads(city.buildings, temp, index=index, step_minutes=int(step_s // 60))
+    return np.asarray(loads.electric_kw(), dtype=float)
+
+
+def expected_incidents(scenario: Any, city: Any, *, duration_s: float | None = None
+                       ) -> dict[str, float]:
+    """Expected incident count per type over the period under the scenario's emergency rates
+    (building rates x the hourly profile, as the emergency model generates them)."""
+    from citytwin.emergency.incidents import YEAR_S, building_rates
+    from citytwin.emergency.params import COMMUTE_PROFILE, EMS_PROFILE
+    from citytwin.scenario import domain_params
+
+    params = domain_params(scenario, "emergency")
+    if params is None:
+        raise InputError("the scenario has no [emergency] section: no modelled incidents to "
+                         "compare with the log", source=scenario.name)
+    dur = float(scenario.duration_s if duration_s is None else duration_s)
+    rates = building_rates(city.buildings, params).sum(axis=0)
+    hours = np.arange(int(np.ceil(dur / 3600.0)))
+    span = np.minimum(3600.0, dur - hours * 3600.0)
+    out = {}
+    for kind, total in rates.items():
+        prof = np.asarray(COMMUTE_PROFILE if kind == "traffic" else EMS_PROFILE)[hours % 24]
+        out[str(kind)] = float(total * np.sum(prof * span) / YEAR_S)
+    return out
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """What ``citytwin calibrate`` found and wrote."""
+
+    scenario: str
+    observations: dict[str, dict[str, Any]]  # summary per table (read/accepted/rejected)
+    traffic: dict[str, Any] | None
+    energy: dict[str, Any] | None
+    emergency: dict[str, Any] | None
+    updates: dict[str, dict[str, float]]  # scenario section -> key -> new value
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("scenario", "observations", "traffic", "energy",
+                                              "emergency", "updates", "files")}
+
+
+def _grid_zones(city: Any, zone_m: float) -> dict[Any, tuple[int, int]]:
+    G = city.roads
+    return {n: (int(d["x"] // zone_m), int(d["y"] // zone_m)) for n, d in G.nodes(data=True)}
+
+
+def calibrate_scenario(
+    scenario: Any,
+    observations: str | Path | dict[str, Observations],
+    *,
+    out: str | Path,
+    city: Any = None,
+    od: bool = True,
+    zone_m: float = 1000.0,
+    response: bool = True,
+) -> CalibrationReport:
+    """Calibrate a scenario (object or TOML path) to an observation folder; write to ``out``:
+    ``<name>_calibrated.toml`` (``extends`` the original, overriding the fitted parameters),
+    ``report.json``, ``report.md`` and the per-record fit tables (``counts_fit.parquet``,
+    ``meters_fit.parquet``, ``od_factors.parquet``, ``rejected_<kind>.parquet``).
+    """
+    from citytwin import calibrate as cal
+    from citytwin.model import load_city
+    from citytwin.scenario import domain_params, load_scenario
+
+    spec = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    city = city if city is not None else load_city(spec.city)
+    start = pd.Timestamp(spec.start)
+    obs = (observations if isinstance(observations, dict)
+           else load_observations(observations, city, start=start, duration_s=spec.duration_s))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    updates: dict[str, dict[str, float]] = {}
+    traffic = energy = emergency = None
+    if "counts" in obs and len(obs["counts"].table):
+        params = domain_params(spec, "traffic")
+        trips = scenario_trips(spec, city)
+        t = cal.calibrate_traffic(city, trips, obs["counts"].table, od=od,
+                                  zones=_grid_zones(city, zone_m), sample=params.sample)
+        traffic = {"scale": t.scale, "before": t.before, "after_scale": t.after_scale,
+                   "after": t.after, "od": od, "zone_m": zone_m, "n_trips": len(trips),
+                   "model": "fastest-path (free-flow) assignment of the scenario's trips"}
+        updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * t.scale)}
+        t.counts.to_parquet(out / "counts_fit.parquet")
+        t.cells.assign(origin=t.cells["origin"].astype(str), dest=t.cells["dest"].astype(str)
+                       ).to_parquet(out / "od_factors.parquet")
+        files.update(counts_fit="counts_fit.parquet", od_factors="od_factors.parquet")
+    if "meters" in obs and len(obs["meters"].table):
+        loads = scenario_loads(spec, city)
+        e = cal.calibrate_energy(city, obs["meters"].table, loads, step_s=3600.0)
+        energy = {"multipliers_by_use": e.multipliers, "before": e.before, "after": e.after,
+                  "model": "energy building loads (BDEW shapes, typical-year weather), hourly"}
+        e.readings.to_parquet(out / "meters_fit.parquet")
+        files["meters_fit"] = "meters_fit.parquet"
+    if "incidents" in obs and len(obs["incidents"].table):
+        log_ = obs["incidents"].table
+        expected = expected_incidents(spec, city)
+        modelled = None
+        if response:
+            from citytwin.emergency.engine import run_emergency
+
+            eng = run_emergency(city, domain_params(spec, "emergency"), seed=int(spec.seed),
+                                duration_s=spec.duration_s, start=start)
+            modelled = eng.tables()["incidents"]["response_s"].to_numpy(float)
+            if not np.isfinite(modelled).any():
+                modelled = None
+        i = cal.calibrate_incidents(log_, expected, modelled_response_s=modelled)
+        updates["emergency"] = cal.incident_param_updates(domain_params(spec, "emergency"),
+                                                          i.multipliers)
+        emergency = {"multipliers_by_type": i.multipliers,
+                     "counts": i.counts.to_dict(orient="records"), "response": i.response}
+    for kind, o in obs.items():
+        if len(o.rejected):
+            o.rejected.astype({c: str for c in o.rejected.columns if o.rejected[c].dtype == object}
+                              ).to_parquet(out / f"rejected_{kind}.parquet")
+            files[f"rejected_{kind}"] = f"rejected_{kind}.parquet"
+    report = CalibrationReport(
+        scenario=spec.name, observations={k: o.summary() for k, o in obs.items()},
+        traffic=traffic, energy=energy, emergency=emergency, updates=updates, files=files)
+    toml_path = out / f"{spec.name}_calibrated.toml"
+    toml_path.write_text(_calibrated_toml(spec, report, toml_path), encoding="utf-8")
+    load_scenario(toml_path)  # the file we wrote must load and validate
+    files["scenario"] = toml_path.name
+    files.update(report_json="report.json", report_md="report.md")
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=_jsonable),
+                                     encoding="utf-8")
+    (out / "report.md").write_text(_markdown(report), encoding="utf-8")
+    return report
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float | np.number):
+        return repr(float(v)) if isinstance(v, float | np.floating) else str(int(v))
+    return json.dumps(str(v))
+
+
+def _calibrated_toml(spec: Any, report: CalibrationReport, target: Path) -> str:
+    import os
+
+    src = spec.source
+    lines = ["# Calibrated by `citytwin calibrate` from observations; see report.md beside this "
+             "file.", f"name = {_toml_value(spec.name + '_calibrated')}"]
+    if src is not None:
+        lines.append(f"extends = {_toml_value(os.path.relpath(src, target.parent))}")
+    else:  # built in Python: write the whole scenario
+        raise InputError("calibrate_scenario needs a scenario loaded from a TOML file (extends)")
+    if report.energy:
+        lines.append("# energy: fitted load multipliers per building use (the energy parameters "
+                     "have no per-use multiplier yet; apply them there):")
+        for u, k in sorted(report.energy["multipliers_by_use"].items()):
+            lines.append(f"#   {u} = {k:.4f}")
+    for section, values in report.updates.items():
+        if values:
+            lines.append(f"\n[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt_fit(d: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
+    if not d:
+        return "—"
+    return ", ".join(f"{k} {d[k]:.3g}" if isinstance(d[k], float) else f"{k} {d[k]}" for k in keys
+                     if k in d)
+
+
+def _markdown(r: CalibrationReport) -> str:
+    out = [f"# Calibration of `{r.scenario}`", "", "## Observations", "",
+           "| table | read | accepted | rejected | by reason |", "|---|---|---|---|---|"]
+    for k, s in r.observations.items():
+        out.append(f"| {k} | {s['read']} | {s['accepted']} | {s['rejected']} | "
+                   f"{s['rejected_by_reason'] or ''} |")
+    if r.traffic:
+        t = r.traffic
+        keys = ("n", "share_geh_lt5", "meets_dmrb", "geh_mean", "total_ratio")
+        out += ["", "## Traffic (GEH < 5 on > 85 % of hourly counts)", "",
+                f"Model: {t['model']}; {t['n_trips']} trips. Demand scale x{t['scale']:.3f}"
+                f"{'; OD adjusted on ' + format(t['zone_m'], 'g') + ' m zones' if t['od'] else ''}.",
+                "", f"- before: {_fmt_fit(t['before'], keys)}",
+                f"- after scale: {_fmt_fit(t['after_scale'], keys)}",
+                f"- after: {_fmt_fit(t['after'], keys)}"]
+    if r.energy:
+        e = r.energy
+        keys = ("n", "p", "cv_rmse_pct", "nmbe_pct", "meets_ashrae14")
+        out += ["", "## Energy (ASHRAE Guideline 14 hourly: CV(RMSE) ≤ 30 %, |NMBE| ≤ 10 %)", "",
+                f"Model: {e['model']}.", "",
+                "Multipliers: " + ", ".join(f"{u} {k:.3f}" for u, k in
+                                            sorted(e["multipliers_by_use"].items())), "",
+                f"- before: {_fmt_fit(e['before'], keys)}", f"- after: {_fmt_fit(e['after'], keys)}"]
+    if r.emergency:
+        m = r.emergency
+        out += ["", "## Emergency", "", "| type | observed | expected before | expected after |",
+                "|---|---|---|---|"]
+        out += [f"| {c['type']} | {c['observed']} | {c['expected_before']:.2f} | "
+                f"{c['expected_after']:.2f} |" for c in m["counts"]]
+        if m["response"]:
+            out += ["", "Response times (log vs model): " + _fmt_fit(
+                m["response"], ("n_observed", "n_modelled", "p50_observed_s", "p50_modelled_s",
+                                "p90_observed_s", "p90_modelled_s", "ks_distance", "ks_pvalue"))]
+    out += ["", "## Scenario updates", ""]
+    out += [f"- `[{s}] {k} = {v:.6g}`" for s, vals in r.updates.items() for k, v in vals.items()]
+    out += ["", "Files: " + ", ".join(f"`{v}`" for v in r.files.values()), ""]
+    return "\n".join(out)
+
+
+def scenario_twin(scenario: Any, city: Any, *, traffic: bool = True, loads: bool = True,
+                  bin_s: float = 900.0) -> SyncTwin:
+    """A :class:`SyncTwin` of a scenario: its modelled trips (if it has traffic and ``traffic``)
+    and its modelled building loads (if ``loads``)."""
+    from citytwin.scenario import domain_params
+
+    trips, scale = None, 1.0
+    params = domain_params(scenario, "traffic")
+    if traffic and params is not None:
+        trips = scenario_trips(scenario, city)
+        scale = 1.0 / params.sample
+    load_kw = scenario_loads(scenario, city) if loads else None
+    return SyncTwin(city, trips=trips, trip_scale=scale, loads_kw=load_kw, load_step_s=3600.0,
+                    bin_s=bin_s)
+
+
+def states_table(states: list[SyncState]) -> pd.DataFrame:
+    """Replay states as one long table: ``state_time``, ``role`` (``observed``/``forecast``),
+    ``kind``, ``key``, ``start_s``, ``end_s``, ``value``, ``simulated`` (what the app plots)."""
+    parts = []
+    for s in states:
+        if len(s.simulated):
+            parts.append(s.simulated[["kind", "key", "start_s", "end_s", "value", "simulated"]]
+                         .assign(state_time=s.time, role="observed"))
+        if len(s.forecast):
+            parts.append(s.forecast.assign(state_time=s.time, role="forecast"))
+    cols = ["state_time", "role", "kind", "key", "start_s", "end_s", "value", "simulated"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
