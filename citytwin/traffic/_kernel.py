@@ -69,6 +69,9 @@ def run_steps(
     count,
     acc,
     acc_in,
+    acc_last,
+    acc_in_last,
+    acc_step,
     blocked_since,
     wrr,
     wait_head,
@@ -104,7 +107,7 @@ def run_steps(
     rec_tt_sum,
     tt_ema,
     ema_w,
-    # global counters: [departed, arrived, forced moves]
+    # global counters: [departed, arrived, forced moves, waiting to enter]
     counters,
 ):
     """Advance the network from ``t_start`` to ``t_end`` in steps of ``dt``; returns the time reached."""
@@ -118,7 +121,22 @@ def run_steps(
     active = np.empty(max_in, dtype=np.bool_)
     t = t_start
     m = ff.shape[0]
+    step_no = acc_step[0]
     while t < t_end - 1e-9:
+        # ---- 0. an empty network jumps to the next departure (capacities are full by then)
+        if counters[0] == counters[1] and ptr[0] < n_trips:
+            nxt_dep = depart_plan[order[ptr[0]]]
+            if nxt_dep > t + dt:
+                jump = t_start + np.floor((nxt_dep - t_start) / dt) * dt
+                if jump > t_end - dt:
+                    jump = t_start + np.ceil((t_end - t_start) / dt - 1e-9) * dt
+                    if jump > t:
+                        step_no += int(round((jump - t) / dt))
+                        t = jump
+                    continue
+                if jump > t:
+                    step_no += int(round((jump - t) / dt))
+                    t = jump
         # ---- 1. departures due by t join the waiting list of their first link
         while ptr[0] < n_trips:
             k = order[ptr[0]]
@@ -130,13 +148,8 @@ def run_steps(
                 continue  # released when its previous trip of the chain arrives
             _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
                           depart_t, counters)
-        # ---- 2. capacity accumulators
-        for e in range(m):
-            a = acc[e] + cap_step[e]
-            lim = cap_step[e] if cap_step[e] > 1.0 else 1.0
-            acc[e] = a if a < lim else lim
-            a = acc_in[e] + cap_step[e]
-            acc_in[e] = a if a < lim else lim
+        # ---- 2. capacity accumulators are topped up lazily (_top_up) when a link is looked at
+        step_no += 1
         # ---- 3. node model
         for n in range(n_nodes):
             lo = in_off[n]
@@ -164,6 +177,7 @@ def run_steps(
                         active[c] = False
                         continue
                     arriving = ridx[h] == route_len[h] - 1
+                    _top_up(e, step_no, acc, acc_last, cap_step)
                     if not arriving and acc[e] < 1.0 - 1e-9:
                         active[c] = False
                         continue
@@ -210,13 +224,21 @@ def run_steps(
                 acc[e] -= 1.0
                 blocked_since[e] = INF
                 ridx[h] += 1
-                _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries)
+                # a car that leaves in the first step it could crossed the node at its ready time
+                # (keeps fractional free-flow times from adding up over a route); else now
+                cross = ready_t[h] if ready_t[h] > t - dt else t
+                _append(f, h, cross, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
+                        rec_entries)
         # ---- 4. waiting (departed) vehicles enter their first link when there is space
         for e in range(m):
+            if counters[3] == 0:
+                break
             while wait_head[e] >= 0:
                 _pop_holes(e, t, hole_t, hole_off, hole_size, hole_start, hole_n)
+                _top_up(e, step_no, acc_in, acc_in_last, cap_step)
                 if count[e] + hole_n[e] >= storage[e] or acc_in[e] < 1.0 - 1e-9:
                     break
+                counters[3] -= 1
                 h = wait_head[e]
                 wait_head[e] = nxt[h]
                 if wait_head[e] < 0:
@@ -225,7 +247,19 @@ def run_steps(
                 state[h] = ON_LINK
                 _append(e, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries)
         t += dt
+    acc_step[0] = step_no
     return t
+
+
+@njit(cache=True)
+def _top_up(e, step_no, acc, last, cap_step):
+    """Add the capacity of the steps since link ``e`` was last looked at (capped)."""
+    k = step_no - last[e]
+    if k > 0:
+        lim = cap_step[e] if cap_step[e] > 1.0 else 1.0
+        a = acc[e] + cap_step[e] * k
+        acc[e] = a if a < lim else lim
+        last[e] = step_no
 
 
 @njit(cache=True)
@@ -234,6 +268,7 @@ def _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wai
     state[k] = WAITING
     depart_t[k] = t
     counters[0] += 1
+    counters[3] += 1
     ridx[k] = 0
     e = route_edges[route_off[k]]
     nxt[k] = -1

@@ -130,6 +130,9 @@ class TrafficEngine:
         self.count = np.zeros(m, dtype=np.int64)
         self.acc = np.ones(m)
         self.acc_in = np.ones(m)
+        self.acc_last = np.zeros(m, dtype=np.int64)
+        self.acc_in_last = np.zeros(m, dtype=np.int64)
+        self.acc_step = np.zeros(1, dtype=np.int64)
         self.blocked_since = np.full(m, np.inf)
         self.wrr = np.zeros(m)
         self.wait_head = np.full(m, -1, dtype=np.int64)
@@ -171,7 +174,7 @@ class TrafficEngine:
         self.depart_t = np.full(n, np.nan)
         self.arrive_t = np.full(n, np.nan)
         self.forced = np.zeros(n, dtype=np.int64)
-        self.counters = np.zeros(3, dtype=np.int64)
+        self.counters = np.zeros(4, dtype=np.int64)
         self.rerouted = np.zeros(n, dtype=np.int64)
         self.o_pos = tr["o_pos"].to_numpy(dtype=np.int64)
         self.d_pos = tr["d_pos"].to_numpy(dtype=np.int64)
@@ -260,7 +263,8 @@ class TrafficEngine:
             self.t = K.run_steps(
                 self.t, self.t + steps * p.step_s, p.step_s, p.stuck_s,
                 self.ff, self.arrays.length_m, self.cap_step, self.storage, self.hole_delay,
-                self.head, self.tail, self.count, self.acc, self.acc_in, self.blocked_since,
+                self.head, self.tail, self.count, self.acc, self.acc_in, self.acc_last,
+                self.acc_in_last, self.acc_step, self.blocked_since,
                 self.wrr, self.wait_head, self.wait_tail, self.hole_t, self.hole_off,
                 self.hole_size, self.hole_start, self.hole_n, self.in_off, self.in_links,
                 self.order, self.ptr, self.depart_plan, self.prev_trip, self.next_trip,

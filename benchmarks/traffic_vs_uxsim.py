@@ -1,0 +1,112 @@
+"""citytwin's traffic engine side by side with UXsim on the same grid city and the same trips.
+
+20 x 20 grid (links 300-500 m, 1-2 lanes, 30-50 km/h), random OD trips departing uniformly over one
+hour, every vehicle simulated individually (UXsim ``deltan=1``; citytwin has no platoons). Both use
+the same fixed free-flow shortest routes (UXsim: ``links_prefer`` = the route), the same triangular
+fundamental diagram (jam density 0.2 veh/m/lane, backward wave 5 m/s, capacity u*w*k/(u+w)).
+
+    .venv/bin/python benchmarks/traffic_vs_uxsim.py            # 10k, 50k, 100k trips
+    .venv/bin/python benchmarks/traffic_vs_uxsim.py --quick    # 10k only
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from citytwin.network.routing import road_arrays
+from citytwin.traffic import TrafficParams, run_traffic
+from citytwin.traffic.grid import grid_roads
+from citytwin.traffic.paths import route_trips
+
+
+def make_trips(G, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    nodes = np.array(sorted(G.nodes))
+    o = rng.choice(nodes, 2 * n)
+    d = rng.choice(nodes, 2 * n)
+    ok = np.flatnonzero(o != d)[:n]
+    dep = np.sort(rng.integers(0, 3600, n)).astype(float)
+    return pd.DataFrame({"origin_node": o[ok], "dest_node": d[ok], "depart_s": dep})
+
+
+def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float) -> tuple[float, pd.DataFrame, dict]:
+    params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
+                           route_refresh_s=1e9, ev_share=0.0, record_interval_s=3600.0)
+    t0 = time.perf_counter()
+    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=6 * 3600.0)
+    wall = time.perf_counter() - t0
+    tab = eng.trips_table().sort_values("trip_id")
+    return wall, tab, eng.kpis()
+
+
+def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool) -> tuple[float, float, np.ndarray]:
+    import uxsim
+
+    arr = road_arrays(G)
+    t_build = time.perf_counter()
+    W = uxsim.World(cpp=cpp, name="grid", deltan=1, tmax=6 * 3600, print_mode=0, save_mode=0,
+                    show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0)
+    for n, d in G.nodes(data=True):
+        W.addNode(f"n{n}", d["x"], d["y"])
+    for u, v, d in G.edges(data=True):
+        W.addLink(f"e{d['edge_id']}", f"n{u}", f"n{v}", length=d["length"],
+                  free_flow_speed=d["speed_kph"] / 3.6, jam_density=0.2, number_of_lanes=d["lanes"])
+    off, edges = route_trips(arr, [arr.node_pos(x) for x in trips.origin_node],
+                             [arr.node_pos(x) for x in trips.dest_node], cost=arr.freeflow_s)
+    vehs = []
+    for i, (o, dd, t) in enumerate(zip(trips.origin_node, trips.dest_node, trips.depart_s,
+                                       strict=True)):
+        route = [f"e{e}" for e in edges[off[i]:off[i + 1]]]
+        vehs.append(W.addVehicle(f"n{o}", f"n{dd}", float(t), links_prefer=route))
+    t_sim = time.perf_counter()
+    W.exec_simulation()
+    t_end = time.perf_counter()
+    tt = np.array([v.travel_time if v.state == "end" else np.nan for v in vehs], dtype=float)
+    return t_end - t_build, t_end - t_sim, tt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="10k trips only")
+    ap.add_argument("--sizes", type=int, nargs="*", default=None)
+    ap.add_argument("--stuck-s", type=float, default=1e9,
+                    help="citytwin stuck timer (UXsim has none; default: off)")
+    ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
+    args = ap.parse_args()
+    sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])
+    G = grid_roads(20, 20, seed=42)
+    print(f"grid 20x20: {G.number_of_nodes()} nodes, {G.number_of_edges()} links")
+    # warm the numba kernels (compiled once and cached on disk)
+    run_citytwin(G, make_trips(G, 200, 1), stuck_s=args.stuck_s)
+    for n in sizes:
+        trips = make_trips(G, n, seed=n)
+        wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s)
+        tt_c = (tab["arrive_s"] - tab["depart_s"]).to_numpy()
+        engines = [("uxsim C++", True)] + ([("uxsim py", False)] if args.python_uxsim else [])
+        for label, cpp in engines:
+            wall_u_total, wall_u_sim, tt_u = run_uxsim(G, trips, cpp=cpp)
+            both = np.isfinite(tt_c) & np.isfinite(tt_u)
+            corr = float(np.corrcoef(tt_c[both], tt_u[both])[0, 1]) if both.sum() > 2 else np.nan
+            vh_c = np.nansum(tt_c) / 3600
+            vh_u = np.nansum(tt_u) / 3600
+            print(f"\n== {n} trips: citytwin vs {label} (deltan=1)")
+            print(f"  wall time s      citytwin {wall_c:8.2f}   {label} {wall_u_sim:8.2f} "
+                  f"(sim only; {wall_u_total:.2f} incl. building the scenario)   "
+                  f"ratio {wall_c / wall_u_sim:.3f}")
+            print(f"  completed        citytwin {np.isfinite(tt_c).sum():8d}   {label} "
+                  f"{np.isfinite(tt_u).sum():8d}")
+            print(f"  mean trip time s citytwin {np.nanmean(tt_c):8.1f}   {label} "
+                  f"{np.nanmean(tt_u):8.1f}   ratio {np.nanmean(tt_c) / np.nanmean(tt_u):.4f}")
+            print(f"  vehicle-hours    citytwin {vh_c:8.1f}   {label} {vh_u:8.1f}   "
+                  f"ratio {vh_c / vh_u:.4f}")
+            print(f"  trip-level correlation {corr:.4f}; citytwin forced moves "
+                  f"{int(k['trips_forced_through'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Car trips from the city itself: people in residential buildings, jobs and services elsewhere.
+
+* drivers per building ~ Poisson(population x car_share x demand_scale x sample);
+* a share ``employment_rate`` of them commute: home -> work (AM peak) -> home (PM peak);
+* every driver makes Poisson(``other_trips_per_person``) home -> other -> home tours (shops,
+  services, schools: retail, hospitality, health, education, public buildings) — after work for
+  commuters, around midday otherwise;
+* destinations by a gravity model on free-flow travel times: P(building k | home node i)
+  proportional to attraction_k x exp(-beta x t_ik / 60) (jobs for work, jobs/floor area of service
+  buildings for other);
+* departure times from normal AM/PM peak distributions (parameters in ``TrafficParams``).
+
+Trips can also come from a table (:func:`citytwin.traffic.engine.prepare_trips`) or a TNTP OD
+matrix (:func:`trips_from_od`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from citytwin.errors import InputError
+from citytwin.network.routing import RoadArrays, road_arrays, travel_times
+from citytwin.rng import stream
+from citytwin.traffic.params import TrafficParams
+
+__all__ = ["generate_demand", "trips_from_od"]
+
+log = logging.getLogger(__name__)
+
+_SERVICE_USES = ("retail", "hospitality", "health", "education", "public")
+_H = 3600.0
+
+
+def _check_buildings(b: pd.DataFrame, arrays: RoadArrays) -> None:
+    problems = [f"buildings: missing column {c!r}" for c in ("population", "jobs", "road_node", "use")
+                if c not in b.columns]
+    if problems:
+        raise InputError(problems, source="city.buildings")
+    unknown = ~b["road_node"].isin(arrays._pos.keys())
+    if unknown.any():
+        rows = b.index[unknown.to_numpy()][:5].tolist()
+        problems.append(f"buildings: road_node not in the road graph at building_id {rows}"
+                        + (f" and {int(unknown.sum()) - 5} more" if unknown.sum() > 5 else ""))
+    for c in ("population", "jobs"):
+        bad = ~(pd.to_numeric(b[c], errors="coerce") >= 0)
+        if bad.any():
+            problems.append(f"buildings: column {c!r} must be >= 0, bad at building_id "
+                            f"{b.index[bad.to_numpy()][:5].tolist()}")
+    if problems:
+        raise InputError(problems, source="city.buildings")
+
+
+def _choose(rng: np.random.Generator, origins: np.ndarray, attraction: np.ndarray,
+            dest_pos: np.ndarray, arrays: RoadArrays, beta_per_min: float,
+            batch: int = 128) -> np.ndarray:
+    """For every entry of ``origins`` (node positions) pick a building index by gravity."""
+    out = np.full(origins.shape[0], -1, dtype=np.int64)
+    if attraction.sum() <= 0 or origins.size == 0:
+        return out
+    u, inv = np.unique(origins, return_inverse=True)
+    for b0 in range(0, u.shape[0], batch):
+        roots = u[b0: b0 + batch]
+        T = travel_times(arrays, roots)[:, dest_pos]  # (roots, buildings)
+        W = attraction[None, :] * np.exp(-beta_per_min * np.where(np.isfinite(T), T, np.inf) / 60.0)
+        cum = np.cumsum(W, axis=1)
+        for r in range(roots.shape[0]):
+            who = np.flatnonzero(inv == b0 + r)
+            if who.size == 0 or cum[r, -1] <= 0:
+                continue
+            draws = rng.random(who.size) * cum[r, -1]
+            out[who] = np.minimum(np.searchsorted(cum[r], draws, side="right"), cum.shape[1] - 1)
+    return out
+
+
+def generate_demand(city: Any, params: TrafficParams | None = None, *, seed: int,
+                    arrays: RoadArrays | None = None) -> pd.DataFrame:
+    """One day of car trips: ``vehicle_id``, ``origin_node``, ``dest_node``, ``depart_s``,
+    ``purpose`` (work/home/other), ``origin_building``, ``dest_building``."""
+    p = params or TrafficParams()
+    arrays = arrays or getattr(city, "road_arrays", None) or road_arrays(city.roads)
+    b = city.buildings
+    _check_buildings(b, arrays)
+    rng = stream(seed, "demand")
+    bid = b.index.to_numpy()
+    node_pos = b["road_node"].map(arrays._pos).to_numpy(dtype=np.int64)
+    pop = b["population"].to_numpy(dtype=float)
+    jobs = b["jobs"].to_numpy(dtype=float)
+    service = np.where(b["use"].isin(_SERVICE_USES).to_numpy(),
+                       np.maximum(jobs, b.get("floor_area_m2", pd.Series(0.0, index=b.index))
+                                  .to_numpy(dtype=float) / 50.0), 0.0)
+    n_drv = rng.poisson(pop * p.car_share * p.demand_scale * p.sample)
+    home = np.repeat(np.arange(len(b)), n_drv)
+    n = home.shape[0]
+    if n == 0:
+        return pd.DataFrame(columns=["vehicle_id", "origin_node", "dest_node", "depart_s",
+                                     "purpose", "origin_building", "dest_building"])
+    worker = rng.random(n) < p.employment_rate
+    work_b = _choose(rng, node_pos[home[worker]], jobs, node_pos, arrays, p.gravity_beta_per_min)
+    am = np.clip(rng.normal(p.am_peak_h, p.peak_sd_h, n) * _H, 4 * _H, 12 * _H)
+    pm = np.clip(rng.normal(p.pm_peak_h, p.peak_sd_h, n) * _H, 12 * _H, 23 * _H)
+    pm = np.maximum(pm, am + p.min_activity_s + 2 * _H)
+    n_other = np.minimum(rng.poisson(p.other_trips_per_person, n), 2)
+    rows: list[pd.DataFrame] = []
+    wv = np.flatnonzero(worker)
+    ok = work_b >= 0
+    wv, work_b = wv[ok], work_b[ok]
+    hb = home[wv]
+    rows.append(pd.DataFrame({"vehicle_id": wv, "ob": hb, "db": work_b, "depart_s": am[wv],
+                              "purpose": "work"}))
+    rows.append(pd.DataFrame({"vehicle_id": wv, "ob": work_b, "db": hb, "depart_s": pm[wv],
+                              "purpose": "home"}))
+    # other tours
+    tour_v = np.repeat(np.arange(n), n_other)
+    k = np.concatenate([np.arange(c) for c in n_other]) if tour_v.size else np.zeros(0, int)
+    other_b = _choose(rng, node_pos[home[tour_v]], service, node_pos, arrays, p.gravity_beta_per_min)
+    start = np.where(worker[tour_v], pm[tour_v] + rng.uniform(0.5, 3.0, tour_v.size) * _H,
+                     rng.normal(p.other_mean_h, p.other_sd_h, tour_v.size) * _H)
+    start = start + k * 2.5 * _H
+    start = np.clip(start, 6 * _H, 23 * _H)
+    stay = rng.uniform(max(p.min_activity_s, 600.0), max(p.min_activity_s, 600.0) + 1.5 * _H,
+                       tour_v.size)
+    ok = other_b >= 0
+    tv, ob_, st, sy = tour_v[ok], other_b[ok], start[ok], stay[ok]
+    rows.append(pd.DataFrame({"vehicle_id": tv, "ob": home[tv], "db": ob_, "depart_s": st,
+                              "purpose": "other"}))
+    rows.append(pd.DataFrame({"vehicle_id": tv, "ob": ob_, "db": home[tv], "depart_s": st + sy,
+                              "purpose": "home"}))
+    t = pd.concat(rows, ignore_index=True)
+    t["origin_node"] = arrays.node_ids[node_pos[t["ob"].to_numpy()]]
+    t["dest_node"] = arrays.node_ids[node_pos[t["db"].to_numpy()]]
+    t["origin_building"] = bid[t["ob"].to_numpy()]
+    t["dest_building"] = bid[t["db"].to_numpy()]
+    t = t[t["origin_node"] != t["dest_node"]]  # same street corner: walked
+    t["depart_s"] = np.round(t["depart_s"].to_numpy(), 0)
+    t = t.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
+    log.info("demand: %d drivers, %d car trips", n, len(t))
+    return t[["vehicle_id", "origin_node", "dest_node", "depart_s", "purpose", "origin_building",
+              "dest_building"]]
+
+
+def trips_from_od(od: pd.DataFrame, *, seed: int, start_s: float = 0.0, duration_s: float = 3600.0,
+                  scale: float = 1.0) -> pd.DataFrame:
+    """Individual trips from an OD matrix (columns ``origin``, ``dest``, ``demand`` as read by
+    :func:`citytwin.traffic.assignment.read_tntp_trips`): ``round(demand x scale)`` trips per pair
+    (stochastic rounding), departures uniform over ``[start_s, start_s + duration_s)``."""
+    missing = [c for c in ("origin", "dest", "demand") if c not in od.columns]
+    if missing:
+        raise InputError([f"OD table: missing column {c!r}" for c in missing], source="od")
+    rng = stream(seed, "demand")
+    x = od["demand"].to_numpy(dtype=float) * scale
+    n = np.floor(x).astype(np.int64) + (rng.random(x.shape[0]) < x - np.floor(x))
+    o = np.repeat(od["origin"].to_numpy(), n)
+    d = np.repeat(od["dest"].to_numpy(), n)
+    dep = np.round(start_s + rng.random(o.shape[0]) * duration_s)
+    return pd.DataFrame({"origin_node": o, "dest_node": d, "depart_s": dep})
