@@ -138,6 +138,7 @@ class EmergencyEngine:
         self._zone_cache: dict[str, np.ndarray] = {}
         self._cover: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.n_thinned = 0
+        self._series: list[tuple[float, float, float]] = []
         self.n_moveups = 0
         if self.inc["type"].isin(["medical", "traffic"]).any() and not (
                 self.types_present & set(_EMS)):
@@ -216,6 +217,8 @@ class EmergencyEngine:
                 else:
                     self.n_thinned += 1
         self.now = max(self.now, float(until_s))
+        busy = sum(u.state != "available" for u in self.units)
+        self._series.append((self.now, float(busy), float(len(self._queue))))
 
     def _keep(self, i: int, unsupplied: np.ndarray | None) -> bool:
         u = float(self._keep_u[i])
@@ -481,7 +484,8 @@ class EmergencyEngine:
 
     # ----------------------------------------------------------------- results
     def tables(self) -> dict[str, pd.DataFrame]:
-        """``incidents`` (contract columns + status), ``dispatches`` and ``units``."""
+        """``incidents`` (contract columns + status, unit_type, node), ``dispatches``, ``units``
+        and ``timeseries`` (series ``units_busy_n`` and ``queue_n`` at every ``advance``)."""
         recs = [self._records[i] for i in sorted(self._records)]
         cols = ["incident_id", "time_s", "type", "priority", "building_id", "unit_id",
                 "turnout_s", "travel_s", "response_s", "queued_s", "status", "unit_type",
@@ -506,13 +510,32 @@ class EmergencyEngine:
         } for u in self.units], columns=["unit_id", "unit_type", "home_station", "station_kind",
                                          "state", "busy_s", "calls"])
         units["utilisation"] = units["busy_s"] / elapsed
-        return {"incidents": incidents, "dispatches": dispatches, "units": units}
+        ts = pd.DataFrame(self._series, columns=["time_s", "units_busy_n", "queue_n"])
+        timeseries = ts.melt(id_vars="time_s", var_name="series", value_name="value")[
+            ["series", "time_s", "value"]]
+        return {"incidents": incidents, "dispatches": dispatches, "units": units,
+                "timeseries": timeseries}
+
+    def coverage(self) -> np.ndarray:
+        """Travel time (s) from the nearest open station to every building, current link costs."""
+        if self._mat is None:
+            self._refresh_cost()
+        bpos = np.array([self.node_pos[n] for n in self.buildings["road_node"]], dtype=np.int64)
+        if not self.stations:
+            return np.full(bpos.shape[0], np.inf)
+        src = np.array(sorted({s.pos for s in self.stations}))
+        d = csgraph.dijkstra(self._mat, directed=True, indices=src, min_only=True)
+        return d[bpos]
 
     def kpis(self) -> dict[str, float]:
         t = self.tables()
         k = emergency_kpis(t["incidents"], t["units"], t["dispatches"], params=self.params)
         k["candidates_thinned_n"] = float(self.n_thinned)
         k["moveups_n"] = float(self.n_moveups)
+        cov = self.coverage()
+        k["coverage_p90_s"] = float(np.percentile(cov, 90)) if cov.size else float("nan")
+        k["coverage_within_240s_share"] = float((cov <= 240.0).mean()) if cov.size else float(
+            "nan")
         return k
 
 
