@@ -1,0 +1,516 @@
+"""The energy engine: loads, PV and EV charging on the city's grid, step by step.
+
+``EnergyEngine(model, params)`` follows the engine contract (``advance``/``tables``/``kpis``,
+plus ``unsupplied_buildings()`` for the emergency engine). ``model`` is a ``CityModel`` or any
+object with ``city``, ``seed``, ``start`` and ``duration_s`` (``traffic`` optional): the engine
+reads nothing else. When ``model`` is a Mesa model, one ``Building`` agent per building is
+created (agents hold their attributes and load row; they are not stepped — loads are arrays).
+
+Each energy step (``step_minutes``): building electricity (``loads``) + EV charging (``ev``)
+− rooftop PV (``pv``) goes into the power flow (``citytwin.energy.grid.GridSolver``,
+pandapower) with the failed assets out of service. Without a power-flow solver (``power_flow
+= false`` or a city without a grid the solver accepts) transformer loading is computed from the
+aggregated apparent power per transformer and supply from the graph topology.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
+from citytwin.energy.loads import USES, BuildingLoads, compute_loads
+from citytwin.energy.pv import PVFleet, clear_sky_kw_per_kwp, pv_fleet
+from citytwin.energy.weather import (
+    apply_heat_wave,
+    read_weather_csv,
+    temperature_at,
+    typical_year,
+)
+from citytwin.errors import InputError
+from citytwin.rng import stream
+
+__all__ = [
+    "EnergyEngine",
+    "EnergyParams",
+    "FailureSpec",
+    "HeatWaveSpec",
+    "apply_interventions",
+    "building_agent_class",
+    "run_energy",
+]
+
+log = logging.getLogger(__name__)
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+COS_PHI = 0.95
+TAN_PHI = math.tan(math.acos(COS_PHI))
+HELSINKI_LAT_LON = (60.17, 24.94)
+
+
+class HeatWaveSpec(BaseModel):
+    """Outdoor temperature + ``delta_c`` (negative: cold snap) from ``start_h`` for
+    ``duration_h`` hours after the period start."""
+
+    model_config = _FROZEN
+    delta_c: float = Field(ge=-40, le=20)
+    start_h: float = Field(default=0.0, ge=0)
+    duration_h: float = Field(default=24.0, gt=0)
+
+
+class FailureSpec(BaseModel):
+    """A power asset (substation, transformer node id or line/tie element id) out of service."""
+
+    model_config = _FROZEN
+    asset_id: str = Field(min_length=1)
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class EnergyParams(BaseModel):
+    """Parameters of the energy domain (frozen; unknown keys are errors)."""
+
+    model_config = _FROZEN
+    step_minutes: Literal[5, 10, 15, 30, 60] = 15
+    weather: str = Field(default="typical", description="'typical' or a CSV path (time, temp_c)")
+    heat_wave: HeatWaveSpec | None = None
+    heat_pump_share: float = Field(default=0.0, ge=0, le=1)
+    ev_share: float = Field(default=0.0, ge=0, le=1,
+                            description="EV share for synthetic home arrivals when traffic is off")
+    ev_charging: Literal["uncontrolled", "delayed", "smart"] = "uncontrolled"
+    ev_home_kw: float = Field(default=11.0, gt=0, le=50)
+    ev_work_kw: float = Field(default=11.0, gt=0, le=350)
+    ev_battery_kwh: float = Field(default=60.0, gt=0, le=200)
+    ev_consumption_kwh_per_km: float = Field(default=0.18, gt=0, le=1)
+    ev_work_charger_share: float = Field(default=0.3, ge=0, le=1)
+    pv_share: float = Field(default=0.0, ge=0, le=1)
+    pv_sky_factor: float = Field(default=1.0, ge=0, le=1,
+                                 description="scales clear-sky PV output for cloudiness")
+    emission_factor_g_per_kwh: float = Field(
+        default=80.0, ge=0, le=2000,
+        description="grid CO2 intensity; order of the Finnish grid in the early 2020s")
+    failures: tuple[FailureSpec, ...] = ()
+    power_flow: bool = True
+    power_flow_numba: bool = Field(default=True, description="pandapower's numba JIT: ~3-4 s "
+                                   "once per process, faster steps on large grids")
+    site_lat: float | None = Field(default=None, ge=-90, le=90)
+    site_lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+def apply_interventions(params: EnergyParams, interventions: Any) -> EnergyParams:
+    """``params`` with the scenario's energy interventions applied (duck-typed on ``type``):
+    ``ev_share`` (share, charging), ``pv_share`` (share), ``heat_wave`` (delta_c, start_h,
+    duration_h) and ``asset_failure`` (asset, at_h, duration_h)."""
+    upd: dict[str, Any] = {}
+    failures = list(params.failures)
+    for iv in interventions or ():
+        kind = getattr(iv, "type", None)
+        if kind == "ev_share":
+            upd["ev_share"] = iv.share
+            upd["ev_charging"] = getattr(iv, "charging", params.ev_charging)
+        elif kind == "pv_share":
+            upd["pv_share"] = iv.share
+        elif kind == "heat_wave":
+            upd["heat_wave"] = HeatWaveSpec(delta_c=iv.delta_c, start_h=iv.start_h,
+                                            duration_h=iv.duration_h)
+        elif kind == "asset_failure":
+            failures.append(FailureSpec(asset_id=iv.asset, start_s=iv.at_h * 3600.0,
+                                        duration_s=iv.duration_h * 3600.0))
+    upd["failures"] = tuple(failures)
+    return params.model_copy(update=upd)
+
+
+_BUILDING_CLS: type | None = None
+
+
+def building_agent_class() -> type:
+    """The Mesa ``Building`` agent class (created on first use: importing mesa has side
+    effects, so the energy package does not import it at import time)."""
+    global _BUILDING_CLS
+    if _BUILDING_CLS is not None:
+        return _BUILDING_CLS
+    import mesa
+
+    class Building(mesa.Agent):
+        """A building of the city: its use, floor area and row in the load arrays."""
+
+        def __init__(self, model: Any, *, building_id: Any, row: int, use: str,
+                     floor_area_m2: float, transformer: str | None) -> None:
+            super().__init__(model)
+            self.building_id = building_id
+            self.row = row
+            self.use = use
+            self.floor_area_m2 = floor_area_m2
+            self.transformer = transformer
+
+        def load_kw(self) -> float:
+            """This building's electricity demand at the energy engine's last step (kW)."""
+            return float(self.model.energy.last_demand_kw[self.row])
+
+    _BUILDING_CLS = Building
+    return Building
+
+
+def _site(city: Any, params: EnergyParams) -> tuple[float, float]:
+    """(lat, lon) for PV: the parameters, else the centre of the buildings' extent."""
+    if params.site_lat is not None and params.site_lon is not None:
+        return params.site_lat, params.site_lon
+    b = city.buildings
+    crs = getattr(b, "crs", None)
+    if crs is None or len(b) == 0 or "geometry" not in b:
+        log.info("energy: no building geometry with a CRS; PV site defaults to Helsinki")
+        return HELSINKI_LAT_LON
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    x0, y0, x1, y1 = b.total_bounds
+    ll = gpd.GeoSeries([Point((x0 + x1) / 2, (y0 + y1) / 2)], crs=crs).to_crs(4326).iloc[0]
+    return float(ll.y), float(ll.x)
+
+
+def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    if params.weather == "typical":
+        years = range(start.year, end.year + 2)
+        s = pd.concat([typical_year(year=y) for y in years])
+    else:
+        path = Path(params.weather)
+        s = read_weather_csv(path)
+    if params.heat_wave is not None:
+        hw = params.heat_wave
+        s = apply_heat_wave(s, start=start + pd.Timedelta(hours=hw.start_h),
+                            days=hw.duration_h / 24.0, delta_c=hw.delta_c)
+    return s
+
+
+class EnergyEngine:
+    """Energy domain engine (see module docstring)."""
+
+    def __init__(self, model: Any, params: EnergyParams | None = None, *,
+                 ev_arrivals: pd.DataFrame | None = None) -> None:
+        self.model = model
+        self.params = params = params if params is not None else EnergyParams()
+        city = model.city
+        self.city = city
+        self.seed = int(model.seed)
+        self.start = pd.Timestamp(model.start)
+        self.duration_s = float(model.duration_s)
+        b = city.buildings
+        self.buildings = b
+        self.n = len(b)
+        self.dt_s = params.step_minutes * 60.0
+        self.n_steps = max(1, math.ceil(self.duration_s / self.dt_s - 1e-9))
+        self.index = self.start + pd.to_timedelta(np.arange(self.n_steps) * self.dt_s, unit="s")
+        mids = self.index + pd.Timedelta(seconds=self.dt_s / 2)
+        # weather, loads
+        wx = _weather_series(params, self.start, self.index[-1] + pd.Timedelta(seconds=self.dt_s))
+        self.temp_c = temperature_at(wx, mids)
+        rng = stream(self.seed, "energy")
+        hp = np.zeros(self.n, bool)
+        k_hp = int(round(params.heat_pump_share * self.n))
+        if k_hp:
+            hp[rng.choice(self.n, size=k_hp, replace=False)] = True
+        self.loads: BuildingLoads = compute_loads(b, self.temp_c, index=self.index,
+                                                  step_minutes=params.step_minutes,
+                                                  heat_pump=hp)
+        self.use_code = pd.Categorical(self.loads.use, categories=USES).codes
+        # PV
+        self.pv: PVFleet = pv_fleet(b, share=params.pv_share, seed=self.seed) if params.pv_share \
+            else PVFleet(kwp=np.zeros(self.n), orientation=np.full(self.n, -1))
+        if self.pv.adopters.size:
+            lat, lon = _site(city, params)
+            self.pv_profile = clear_sky_kw_per_kwp(mids, lat=lat, lon=lon, temp_c=self.temp_c)
+            self.pv_profile *= params.pv_sky_factor
+        else:
+            self.pv_profile = np.zeros((1, self.n_steps))
+        # grid
+        G: nx.Graph | None = getattr(city, "power", None)
+        self.graph = G
+        tr_nodes = sorted(n for n, d in G.nodes(data=True) if d.get("kind") == "transformer") \
+            if G is not None else []
+        self.trafo_ids = np.array(tr_nodes, dtype=object)
+        self.trafo_kva = np.array([float(G.nodes[t].get("rated_kva", 0.0))
+                                   * float(G.nodes[t].get("parallel", 1)) for t in tr_nodes])
+        tr_of = (b["transformer"].astype(str).to_numpy() if "transformer" in b.columns
+                 else np.full(self.n, ""))
+        self.building_trafo = pd.Index(self.trafo_ids).get_indexer(tr_of).astype(np.int64)
+        self._check_failures()
+        self.solver: Any = None
+        if params.power_flow and G is not None and len(tr_nodes):
+            try:
+                from citytwin.energy.grid import GridSolver
+            except ImportError:
+                log.warning("energy: citytwin.energy.grid not available; aggregate loading only")
+            else:
+                self.solver = GridSolver(city, numba=params.power_flow_numba)
+        # EV
+        ev_params = EVAssumptions(
+            battery_kwh=params.ev_battery_kwh, consumption_kwh_per_km=params.ev_consumption_kwh_per_km,
+            home_kw=params.ev_home_kw, work_kw=params.ev_work_kw,
+            work_charger_share=params.ev_work_charger_share)
+        self.ev = ChargingState(building_ids=b.index.to_numpy(), building_trafo=self.building_trafo,
+                                policy=params.ev_charging, seed=self.seed, start=self.start,
+                                assumptions=ev_params)
+        self._traffic_ev = ev_arrivals is None and getattr(model, "traffic", None) is not None
+        if ev_arrivals is None and not self._traffic_ev and params.ev_share > 0:
+            ev_arrivals = synthetic_ev_arrivals(b, ev_share=params.ev_share, seed=self.seed,
+                                                days=math.ceil(self.duration_s / 86400.0))
+        self._arrivals = (ev_arrivals.sort_values("arrive_s", kind="stable").reset_index(drop=True)
+                          if ev_arrivals is not None else None)
+        self._arr_ptr = 0
+        self._ev_since = 0.0
+        # agents
+        self.agents: list[Any] = []
+        import sys
+
+        mesa_mod = sys.modules.get("mesa")  # a Mesa model implies mesa is imported
+        if mesa_mod is not None and isinstance(model, mesa_mod.Model):
+            Building = building_agent_class()
+            tr = (b["transformer"].astype(str).to_numpy() if "transformer" in b.columns
+                  else [None] * self.n)
+            self.agents = [
+                Building(model, building_id=bid, row=i, use=u, floor_area_m2=float(a),
+                         transformer=t)
+                for i, (bid, u, a, t) in enumerate(zip(b.index, self.loads.use,
+                                                       self.loads.floor_area_m2, tr, strict=True))
+            ]
+        # state and records
+        self.k = 0
+        self.last_demand_kw = np.zeros(self.n)
+        self._unsupplied = np.zeros(self.n, bool)
+        self._rec: dict[str, list[float]] = {}
+        self._assets: list[pd.DataFrame] = []
+        self._use_kwh = np.zeros(len(USES))
+        self._served_use_kwh = np.zeros(len(USES))
+        self._trafo_over_h = 0.0
+        self._pv_self_kwh = 0.0
+        self._ens_kwh = 0.0
+        self._cust_min = 0.0
+        self._topo_cache: dict[frozenset[str], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ failures / topology
+    def _check_failures(self) -> None:
+        if not self.params.failures:
+            return
+        G = self.graph
+        known: set[str] = set()
+        if G is not None:
+            known = {str(n) for n, d in G.nodes(data=True) if d.get("kind") != "building"}
+            known |= {str(d.get("element_id")) for _u, _v, d in G.edges(data=True)}
+        bad = [f"failures[{i}].asset_id: no power asset {f.asset_id!r} in the city grid "
+               "(expected a substation/transformer node id or a line element_id)"
+               for i, f in enumerate(self.params.failures) if f.asset_id not in known]
+        if bad:
+            raise InputError(bad, source="energy.failures")
+
+    def active_failures(self, t_s: float) -> frozenset[str]:
+        return frozenset(f.asset_id for f in self.params.failures
+                         if f.start_s <= t_s < f.start_s + f.duration_s)
+
+    def _unsupplied_by_topology(self, failed: frozenset[str]) -> np.ndarray:
+        """Buildings cut off from every substation with ``failed`` removed (ties open)."""
+        if failed in self._topo_cache:
+            return self._topo_cache[failed]
+        G = self.graph
+        out = np.zeros(self.n, bool)
+        if G is not None and failed:
+            H = nx.Graph()
+            H.add_nodes_from(n for n in G.nodes if str(n) not in failed)
+            H.add_edges_from((u, v) for u, v, d in G.edges(data=True)
+                             if d.get("kind") != "tie" and str(d.get("element_id")) not in failed
+                             and u in H and v in H)
+            subs = [n for n, d in G.nodes(data=True) if d.get("kind") == "substation" and n in H]
+            live: set[Any] = set()
+            for s in subs:
+                if s not in live:
+                    live |= nx.node_connected_component(H, s)
+            ids = [f"b{bid}" for bid in self.buildings.index]
+            out = np.array([node not in live for node in ids])
+        self._topo_cache[failed] = out
+        return out
+
+    # ------------------------------------------------------------------ stepping
+    def _new_arrivals(self, t0: float, t1: float) -> None:
+        if self._traffic_ev:
+            arr = self.model.traffic.ev_arrivals(self._ev_since, t1)
+            self._ev_since = t1
+            self.ev.add(arr)
+        elif self._arrivals is not None:
+            a = self._arrivals
+            end = int(np.searchsorted(a["arrive_s"].to_numpy(), t1, side="left"))
+            if end > self._arr_ptr:
+                self.ev.add(a.iloc[self._arr_ptr:end])
+                self._arr_ptr = end
+
+    def advance(self, until_s: float) -> None:
+        """Simulate every energy step that ends by ``until_s`` (all remaining steps once
+        ``until_s`` reaches the end of the period)."""
+        while self.k < self.n_steps:
+            t0 = self.k * self.dt_s
+            t1 = t0 + self.dt_s
+            if not (t1 <= until_s + 1e-9 or (until_s >= self.duration_s - 1e-9)):
+                break
+            self._step(self.k, t0)
+            self.k += 1
+
+    def _record(self, name: str, value: float) -> None:
+        self._rec.setdefault(name, []).append(float(value))
+
+    def _step(self, k: int, t0: float) -> None:
+        dt_h = self.dt_s / 3600.0
+        self._new_arrivals(t0, t0 + self.dt_s)
+        base = self.loads.electric_kw_at(k)
+        pv = self.pv.output_kw_at(self.pv_profile, k) if self.pv.adopters.size else np.zeros(self.n)
+        has_tr = self.building_trafo >= 0
+        ntr = self.trafo_ids.size
+        net_tr = np.bincount(self.building_trafo[has_tr], weights=(base - pv)[has_tr],
+                             minlength=ntr)
+        headroom = self.trafo_kva * COS_PHI - net_tr
+        ev = self.ev.step(t0, self.dt_s, headroom)
+        demand = base + ev
+        failed = self.active_failures(t0)
+        flow = None
+        if self.solver is not None:
+            flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed)
+            unsup = np.asarray(flow.unsupplied, bool)
+            tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
+            self._assets.append(flow.assets().assign(time_s=t0))
+        else:
+            unsup = self._unsupplied_by_topology(failed)
+            live = has_tr & ~unsup
+            p_tr = np.bincount(self.building_trafo[live], weights=(demand - pv)[live],
+                               minlength=ntr)
+            q_tr = np.bincount(self.building_trafo[live], weights=demand[live],
+                               minlength=ntr) * TAN_PHI  # loads at cos φ, PV at unity
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tr_load = np.where(self.trafo_kva > 0,
+                                   np.hypot(p_tr, q_tr) / self.trafo_kva * 100.0, np.nan)
+            if ntr:
+                self._assets.append(pd.DataFrame({
+                    "asset_id": self.trafo_ids, "kind": "transformer", "loading_pct": tr_load,
+                    "vm_pu": np.nan, "time_s": t0}))
+        served = ~unsup
+        self._unsupplied = unsup
+        self.last_demand_kw = demand
+        pv_served = np.where(served, pv, 0.0)
+        self._use_kwh += np.bincount(self.use_code, weights=demand, minlength=len(USES)) * dt_h
+        self._served_use_kwh += np.bincount(self.use_code, weights=demand * served,
+                                            minlength=len(USES)) * dt_h
+        self._pv_self_kwh += float(np.minimum(pv_served, demand).sum()) * dt_h
+        ens_kw = float(demand[unsup].sum())
+        self._ens_kwh += ens_kw * dt_h
+        self._cust_min += float(unsup.sum()) * self.dt_s / 60.0
+        self._trafo_over_h += float(np.sum(np.nan_to_num(tr_load) > 100.0 + 1e-6)) * dt_h
+        rec = self._record
+        rec("time_s", t0)
+        rec("temp_c", self.temp_c[k])
+        rec("demand_kw", demand.sum())
+        rec("base_kw", base.sum())
+        rec("ev_kw", ev.sum())
+        rec("pv_kw", pv_served.sum())
+        rec("net_demand_kw", (demand - pv)[served].sum())
+        rec("heat_kw", float(self.loads.heat_kw(slice(k, k + 1)).sum()))
+        rec("unsupplied_buildings", unsup.sum())
+        rec("energy_not_served_kw", ens_kw)
+        rec("max_trafo_loading_pct", np.nanmax(tr_load) if np.isfinite(tr_load).any() else np.nan)
+        if flow is not None:
+            rec("grid_import_kw", flow.ext_grid_kw)
+            rec("losses_kw", flow.losses_kw)
+            rec("min_vm_pu", flow.vm_min_pu)
+            rec("max_vm_pu", flow.vm_max_pu)
+            rec("max_line_loading_pct", flow.max_line_loading_pct)
+            rec("converged", float(flow.converged))
+            rec("voltage_violations", flow.n_voltage_violations)
+            if not flow.converged:
+                log.warning("energy step %d (t=%.0f s): power flow did not converge; max "
+                            "transformer loading %.1f %% (estimated)", k, t0,
+                            np.nanmax(tr_load) if np.isfinite(tr_load).any() else float("nan"))
+        else:
+            rec("grid_import_kw", (demand - pv)[served].sum())
+
+    # ------------------------------------------------------------------ contract outputs
+    def unsupplied_buildings(self) -> np.ndarray:
+        """(B,) bool: buildings without supply at the last simulated step."""
+        return self._unsupplied.copy()
+
+    def series(self) -> pd.DataFrame:
+        """Wide per-step table (one column per series, ``time_s`` first)."""
+        return pd.DataFrame(self._rec)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        wide = self.series()
+        if wide.empty:
+            ts = pd.DataFrame(columns=["domain", "series", "time_s", "value"])
+        else:
+            ts = wide.melt(id_vars="time_s", var_name="series", value_name="value")
+            ts.insert(0, "domain", "energy")
+            ts = ts[["domain", "series", "time_s", "value"]]
+        assets = (pd.concat(self._assets, ignore_index=True)[
+            ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]] if self._assets
+            else pd.DataFrame(columns=["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]))
+        return {"timeseries": ts, "assets": assets}
+
+    def kpis(self) -> dict[str, float]:
+        w = self.series()
+        dt_h = self.dt_s / 3600.0
+        nan = float("nan")
+        if w.empty:
+            return {}
+        out: dict[str, float] = {}
+        for i, u in enumerate(USES):
+            out[f"energy_{u}_kwh"] = float(self._use_kwh[i])
+        out["energy_total_kwh"] = float(self._use_kwh.sum())
+        out["heat_demand_kwh"] = float(w["heat_kw"].sum() * dt_h)
+        out["peak_demand_kw"] = float(w["demand_kw"].max())
+        out["peak_net_demand_kw"] = float(w["net_demand_kw"].max())
+        out["peak_transformer_loading_pct"] = float(w["max_trafo_loading_pct"].max())
+        out["transformer_overload_hours_h"] = self._trafo_over_h
+        out["min_voltage_pu"] = float(w["min_vm_pu"].min()) if "min_vm_pu" in w else nan
+        out["max_line_loading_pct"] = (float(w["max_line_loading_pct"].max())
+                                       if "max_line_loading_pct" in w else nan)
+        out["losses_kwh"] = float(w["losses_kw"].sum() * dt_h) if "losses_kw" in w else nan
+        out["nonconverged_steps"] = float((w["converged"] == 0).sum()) if "converged" in w else 0.0
+        out["energy_not_served_kwh"] = self._ens_kwh
+        out["customer_minutes_interrupted"] = self._cust_min
+        out["saidi_min"] = self._cust_min / self.n if self.n else 0.0
+        pv_kwh = float(w["pv_kw"].sum() * dt_h)
+        out["pv_generation_kwh"] = pv_kwh
+        out["pv_self_consumption_pct"] = 100.0 * self._pv_self_kwh / pv_kwh if pv_kwh > 0 else nan
+        out["ev_energy_kwh"] = float(w["ev_kw"].sum() * dt_h)
+        out["ev_sessions"] = float(self.ev.n_sessions)
+        out["ev_unmet_kwh"] = self.ev.unmet_kwh(self.k * self.dt_s)
+        grid_kwh = float(np.nansum(w["grid_import_kw"].clip(lower=0)) * dt_h)
+        out["grid_import_kwh"] = grid_kwh
+        out["co2_t"] = grid_kwh * self.params.emission_factor_g_per_kwh / 1e6
+        return out
+
+
+def run_energy(
+    city: Any,
+    params: EnergyParams | None = None,
+    *,
+    seed: int,
+    ev_arrivals: pd.DataFrame | None = None,
+    start: str | pd.Timestamp = "2026-07-01",
+    duration_s: float = 86400.0,
+) -> EnergyEngine:
+    """Run the energy domain alone on ``city`` for ``duration_s`` from ``start``; returns the
+    finished engine (``tables()``, ``kpis()``, ``series()``)."""
+    import mesa
+
+    model = mesa.Model(rng=int(seed))
+    model.city = city
+    model.seed = int(seed)
+    model.start = pd.Timestamp(start)
+    model.duration_s = float(duration_s)
+    model.traffic = None
+    model.emergency = None
+    engine = EnergyEngine(model, params or EnergyParams(), ev_arrivals=ev_arrivals)
+    model.energy = engine
+    engine.advance(model.duration_s)
+    return engine
