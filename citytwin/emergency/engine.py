@@ -245,7 +245,7 @@ class EmergencyEngine:
             if not self.types_present & set(types):
                 rec["status"] = "unserved" if r == 0 else rec["status"]
                 continue
-            unit = self._choose(i, types)
+            unit = self._choose(i, types, r)
             if unit is not None:
                 self._dispatch(unit, i, r, queued_s=0.0)
             elif self.params.queue_calls:
@@ -266,7 +266,7 @@ class EmergencyEngine:
         cls = UNIT_TYPES[unit.unit_type][0]
         return float(self.params.turnout_mean_s.get(cls, 0.0) * self._turnout_g[i, min(r, 1)])
 
-    def _choose(self, i: int, types: tuple[str, ...]) -> EmergencyUnit | None:
+    def _choose(self, i: int, types: tuple[str, ...], r: int) -> EmergencyUnit | None:
         node = int(self._node[i])
         dist, _ = self._tree_to(node)
         for t in types:  # preferred type first, alternatives only if none is free
@@ -279,8 +279,8 @@ class EmergencyEngine:
                 first_due = [u for u in free if u.post_station == zone]
                 if first_due:
                     free = first_due
-            best = min(free, key=lambda u: (self._eta(u, dist, i, 0)[0], u.unit_id))
-            if np.isfinite(self._eta(best, dist, i, 0)[0]):
+            best = min(free, key=lambda u: (self._eta(u, dist, i, r)[0], u.unit_id))
+            if np.isfinite(self._eta(best, dist, i, r)[0]):
                 return best
         return None
 
@@ -495,7 +495,7 @@ class EmergencyEngine:
             incidents["node"] = self.arrays.node_ids[incidents["node"].to_numpy(dtype=int)]
         queued = {q[1] for q in self._queue}
         if queued:
-            mask = incidents.index.isin([sorted(self._records).index(i) for i in queued])
+            mask = np.isin(np.array(sorted(self._records)), list(queued))
             incidents.loc[mask & (incidents["status"] == "open"), "status"] = "queued"
         dispatches = pd.DataFrame(self._dispatches, columns=[
             "incident_id", "unit_id", "unit_type", "requirement", "dispatch_s", "origin_node",
