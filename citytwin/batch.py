@@ -14,9 +14,11 @@ import logging
 import multiprocessing
 import os
 import shutil
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,12 +128,12 @@ def run_batch(
     scheduler: Any = None,
     seeds: Sequence[int] | None = None,
     progress: BatchProgress | None = None,
-    fail_fast: bool = False,
 ) -> BatchReport:
     """Run scenarios × replications, skipping runs already finished in ``out``.
 
-    ``workers == 1``: in this process; ``workers > 1``: a local process pool (spawn);
-    ``scheduler``: a Dask distributed scheduler address (or a ``distributed.Client``), which
+    ``workers == 1``: in this process; ``workers > 1``: this process plus ``workers - 1``
+    spawned processes, all taking runs from one queue (so the start-up of the spawned
+    processes overlaps with useful work here); ``scheduler``: a Dask distributed scheduler address (or a ``distributed.Client``), which
     takes precedence over ``workers``.
     """
     if workers < 1:
@@ -151,18 +153,20 @@ def run_batch(
     total = len(runs)
     done = len(report.skipped)
 
+    lock = threading.Lock()
+
     def _record(run_id: str, result: dict[str, Any] | None, error: BaseException | None) -> None:
         nonlocal done
-        done += 1
-        if error is not None:
-            report.failed[run_id] = f"{type(error).__name__}: {error}"
-            log.error("run %s failed: %s", run_id, error)
-            if fail_fast:
-                raise error
-        elif result is not None:
-            (report.skipped if result["skipped"] else report.ran).append(Path(result["path"]))
-        if progress is not None:
-            progress(done, total, run_id)
+        with lock:
+            done += 1
+            if error is not None:
+                report.failed[run_id] = f"{type(error).__name__}: {error}"
+                log.error("run %s failed: %s", run_id, error)
+            elif result is not None:
+                (report.skipped if result["skipped"] else report.ran).append(
+                    Path(result["path"]))
+            if progress is not None:
+                progress(done, total, run_id)
 
     if todo:
         if scheduler is not None:
@@ -176,15 +180,53 @@ def run_batch(
                 else:
                     _record(run.run_id, result, None)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                futures = {pool.submit(_execute, run.payload()): run for run in todo}
-                for fut in as_completed(futures):
-                    run = futures[fut]
-                    exc = fut.exception()
-                    _record(run.run_id, None if exc else fut.result(), exc)
+            _run_hybrid_pool(todo, workers, _record)
     report.wall_time_s = time.perf_counter() - t0
     return report
+
+
+def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
+    """Runs from one queue: ``workers - 1`` spawned processes (fed by a helper thread) and
+    this process."""
+    queue: deque[RunSpec] = deque(todo)
+    qlock = threading.Lock()
+
+    def take() -> RunSpec | None:
+        with qlock:
+            return queue.popleft() if queue else None
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+
+        def feed() -> None:
+            inflight: dict[Future[dict[str, Any]], RunSpec] = {}
+            while True:
+                while len(inflight) < workers - 1:
+                    run = take()
+                    if run is None:
+                        break
+                    try:
+                        inflight[pool.submit(_execute, run.payload())] = run
+                    except Exception as exc:  # a broken pool: the run fails, the batch goes on
+                        record(run.run_id, None, exc)
+                if not inflight:
+                    return
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    run = inflight.pop(fut)
+                    exc = fut.exception()
+                    record(run.run_id, None if exc else fut.result(), exc)
+
+        feeder = threading.Thread(target=feed, name="citytwin-batch-feeder", daemon=True)
+        feeder.start()
+        while (run := take()) is not None:
+            try:
+                result = _execute(run.payload())
+            except Exception as exc:  # a failed run must not stop the batch
+                record(run.run_id, None, exc)
+            else:
+                record(run.run_id, result, None)
+        feeder.join()
 
 
 def _pid_alive(pid: int) -> bool:
