@@ -11,6 +11,7 @@ input reads the cache. The cache is a cache, not a file format: delete it at wil
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -88,6 +89,7 @@ def attach_to_roads(
     return node, d
 
 
+@functools.cache
 def _code_hash() -> str:
     """Hash of the source of the modules that shape a built City (so a code change
     invalidates the cache without anyone remembering to bump CACHE_VERSION)."""
