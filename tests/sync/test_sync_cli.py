@@ -108,3 +108,80 @@ def test_calibrate_command_reports_bad_folder(world, capsys):
     assert main(["calibrate", str(d / "base.toml"), str(bad)]) == 2
     err = capsys.readouterr().err
     assert "meters.csv" in err and "mixed units" in err
+
+
+TRUE_DEMAND = 1.4
+
+
+def _counts_from_twin(city, trips: pd.DataFrame, *, factor: float) -> pd.DataFrame:
+    """Hourly counts on the 20 busiest links that ``factor`` x the modelled trips produce."""
+    from citytwin.calibrate import count_incidence, reweight_trips
+
+    truth = reweight_trips(trips, np.full(len(trips), factor), seed=8)
+    edges = np.arange(city.road_arrays.n_edges)
+    hours = np.arange(24)
+    grid = pd.DataFrame({"edge_id": np.repeat(edges, 24), "start_s": np.tile(hours * 3600.0, edges.size)})
+    grid["end_s"] = grid["start_s"] + 3600.0
+    A, cells = count_incidence(city, truth, grid)
+    grid["count"] = stream(9, "observation-noise").poisson(A @ cells["trips"].to_numpy(float))
+    busiest = grid.groupby("edge_id")["count"].sum().nlargest(20).index
+    grid = grid[grid["edge_id"].isin(busiest) & (grid["count"] > 0)]
+    return grid.rename(columns={"start_s": "start", "end_s": "end"})
+
+
+@pytest.fixture(scope="module")
+def traffic_world(world):
+    d, city, _ = world
+    (d / "traffic.toml").write_text(
+        'name = "traffic"\ncity = "city.gpkg"\nseed = 4\nstart = 2024-01-15\nduration_h = 24\n'
+        "\n[traffic]\nsample = 1.0\n", encoding="utf-8")
+    spec = load_scenario(d / "traffic.toml")
+    from citytwin.sync import scenario_trips
+
+    trips = scenario_trips(spec, city)
+    obs = d / "traffic_obs"
+    obs.mkdir()
+    _counts_from_twin(city, trips, factor=TRUE_DEMAND).to_csv(obs / "counts.csv", index=False)
+    return d, city, spec, obs, trips
+
+
+def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
+    d, _, spec, obs, trips = traffic_world
+    out = d / "traffic_out"
+    assert main(["calibrate", str(d / "traffic.toml"), str(obs), "--out", str(out)]) == 0, \
+        capsys.readouterr()
+    rep = json.loads((out / "report.json").read_text())
+    # stated tolerance: the demand scale within 5 % of the truth
+    assert rep["traffic"]["scale"] == pytest.approx(TRUE_DEMAND, rel=0.05)
+    assert rep["traffic"]["after"]["share_geh_lt5"] >= rep["traffic"]["before"]["share_geh_lt5"]
+    assert rep["traffic"]["after"]["meets_dmrb"]
+    cal = load_scenario(out / "traffic_calibrated.toml")
+    assert cal.traffic.demand_scale == pytest.approx(rep["traffic"]["scale"])
+    assert cal.traffic.sample == 1.0
+    od = pd.read_parquet(out / "od_factors.parquet")
+    assert od["trips"].sum() == len(trips)
+
+
+def test_sync_command_replays_counts_closures_and_meters(traffic_world, capsys):
+    d, city, spec, obs, _ = traffic_world
+    counts = pd.read_csv(obs / "counts.csv")
+    feed = d / "feed"
+    feed.mkdir()
+    counts.to_csv(feed / "counts.csv", index=False)
+    closed = int(counts["edge_id"].iloc[0])
+    pd.DataFrame({"edge_id": [closed], "start": ["2024-01-15 08:00"], "end": ["2024-01-15 10:00"]}
+                 ).to_csv(feed / "closures.csv", index=False)
+    b = city.buildings
+    pd.DataFrame({"transformer": b["transformer"].astype(str).iloc[0], "time": np.arange(24) * 3600.0,
+                  "kw": 50.0}).to_csv(feed / "meters.csv", index=False)
+    out = d / "states.parquet"
+    assert main(["sync", str(d / "traffic.toml"), str(feed), "--step", "3600",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"closed [{closed}]" in printed
+    states = pd.read_parquet(out)
+    assert set(states["role"]) == {"observed", "forecast"}
+    at9 = states[(states["state_time"] == 9 * 3600.0) & (states["role"] == "observed")
+                 & (states["key"] == str(closed)) & (states["kind"] == "count")]
+    assert (at9["simulated"] == 0).all()
+    assert states["state_time"].is_monotonic_increasing
