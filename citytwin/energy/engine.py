@@ -96,6 +96,9 @@ class EnergyParams(BaseModel):
         default=80.0, ge=0, le=2000,
         description="grid CO2 intensity; order of the Finnish grid in the early 2020s")
     failures: tuple[FailureSpec, ...] = ()
+    restore_with_ties: bool = Field(default=True, description="close normally-open ties to "
+                                    "re-supply dark parts when the live side has capacity")
+    switching_time_s: float = Field(default=1800.0, ge=0, description="tie switching delay")
     power_flow: bool = True
     power_flow_numba: bool = Field(default=True, description="pandapower's numba JIT: ~3-4 s "
                                    "once per process, faster steps on large grids")
@@ -240,6 +243,20 @@ class EnergyEngine:
                  else np.full(self.n, ""))
         self.building_trafo = pd.Index(self.trafo_ids).get_indexer(tr_of).astype(np.int64)
         self._check_failures()
+        self.outages: Any = None
+        if params.failures and G is not None:
+            from citytwin.energy.outages import Failure, OutageSchedule
+
+            self.outages = OutageSchedule(
+                G, [Failure(f.asset_id, f.start_s, f.duration_s) for f in params.failures],
+                switching_time_s=params.switching_time_s,
+                restore_with_ties=params.restore_with_ties, building_ids=list(b.index))
+        self.customers = self._customers()
+        self.aging: Any = None
+        if len(tr_nodes):
+            from citytwin.energy.aging import TransformerAging
+
+            self.aging = TransformerAging(tr_nodes)
         self.solver: Any = None
         if params.power_flow and G is not None and len(tr_nodes):
             try:
@@ -291,7 +308,8 @@ class EnergyEngine:
         self._pv_self_kwh = 0.0
         self._ens_kwh = 0.0
         self._cust_min = 0.0
-        self._topo_cache: dict[frozenset[str], np.ndarray] = {}
+        self._interruptions = np.zeros(self.n)
+        self._unsupplied_prev = np.zeros(self.n, bool)
 
     # ------------------------------------------------------------------ failures / topology
     def _check_failures(self) -> None:
@@ -312,27 +330,16 @@ class EnergyEngine:
         return frozenset(f.asset_id for f in self.params.failures
                          if f.start_s <= t_s < f.start_s + f.duration_s)
 
-    def _unsupplied_by_topology(self, failed: frozenset[str]) -> np.ndarray:
-        """Buildings cut off from every substation with ``failed`` removed (ties open)."""
-        if failed in self._topo_cache:
-            return self._topo_cache[failed]
+    def _customers(self) -> np.ndarray:
+        """Customers per building: the power graph's ``customers`` (dwellings), else 1."""
         G = self.graph
-        out = np.zeros(self.n, bool)
-        if G is not None and failed:
-            H = nx.Graph()
-            H.add_nodes_from(n for n in G.nodes if str(n) not in failed)
-            H.add_edges_from((u, v) for u, v, d in G.edges(data=True)
-                             if d.get("kind") != "tie" and str(d.get("element_id")) not in failed
-                             and u in H and v in H)
-            subs = [n for n, d in G.nodes(data=True) if d.get("kind") == "substation" and n in H]
-            live: set[Any] = set()
-            for s in subs:
-                if s not in live:
-                    live |= nx.node_connected_component(H, s)
-            ids = [f"b{bid}" for bid in self.buildings.index]
-            out = np.array([node not in live for node in ids])
-        self._topo_cache[failed] = out
-        return out
+        c = np.ones(self.n)
+        if G is not None:
+            pos = {bid: i for i, bid in enumerate(self.buildings.index)}
+            for _, d in G.nodes(data=True):
+                if d.get("kind") == "building" and d.get("building_id") in pos:
+                    c[pos[d["building_id"]]] = float(d.get("customers", 1))
+        return c
 
     # ------------------------------------------------------------------ stepping
     def _new_arrivals(self, t0: float, t1: float) -> None:
@@ -373,15 +380,18 @@ class EnergyEngine:
         headroom = self.trafo_kva * COS_PHI - net_tr
         ev = self.ev.step(t0, self.dt_s, headroom)
         demand = base + ev
-        failed = self.active_failures(t0)
+        failed, ties = frozenset(), frozenset()
+        unsup = np.zeros(self.n, bool)
+        if self.outages is not None:
+            st = self.outages.state(t0, demand_kw=demand)
+            failed, ties, unsup = st.out_of_service, st.closed_ties, np.asarray(st.unsupplied, bool)
         flow = None
         if self.solver is not None:
-            flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed)
-            unsup = np.asarray(flow.unsupplied, bool)
+            flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed, closed_ties=ties)
+            unsup = unsup | np.asarray(flow.unsupplied, bool)
             tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
             self._assets.append(flow.assets().assign(time_s=t0))
         else:
-            unsup = self._unsupplied_by_topology(failed)
             live = has_tr & ~unsup
             p_tr = np.bincount(self.building_trafo[live], weights=(demand - pv)[live],
                                minlength=ntr)
@@ -404,7 +414,14 @@ class EnergyEngine:
         self._pv_self_kwh += float(np.minimum(pv_served, demand).sum()) * dt_h
         ens_kw = float(demand[unsup].sum())
         self._ens_kwh += ens_kw * dt_h
-        self._cust_min += float(unsup.sum()) * self.dt_s / 60.0
+        self._cust_min += float(self.customers[unsup].sum()) * self.dt_s / 60.0
+        self._interruptions += unsup & ~self._unsupplied_prev
+        self._unsupplied_prev = unsup
+        if self.aging is not None:
+            self.aging.update(tr_load, self.temp_c[k], self.dt_s)
+            rec_hs = float(np.nanmax(self.aging.hot_spot_c))
+        else:
+            rec_hs = float("nan")
         self._trafo_over_h += float(np.sum(np.nan_to_num(tr_load) > 100.0 + 1e-6)) * dt_h
         rec = self._record
         rec("time_s", t0)
@@ -417,6 +434,7 @@ class EnergyEngine:
         rec("heat_kw", float(self.loads.heat_kw(slice(k, k + 1)).sum()))
         rec("unsupplied_buildings", unsup.sum())
         rec("energy_not_served_kw", ens_kw)
+        rec("max_hot_spot_c", rec_hs)
         rec("max_trafo_loading_pct", np.nanmax(tr_load) if np.isfinite(tr_load).any() else np.nan)
         if flow is not None:
             rec("grid_import_kw", flow.ext_grid_kw)
@@ -443,17 +461,23 @@ class EnergyEngine:
         return pd.DataFrame(self._rec)
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """``timeseries`` (series, time_s, value — the model adds scenario/seed/domain),
+        ``assets`` (per-asset loading and voltage per step), ``aging`` (per transformer and
+        simulated day: hot spot, F_EQA, loss of life) and ``ev_sessions``."""
         wide = self.series()
         if wide.empty:
-            ts = pd.DataFrame(columns=["domain", "series", "time_s", "value"])
+            ts = pd.DataFrame({"series": pd.Series(dtype=str), "time_s": pd.Series(dtype=float),
+                               "value": pd.Series(dtype=float)})
         else:
             ts = wide.melt(id_vars="time_s", var_name="series", value_name="value")
-            ts.insert(0, "domain", "energy")
-            ts = ts[["domain", "series", "time_s", "value"]]
-        assets = (pd.concat(self._assets, ignore_index=True)[
-            ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]] if self._assets
-            else pd.DataFrame(columns=["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]))
-        return {"timeseries": ts, "assets": assets}
+            ts = ts[["series", "time_s", "value"]]
+        cols = ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]
+        assets = (pd.concat(self._assets, ignore_index=True)[cols] if self._assets
+                  else pd.DataFrame(columns=cols))
+        out = {"timeseries": ts, "assets": assets, "ev_sessions": self.ev.sessions()}
+        if self.aging is not None:
+            out["aging"] = self.aging.table()
+        return out
 
     def kpis(self) -> dict[str, float]:
         w = self.series()
@@ -474,15 +498,23 @@ class EnergyEngine:
         out["max_line_loading_pct"] = (float(w["max_line_loading_pct"].max())
                                        if "max_line_loading_pct" in w else nan)
         out["losses_kwh"] = float(w["losses_kw"].sum() * dt_h) if "losses_kw" in w else nan
-        out["nonconverged_steps"] = float((w["converged"] == 0).sum()) if "converged" in w else 0.0
+        out["nonconverged_steps_count"] = (float((w["converged"] == 0).sum()) if "converged" in w
+                                           else 0.0)
         out["energy_not_served_kwh"] = self._ens_kwh
-        out["customer_minutes_interrupted"] = self._cust_min
-        out["saidi_min"] = self._cust_min / self.n if self.n else 0.0
+        total_c = float(self.customers.sum()) or 1.0
+        out["customer_interruption_min"] = self._cust_min  # customer-minutes
+        out["saidi_min"] = self._cust_min / total_c
+        out["saifi_count"] = float((self.customers * self._interruptions).sum()) / total_c
+        if self.aging is not None:
+            ag = self.aging.table()
+            out["max_hot_spot_c"] = float(ag["max_hot_spot_c"].max()) if len(ag) else nan
+            per_tr = ag.groupby("asset_id")["loss_of_life_h"].sum() if len(ag) else pd.Series([nan])
+            out["max_transformer_loss_of_life_h"] = float(per_tr.max())
         pv_kwh = float(w["pv_kw"].sum() * dt_h)
         out["pv_generation_kwh"] = pv_kwh
         out["pv_self_consumption_pct"] = 100.0 * self._pv_self_kwh / pv_kwh if pv_kwh > 0 else nan
         out["ev_energy_kwh"] = float(w["ev_kw"].sum() * dt_h)
-        out["ev_sessions"] = float(self.ev.n_sessions)
+        out["ev_sessions_count"] = float(self.ev.n_sessions)
         out["ev_unmet_kwh"] = self.ev.unmet_kwh(self.k * self.dt_s)
         grid_kwh = float(np.nansum(w["grid_import_kw"].clip(lower=0)) * dt_h)
         out["grid_import_kwh"] = grid_kwh
