@@ -143,8 +143,10 @@ def run_steps(
             if depart_plan[k] > t:
                 break
             ptr[0] += 1
+            if route_len[k] == 0:
+                continue  # no route: never departs
             p = prev_trip[k]
-            if p >= 0 and state[p] != ARRIVED:
+            if p >= 0 and state[p] != ARRIVED and route_len[p] > 0:
                 continue  # released when its previous trip of the chain arrives
             _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
                           depart_t, counters)
@@ -203,7 +205,7 @@ def run_steps(
                     blocked_since[e] = INF
                     counters[1] += 1
                     q = next_trip[h]
-                    if q >= 0 and state[q] == PENDING and depart_plan[q] <= t:
+                    if q >= 0 and state[q] == PENDING and depart_plan[q] <= t and route_len[q] > 0:
                         _enqueue_wait(q, t, state, nxt, route_off, route_edges, ridx, wait_head,
                                       wait_tail, depart_t, counters)
                     continue

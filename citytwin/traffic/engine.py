@@ -106,16 +106,18 @@ class TrafficEngine:
         p, a = self.params, self.arrays
         m = a.n_edges
         dt = p.step_s
-        self.ff = np.maximum(a.freeflow_s, dt)
-        cap_s = a.capacity_vph * p.capacity_factor * p.sample / 3600.0
+        # closed links (infinite travel time) are never routed; keep their arrays finite
+        self.closed = ~np.isfinite(a.freeflow_s)
+        self.ff = np.maximum(np.where(self.closed, 1e9, a.freeflow_s), dt)
+        cap_s = np.where(self.closed, 0.0, a.capacity_vph) * p.capacity_factor * p.sample / 3600.0
         self.cap_step = cap_s * dt
         storage = a.length_m * np.maximum(a.lanes, 1) / p.jam_spacing_m * p.sample
         w = p.wave_speed_kph / 3.6
         self.hole_delay = a.length_m / w if w > 0 else np.zeros(m)
         # as in MATSim: a link must hold what flows in while a car crosses it and its freed space
         # travels back (else the configured capacity is unreachable), and at least one car
-        self.storage = np.maximum(np.maximum(storage, cap_s * (self.ff + self.hole_delay + 2 * dt)),
-                                  1.0)
+        need = np.where(self.closed, 0.0, cap_s * (self.ff + self.hole_delay + 2 * dt))
+        self.storage = np.maximum(np.maximum(storage, need), 1.0)
         self.hole_size = np.where(self.hole_delay > 0,
                                   np.ceil(cap_s * self.hole_delay + 2).astype(np.int64), 0)
         self.hole_size = np.minimum(self.hole_size, np.ceil(self.storage).astype(np.int64) + 2)
@@ -310,7 +312,9 @@ class TrafficEngine:
         """Current experienced travel time per edge_id (s): smoothed recent traversals, at least
         the free-flow time and the time the current head vehicle has already spent."""
         hw = K.head_wait(self.t, self.head, self.enter_t, self.ff)
-        return np.maximum(np.maximum(self.tt_ema, self.ff), hw)
+        out = np.maximum(np.maximum(self.tt_ema, self.ff), hw)
+        out[self.closed] = np.inf
+        return out
 
     # ------------------------------------------------------------------ results
     def trips_table(self) -> pd.DataFrame:
