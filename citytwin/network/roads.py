@@ -1,7 +1,8 @@
 """Road layer → osmnx-compatible ``nx.MultiDiGraph`` (largest strongly connected component).
 
-Nodes are the links' end points (snapped to 1 cm), numbered ``0..n-1`` in (x, y) order, with
-``x``, ``y`` (metres, city CRS), ``lon``, ``lat``. Each two-way feature becomes two edges (the
+Nodes are the links' end points (snapped to 1 cm), numbered in (x, y) order (ids of nodes
+outside the largest strongly connected part are skipped), with ``x``, ``y`` (metres, city CRS),
+``lon``, ``lat`` and osmnx's ``street_count``. Each two-way feature becomes two edges (the
 reverse one with reversed geometry); one-way features one edge. Edge attributes follow the
 contract: ``edge_id`` (0..m-1), ``osmid``, ``name``, ``highway``, ``oneway``, ``length`` (m),
 ``speed_kph``, ``travel_time`` (s), ``lanes`` (per direction, ≥ 1), ``capacity_vph``
@@ -198,9 +199,11 @@ def build_road_graph(
     G = nx.MultiDiGraph(crs=crs.to_string())
     G.graph["simplified"] = False
     nodes = np.flatnonzero(keep_node)
+    kf = np.unique(feat)  # osmnx street_count: physical street segments meeting at a node
+    streets = np.bincount(np.concatenate([u0[kf], v0[kf]]), minlength=n)
     G.add_nodes_from(
         (int(i), {"x": float(xy[i, 0]), "y": float(xy[i, 1]),
-                  "lon": float(lon[i]), "lat": float(lat[i])})
+                  "lon": float(lon[i]), "lat": float(lat[i]), "street_count": int(streets[i])})
         for i in nodes
     )
     egeom = geom[feat].copy()

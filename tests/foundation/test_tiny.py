@@ -27,6 +27,9 @@ def test_grid_topology_and_scc(tiny: City) -> None:
     c0, c1 = _node_at(G, 200, 0), _node_at(G, 200, 100)
     assert G.has_edge(c0, c1) and not G.has_edge(c1, c0)  # one-way
     assert G[c0][c1][0]["oneway"] is True
+    assert G.nodes[_node_at(G, 100, 100)]["street_count"] == 4
+    assert G.nodes[_node_at(G, 0, 0)]["street_count"] == 2
+    assert G.nodes[_node_at(G, 200, 200)]["street_count"] == 2  # the dropped spur is not counted
 
 
 def test_defaults_and_tags_per_class(tiny: City) -> None:
