@@ -407,6 +407,29 @@ def _steiner_edges(R: _Roads, terminals: np.ndarray) -> list[tuple[int, int, flo
     return [(int(u), int(v), float(dd["weight"])) for u, v, dd in T.edges(data=True)]
 
 
+def _feeder_groups(rel_xy: np.ndarray, load_kva: np.ndarray, *, limit_kva: float) -> list[np.ndarray]:
+    """Split a substation's transformers into feeders: sweep by bearing from the substation
+    (starting after the widest empty sector) and close a feeder before it exceeds ``limit_kva``."""
+    n = len(load_kva)
+    if n == 0:
+        return []
+    ang = np.arctan2(rel_xy[:, 1], rel_xy[:, 0])
+    order = np.lexsort((np.hypot(rel_xy[:, 0], rel_xy[:, 1]), ang))
+    a = ang[order]
+    gaps = np.diff(np.r_[a, a[0] + 2 * np.pi])
+    start = (int(np.argmax(gaps)) + 1) % n
+    order = np.roll(order, -start)
+    groups: list[list[int]] = [[]]
+    acc = 0.0
+    for i in order.tolist():
+        if groups[-1] and acc + load_kva[i] > limit_kva:
+            groups.append([])
+            acc = 0.0
+        groups[-1].append(i)
+        acc += float(load_kva[i])
+    return [np.array(g, dtype=np.int64) for g in groups]
+
+
 def _contract(tree_edges: list[tuple[int, int, float]], root: int, keep: set[int]
               ) -> list[tuple[int, int, float]]:
     """Contract chains of degree-2 nodes not in ``keep`` into single edges (parent, child, length)."""
@@ -530,6 +553,7 @@ def build_power_graph(
                  synthesized=True, substations_from_layer=not synthesized_subs,
                  osm_transformer_sites=len(tr_used))
     line_no = 0
+    feeder_kva = math.sqrt(3) * mv_kv * 421.0 * _CABLE_UTILISATION
     leaf_trafos: list[int] = []
     for s in range(len(subs)):
         members = np.flatnonzero(t_sub == s)
@@ -546,39 +570,45 @@ def build_power_graph(
                    vn_kv=float(mv_kv), vn_hv_kv=float(hv_kv), rated_mva=float(rated_mva * units),
                    units=units, road_node=R.ids[root], osm_id=str(subs["osm_id"].iloc[s]),
                    name=str(subs["name"].iloc[s]))
-        # 6: feeders
-        terms = np.concatenate([[root], t_rpos[members]])
-        tedges = _steiner_edges(R, terms)
-        tree = _contract(tedges, root, set(t_rpos[members].tolist()))
+        # 6: feeders — angular sectors around the substation, each within one cable's rating,
+        # each laid as its own Steiner tree along the streets
+        sxy = subs[["x", "y"]].to_numpy(float)[s]
+        for f, group in enumerate(_feeder_groups(R.xy[t_rpos[members]] - R.xy[root], t_load[members],
+                                                 limit_kva=feeder_kva)):
+            fm = members[group]
+            fid = f"{sid}/f{f}"
+            terms = np.concatenate([[root], t_rpos[fm]])
+            tree = _contract(_steiner_edges(R, terms), root, set(t_rpos[fm].tolist()))
 
-        def mv(p: int, _s: int = s) -> str:
-            return f"m{_s}_{R.ids[p]}"
+            def mv(p: int, _s: int = s, _f: int = f) -> str:
+                return f"m{_s}_{_f}_{R.ids[p]}"
 
-        G.add_node(mv(root), kind="mv_node", x=float(R.xy[root, 0]), y=float(R.xy[root, 1]),
-                   road_node=R.ids[root], vn_kv=float(mv_kv), substation=sid)
-        stub = max(_STUB_M, float(np.hypot(*(R.xy[root] - subs[["x", "y"]].to_numpy(float)[s]))))
-        G.add_edge(sid, mv(root), kind="mv_line", length_m=stub, element_id=f"line{line_no}")
-        line_no += 1
-        children: dict[int, list[int]] = {}
-        for a, b, ln in tree:
-            G.add_node(mv(b), kind="mv_node", x=float(R.xy[b, 0]), y=float(R.xy[b, 1]),
-                       road_node=R.ids[b], vn_kv=float(mv_kv), substation=sid)
-            G.add_edge(mv(a), mv(b), kind="mv_line", length_m=max(ln, 1.0),
-                       element_id=f"line{line_no}")
+            G.add_node(mv(root), kind="mv_node", x=float(R.xy[root, 0]), y=float(R.xy[root, 1]),
+                       road_node=R.ids[root], vn_kv=float(mv_kv), substation=sid, feeder=fid)
+            stub = max(_STUB_M, float(np.hypot(*(R.xy[root] - sxy))))
+            G.add_edge(sid, mv(root), kind="mv_line", length_m=stub, element_id=f"line{line_no}",
+                       feeder=fid)
             line_no += 1
-            children.setdefault(a, []).append(b)
-        for t in members.tolist():
-            tr = trafos[t]
-            G.add_node(tr["id"], kind="transformer", x=tr["x"], y=tr["y"],
-                       rated_kva=int(tr["rated_kva"]), parallel=int(tr["parallel"]),
-                       vn_hv_kv=float(mv_kv), vn_lv_kv=0.4, road_node=R.ids[tr["rpos"]],
-                       substation=sid, design_kva=float(tr["design_kva"]),
-                       n_buildings=int(tr["n_buildings"]), osm_id=tr["osm_id"])
-            G.add_edge(mv(tr["rpos"]), tr["id"], kind="mv_line", length_m=_STUB_M,
-                       element_id=f"line{line_no}")
-            line_no += 1
-            if tr["rpos"] != root and not children.get(tr["rpos"]):
-                leaf_trafos.append(t)
+            children: dict[int, list[int]] = {}
+            for a, b, ln in tree:
+                G.add_node(mv(b), kind="mv_node", x=float(R.xy[b, 0]), y=float(R.xy[b, 1]),
+                           road_node=R.ids[b], vn_kv=float(mv_kv), substation=sid, feeder=fid)
+                G.add_edge(mv(a), mv(b), kind="mv_line", length_m=max(ln, 1.0),
+                           element_id=f"line{line_no}", feeder=fid)
+                line_no += 1
+                children.setdefault(a, []).append(b)
+            for t in fm.tolist():
+                tr = trafos[t]
+                G.add_node(tr["id"], kind="transformer", x=tr["x"], y=tr["y"],
+                           rated_kva=int(tr["rated_kva"]), parallel=int(tr["parallel"]),
+                           vn_hv_kv=float(mv_kv), vn_lv_kv=0.4, road_node=R.ids[tr["rpos"]],
+                           substation=sid, feeder=fid, design_kva=float(tr["design_kva"]),
+                           n_buildings=int(tr["n_buildings"]), osm_id=tr["osm_id"])
+                G.add_edge(mv(tr["rpos"]), tr["id"], kind="mv_line", length_m=_STUB_M,
+                           element_id=f"line{line_no}", feeder=fid)
+                line_no += 1
+                if not children.get(tr["rpos"]):
+                    leaf_trafos.append(t)
     # cable systems per MV edge from the design load below it (rooted at each substation)
     cable_kva = math.sqrt(3) * mv_kv * 421.0 * _CABLE_UTILISATION
     depth: dict[str, float] = {}
