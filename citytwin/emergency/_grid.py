@@ -88,7 +88,7 @@ def grid_city(
         stations = {"fire_station": [1 * n + 1, (n - 2) * n + (n - 2)],
                     "ambulance_station": [c * n + 1],
                     "hospital": [c * n + c]}
-    frows = []
+    frows: list[dict] = []
     for kind in ("fire_station", "ambulance_station", "hospital", "police"):
         for k, node in enumerate(stations.get(kind, [])):
             frows.append({"kind": kind, "name": f"{kind} {k + 1}", "osm_id": -1 - len(frows),

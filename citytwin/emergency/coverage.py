@@ -67,7 +67,7 @@ def coverage_map(
     mat = arrays.matrix(arrays.freeflow_s if cost is None else cost)
     dist, _, src = csgraph.dijkstra(mat, directed=True, indices=np.array(src_pos), min_only=True,
                                     return_predecessors=True)
-    first = {}
+    first: dict[int, int] = {}
     for p, sid in zip(src_pos, src_id, strict=True):
         first.setdefault(p, sid)  # two stations on one node: the first id reports
     s = src[bpos]

@@ -131,8 +131,8 @@ class EmergencyEngine:
         self._records: dict[int, dict[str, Any]] = {}
         self._dispatches: list[dict[str, Any]] = []
         self._cost: np.ndarray | None = None
-        self._mat = None
-        self._mat_rev = None
+        self._mat: Any = None
+        self._mat_rev: Any = None
         self._ff_rev = self.arrays.matrix(self.arrays.freeflow_s).T.tocsr()
         self._tree_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._zone_cache: dict[str, np.ndarray] = {}
@@ -549,9 +549,9 @@ class _StandaloneModel(mesa.Model):
         self.seed = seed
         self.duration_s = duration_s
         self.start = start if start is not None else pd.Timestamp("2026-01-01")
-        self.traffic = None
-        self.energy = None
-        self.emergency = None
+        self.traffic: Any = None
+        self.energy: Any = None
+        self.emergency: Any = None
 
 
 def run_emergency(

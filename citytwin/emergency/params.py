@@ -82,33 +82,33 @@ class EmergencyParams(_Frozen):
     closed_stations: tuple[int, ...] = ()  # facility ids
     # --- incidents ----------------------------------------------------------------------
     generate_incidents: bool = True
-    medical_per_resident_year: float = Field(0.12, ge=0)
-    medical_per_job_year: float = Field(0.03, ge=0)
-    fire_per_resident_year: float = Field(0.0015, ge=0)
-    fire_per_job_year: float = Field(0.0005, ge=0)
-    traffic_per_person_year: float = Field(0.002, ge=0)
-    rate_multiplier: float = Field(1.0, ge=0)  # scales every rate (stress tests)
+    medical_per_resident_year: float = Field(default=0.12, ge=0)
+    medical_per_job_year: float = Field(default=0.03, ge=0)
+    fire_per_resident_year: float = Field(default=0.0015, ge=0)
+    fire_per_job_year: float = Field(default=0.0005, ge=0)
+    traffic_per_person_year: float = Field(default=0.002, ge=0)
+    rate_multiplier: float = Field(default=1.0, ge=0)  # scales every rate (stress tests)
     medical_use_factor: dict[str, float] = Field(
         default_factory=lambda: {"health": 3.0, "hospitality": 1.5}  # care homes, hotels
     )
     fire_use_factor: dict[str, float] = Field(default_factory=lambda: {"industrial": 2.0})
-    medical_p1_share: float = Field(0.4, ge=0, le=1)  # life-threatening -> ALS
-    outage_rate_multiplier: float = Field(1.5, ge=0)  # incident rates in unsupplied buildings
+    medical_p1_share: float = Field(default=0.4, ge=0, le=1)  # life-threatening -> ALS
+    outage_rate_multiplier: float = Field(default=1.5, ge=0)  # incident rates in unsupplied buildings
     # --- service times ------------------------------------------------------------------
     turnout_mean_s: dict[str, float] = Field(default_factory=lambda: {"ems": 48.0, "fire": 64.0})
-    turnout_cv: float = Field(0.3, ge=0)
+    turnout_cv: float = Field(default=0.3, ge=0)
     on_scene_mean_s: dict[str, float] = Field(
         default_factory=lambda: {"medical": 1200.0, "fire": 2400.0, "traffic": 1800.0}
     )
-    on_scene_cv: float = Field(0.5, ge=0)  # gamma CV; 1.0 = exponential
+    on_scene_cv: float = Field(default=0.5, ge=0)  # gamma CV; 1.0 = exponential
     transport_prob: dict[str, float] = Field(default_factory=lambda: {"p1": 0.7, "p2": 0.5})
-    handover_s: float = Field(900.0, ge=0)
-    ladder_min_levels: int = Field(4, ge=1)  # fires in buildings this tall also get a ladder
+    handover_s: float = Field(default=900.0, ge=0)
+    ladder_min_levels: int = Field(default=4, ge=1)  # fires in buildings this tall also get a ladder
     # --- dispatch -----------------------------------------------------------------------
     dispatch: Literal["closest", "zones"] = "closest"
     move_up: bool = False
     queue_calls: bool = True  # False: a call finding no free unit is lost (Erlang-B setting)
-    congestion_share: float = Field(0.3, ge=0, le=1)  # alpha of the priority-passing assumption
+    congestion_share: float = Field(default=0.3, ge=0, le=1)  # alpha of the priority-passing assumption
     closed_edges: tuple[int, ...] = ()  # edge ids closed to emergency vehicles
     stationary_units: bool = False  # validation mode: no travel, busy time = on-scene time only
     # --- KPI thresholds (NFPA 1710) -----------------------------------------------------

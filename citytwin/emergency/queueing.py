@@ -38,8 +38,8 @@ def hypercube(
     n = n_servers
     if n > 12:
         raise ValueError("hypercube: at most 12 servers (2^N states)")
-    lam = np.asarray(lam, dtype=float)
-    if len(preferences) != len(lam):
+    rates = np.asarray(lam, dtype=float)
+    if len(preferences) != len(rates):
         raise ValueError("hypercube: one preference list per atom")
     s = 1 << n
     q = np.zeros((s, s))
@@ -47,7 +47,7 @@ def hypercube(
         for j, pref in enumerate(preferences):
             free = next((i for i in pref if not (b >> i) & 1), None)
             if free is not None:
-                q[b, b | (1 << free)] += lam[j]
+                q[b, b | (1 << free)] += rates[j]
         for i in range(n):
             if (b >> i) & 1:
                 q[b, b & ~(1 << i)] += mu
@@ -64,6 +64,6 @@ def hypercube(
         for j, pref in enumerate(preferences):
             free = next((i for i in pref if not (b >> i) & 1), None)
             if free is not None:
-                dispatched[free] += p[b] * lam[j]
+                dispatched[free] += p[b] * rates[j]
     return {"p": p, "busy": busy, "all_busy": float(p[s - 1]),
             "workload": dispatched / dispatched.sum()}

@@ -105,7 +105,9 @@ class SitingResult:
     demand_points: int
     candidates: int
 
-    def station_specs(self, kind: str = "fire_station") -> tuple[StationSpec, ...]:
+    def station_specs(
+        self, kind: Literal["fire_station", "ambulance_station"] = "fire_station"
+    ) -> tuple[StationSpec, ...]:
         """The proposals as scenario additions (``EmergencyParams.extra_stations``)."""
         return tuple(StationSpec(kind=kind, road_node=int(n), name=f"proposed {k + 1}")
                      for k, n in enumerate(self.proposed["road_node"]))
@@ -193,7 +195,7 @@ def site_stations(
     if method == "mclp":
         chosen = solve_mclp(t, dem_w, radius=radius_s, p=len(existing) + new, predefined=pre)
     else:
-        ok = (t <= radius_s).any(axis=1)
+        ok = np.asarray((t <= radius_s).any(axis=1))
         if (~ok).any():
             log.warning("site_stations: %d of %d demand cells cannot be reached within %.0f s "
                         "from any candidate; LSCP covers the rest", int((~ok).sum()), len(ok),
