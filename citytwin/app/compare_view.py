@@ -15,7 +15,7 @@ import pandas as pd
 
 from citytwin.errors import InputError
 
-__all__ = ["kpi_table", "series_table", "link_congestion", "transformer_loading",
+__all__ = ["kpi_table", "series_table", "derived_series", "link_congestion", "transformer_loading",
            "response_points", "COMPARE_COLUMNS"]
 
 COMPARE_COLUMNS = ["domain", "kpi", "unit", "scenario", "n", "mean", "ci_low", "ci_high",
@@ -53,15 +53,48 @@ def kpi_table(results: Mapping[str, Mapping[str, Any]], *, group_by: str = "labe
     return compare(df.drop(columns=["label"]), level=level)
 
 
+def derived_series(res: Mapping[str, Any]) -> pd.DataFrame:
+    """Series the result tables imply: network speed and volume per time step (links),
+    peak transformer loading per time step (assets), mean response time per hour (incidents).
+    """
+    parts = []
+    links = res.get("links")
+    if links is not None and len(links):
+        g = links.assign(w=links["volume"].clip(lower=0) * links["speed_kph"]).groupby("time_s")
+        vol = g["volume"].sum()
+        speed = (g["w"].sum() / vol).where(vol > 0, g["speed_kph"].mean())
+        parts.append(_series("traffic", "network mean speed (km/h, volume-weighted)", speed))
+        parts.append(_series("traffic", "network volume (veh on links)", vol))
+    assets = res.get("assets")
+    if assets is not None and len(assets):
+        tr = assets[assets["kind"].astype(str).str.contains("trafo|transformer")]
+        if len(tr):
+            parts.append(_series("energy", "peak transformer loading (% of rating)",
+                                 tr.groupby("time_s")["loading_pct"].max()))
+    inc = res.get("incidents")
+    if inc is not None and len(inc) and "response_s" in inc:
+        hour = (inc["time_s"] // 3600) * 3600
+        parts.append(_series("emergency", "mean response time by hour (min)",
+                             inc.groupby(hour)["response_s"].mean() / 60.0))
+    if not parts:
+        return pd.DataFrame(columns=["domain", "series", "time_s", "value"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _series(domain: str, name: str, s: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"domain": domain, "series": name, "time_s": s.index.to_numpy(float),
+                         "value": s.to_numpy(float)})
+
+
 def series_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """All time series of all results with a ``label`` column (long format)."""
+    """All time series of all results (recorded and derived) with a ``label`` column."""
     parts = []
     for label, res in results.items():
-        ts = res.get("timeseries")
-        if ts is not None and len(ts):
-            ts = ts.copy()
-            ts["label"] = label
-            parts.append(ts)
+        for ts in (res.get("timeseries"), derived_series(res)):
+            if ts is not None and len(ts):
+                ts = ts.copy()
+                ts["label"] = label
+                parts.append(ts)
     if not parts:
         return pd.DataFrame(columns=["scenario", "seed", "domain", "series", "time_s", "value",
                                      "label"])

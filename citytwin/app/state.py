@@ -89,6 +89,25 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
 
 
 @solara.component
+def NavTabs():
+    """Page tabs labelled with the routes' labels (City, Scenarios, Compare, Experiments)."""
+    route_current, routes = solara.use_route()
+    index = routes.index(route_current) if route_current in routes else 0
+    with solara.lab.Tabs(value=index, align="center"):
+        for r in routes:
+            solara.lab.Tab(r.label or r.path, path_or_route=r, classes=["citytwin-tab"])
+
+
+@solara.component
 def Layout(children: list[Any] = []):  # noqa: B006
     with StateProvider():
-        solara.AppLayout(children=children, title="citytwin", sidebar_open=False)
+        with solara.Column(gap="0px", style={"width": "100%"}):
+            with solara.Row(style={"background": "#1976d2", "padding": "10px 16px",
+                                   "align-items": "center"}):
+                solara.HTML(tag="span", unsafe_innerHTML="citytwin",
+                            style="font-size: 20px; color: white; font-weight: 500")
+                solara.HTML(tag="span", unsafe_innerHTML="smart-city digital twin",
+                            style="color: #e3f2fd")
+            NavTabs()
+            with solara.Column(children=children, style={"width": "100%", "padding": "12px"}):
+                pass
