@@ -20,7 +20,6 @@ from scipy.sparse import csgraph
 
 from citytwin.emergency.coverage import coverage_times
 from citytwin.emergency.incidents import generate_incidents, read_incidents
-from citytwin.emergency.interventions import params_with_interventions
 from citytwin.emergency.kpis import emergency_kpis
 from citytwin.emergency.params import UNIT_TYPES, EmergencyParams
 from citytwin.emergency.stations import EmergencyUnit, build_stations, hospitals
@@ -67,9 +66,6 @@ class EmergencyEngine:
                  incidents: pd.DataFrame | None = None,
                  link_times: np.ndarray | None = None) -> None:
         city = model.city
-        ivs = getattr(getattr(model, "spec", None), "interventions", None) or ()
-        if ivs:
-            params = params_with_interventions(params, city, ivs)
         self.model = model
         self.params = params
         self.seed = int(model.seed)

@@ -1,8 +1,6 @@
-"""Coupling: scenario station interventions, time-varying traffic, a Mesa model host."""
+"""Coupling: time-varying traffic link times, a Mesa model host, a CityModel scenario."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import mesa
 import numpy as np
@@ -11,36 +9,11 @@ import pytest
 from pyproj import Transformer
 
 from citytwin.emergency import EmergencyEngine, EmergencyParams
-from citytwin.emergency.interventions import params_with_interventions
-from citytwin.errors import InputError
 
 
 def _lonlat(city, node):
     tr = Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True)
     return tr.transform(city.roads.nodes[node]["x"] + 5.0, city.roads.nodes[node]["y"])
-
-
-def test_station_interventions_map_to_params(city) -> None:
-    lon, lat = _lonlat(city, 20)
-    ivs = [
-        SimpleNamespace(type="add_station", kind="fire_station", name="New", lon=lon, lat=lat,
-                        units=2),
-        SimpleNamespace(type="remove_station", name="fire_station 1"),
-        SimpleNamespace(type="unit_counts", kind="ambulance", per_station=3),
-        SimpleNamespace(type="close_road", edges=(1,)),  # not ours: ignored
-    ]
-    p = params_with_interventions(EmergencyParams(), city, ivs)
-    assert p.extra_stations[0].road_node == 20 and p.extra_stations[0].units["engine"] == 2
-    assert p.closed_stations == (0,)
-    assert p.units_per_station["ambulance_station"] == {"als": 2, "bls": 1}
-    assert p.units_per_station["fire_station"]["bls"] == 3
-    assert params_with_interventions(p, city, ivs) == p  # idempotent
-    bad = [SimpleNamespace(type="remove_station", name="Nowhere"),
-           SimpleNamespace(type="add_station", kind="fire_station", name="Far", lon=0.0,
-                           lat=0.0, units=1)]
-    with pytest.raises(InputError) as err:
-        params_with_interventions(EmergencyParams(), city, bad)
-    assert "Nowhere" in str(err.value) and "'Far'" in str(err.value)
 
 
 class _Traffic:
@@ -63,12 +36,10 @@ class _Model(mesa.Model):
 
 
 def test_engine_in_a_mesa_model_follows_traffic_over_time(city) -> None:
-    model = _Model(city, spec=SimpleNamespace(interventions=(
-        SimpleNamespace(type="remove_station", name="fire_station 2"),)))
+    model = _Model(city)
     log = pd.DataFrame({"time_s": [3600.0, 7 * 3600.0], "type": "fire", "building_id": [70, 70]})
-    eng = EmergencyEngine(model, EmergencyParams(turnout_cv=0.0, congestion_share=0.5),
-                          incidents=log)
-    assert 1 in eng.params.closed_stations
+    eng = EmergencyEngine(model, EmergencyParams(turnout_cv=0.0, congestion_share=0.5,
+                                                 closed_stations=(1,)), incidents=log)
     for t in np.arange(900.0, model.duration_s + 1, 900.0):
         model.now = t - 900.0  # traffic state at the start of the sync step
         eng.advance(float(t))
@@ -77,3 +48,34 @@ def test_engine_in_a_mesa_model_follows_traffic_over_time(city) -> None:
     early, late = d.iloc[0], d.iloc[-1]
     assert early["unit_id"] == late["unit_id"] and early["travel_s"] > 0
     assert late["travel_s"] == pytest.approx(early["travel_s"] * 2.0)  # ff + 0.5 * (3ff - ff)
+
+
+def test_city_model_runs_the_engine_with_station_interventions(city, tmp_path) -> None:
+    model_mod = pytest.importorskip("citytwin.model")
+    scenario_mod = pytest.importorskip("citytwin.scenario")
+    if "emergency" not in scenario_mod.Scenario.model_fields:
+        pytest.skip("the scenario schema has no emergency section yet")
+    lon, lat = _lonlat(city, 20)
+    spec = scenario_mod.scenario_from_dict({
+        "name": "em-test", "city": str(tmp_path / "grid.gpkg"), "seed": 3, "duration_h": 6,
+        "emergency": {"rate_multiplier": 30.0},
+        "interventions": [
+            {"type": "add_station", "kind": "fire_station", "name": "New", "lon": lon,
+             "lat": lat, "units": {"engine": 2}},
+            {"type": "remove_station", "name": "fire_station 1"},
+        ],
+    }, source="test")
+    model = model_mod.CityModel(spec, city=city)
+    eng = model.emergency
+    assert isinstance(eng, EmergencyEngine)
+    assert eng.params.closed_stations == (0,)
+    assert [(s.road_node, s.units) for s in eng.stations if s.station_id < 0] == [
+        (20, {"engine": 2})]
+    model.run()
+    res = model.results()
+    inc = res["incidents"]
+    assert len(inc) == int(res.kpi("calls_n")) > 0
+    assert eng.now == pytest.approx(6 * 3600.0)
+    again = model_mod.CityModel(spec, city=city)
+    again.run()
+    pd.testing.assert_frame_equal(again.results()["incidents"], inc)
