@@ -13,8 +13,9 @@ Layer schema
 Every layer must have a CRS. Layers are projected once, at load, to the local UTM zone
 (``estimate_utm_crs``); lengths are then metres. Columns not listed are ignored.
 
-``roads`` (required) — LineString/MultiLineString; each feature one directed or two-way link
-between two intersections (the network must be *noded*: links meet at shared end points).
+``roads`` (required) — LineString/MultiLineString; one directed or two-way road each. Lines
+are split at every vertex that is an end point of another line or is shared by two or more lines
+(T- and X-junctions); lines crossing without a shared vertex are bridges/tunnels, not junctions.
 
 =============  ========  =========  ====================================================
 column         required  type       meaning

@@ -83,6 +83,45 @@ def _rows(rows: np.ndarray, limit: int = 10) -> str:
     return ", ".join(map(str, r[:limit])) + (f", ... ({len(r)} in all)" if len(r) > limit else "")
 
 
+def split_at_junctions(geom: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Split LineStrings at interior vertices that are junctions: a vertex (snapped to 1 cm)
+    that is an end point of any line or lies on two or more lines.
+
+    Returns (new lines, source index per new line, number of features split, number of
+    distinct junction vertices used). Lines that meet only where they cross *without* a
+    shared vertex are not split (that is a bridge or tunnel, as in OSM).
+    """
+    geom = shapely.remove_repeated_points(geom)
+    coords, fidx = shapely.get_coordinates(geom, return_index=True)
+    nv = len(coords)
+    _, vid = np.unique(np.rint(coords * _SNAP).astype(np.int64), axis=0, return_inverse=True)
+    vid = vid.reshape(-1)
+    is_first = np.ones(nv, dtype=bool)
+    is_first[1:] = fidx[1:] != fidx[:-1]
+    is_last = np.ones(nv, dtype=bool)
+    is_last[:-1] = fidx[1:] != fidx[:-1]
+    is_end = is_first | is_last
+    node = np.zeros(int(vid.max()) + 1, dtype=bool)
+    node[vid[is_end]] = True
+    pairs = np.unique(np.stack([vid, fidx], axis=1), axis=0)
+    node |= np.bincount(pairs[:, 0], minlength=len(node)) >= 2
+    brk = node[vid] & ~is_end
+    if not brk.any():
+        return geom, np.arange(len(geom)), 0, 0
+    rep = 1 + brk.astype(np.int64)
+    new_coords = np.repeat(coords, rep, axis=0)
+    new_f = np.repeat(fidx, rep)
+    # segment starts: each feature's first vertex and the second copy of every break vertex
+    start = np.repeat(is_first, rep)
+    second = np.zeros(len(new_f), dtype=bool)
+    pos = np.cumsum(rep) - 1  # index of the last copy of each original vertex
+    second[pos[brk]] = True
+    seg = np.cumsum(start | second) - 1
+    lines = shapely.linestrings(new_coords, indices=seg)
+    src = new_f[start | second]
+    return lines, src, int(np.unique(fidx[brk]).size), int(np.unique(vid[brk]).size)
+
+
 def build_road_graph(
     roads: gpd.GeoDataFrame,
     *,
@@ -113,6 +152,14 @@ def build_road_graph(
     if bad.any():
         problems.append(f"layer 'roads': rows {_rows(row[bad])} have length <= 0 m "
                         "(expected a line of positive length)")
+    else:
+        geom, idx, nsplit, nj = split_at_junctions(geom)
+        if nsplit:
+            row, roads = row[idx], roads.iloc[idx].reset_index(drop=True)
+            length = shapely.length(geom)
+            if report is not None:
+                report.note(f"roads: split {nsplit} feature(s) at {nj} interior junction(s) "
+                            "(vertices shared with other links)")
     highway = roads["highway"].astype(object).where(roads["highway"].notna(), "")
     highway = highway.astype(str).str.strip().str.lower().to_numpy(dtype=object)
     known = np.isin(highway, list(HIGHWAY_DEFAULTS))

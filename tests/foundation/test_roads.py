@@ -73,3 +73,30 @@ def test_with_roads_reattaches_after_closure(tiny: City) -> None:
     assert int(tiny.buildings.loc[0, "road_node"]) == b0  # original untouched
     kept = tiny.buildings["road_node"] != b0
     assert (c2.buildings.loc[kept, "road_node"] == tiny.buildings.loc[kept, "road_node"]).all()
+
+
+def test_unnoded_lines_are_split_at_shared_vertices() -> None:
+    # one long east-west line through (100, 0), where a north-south line ends (T-junction),
+    # and a north-south line crossing at (200, 0) sharing that vertex (X-junction);
+    # a third line crosses at (50, 0) *without* a shared vertex: a bridge, not split
+    rows = [
+        {"highway": "primary", "geometry": shapely.LineString(
+            [(0, 0), (100, 0), (200, 0), (300, 0)])},
+        {"highway": "residential", "geometry": shapely.LineString([(100, 0), (100, 100)])},
+        {"highway": "residential", "geometry": shapely.LineString(
+            [(200, -100), (200, 0), (200, 100)])},
+        {"highway": "residential", "geometry": shapely.LineString([(50, -50), (50, 50)])},
+    ]
+    report = LoadReport()
+    G = build_road_graph(_roads(rows), report=report)
+    pos = {(round(d["x"]), round(d["y"])): n for n, d in G.nodes(data=True)}
+    assert (100, 0) in pos and (200, 0) in pos and (50, 0) not in pos
+    assert G.has_edge(pos[(0, 0)], pos[(100, 0)]) and G.has_edge(pos[(100, 0)], pos[(200, 0)])
+    assert G.has_edge(pos[(200, 0)], pos[(200, 100)])
+    assert G.nodes[pos[(200, 0)]]["street_count"] == 4
+    assert G[pos[(100, 0)]][pos[(200, 0)]][0]["length"] == pytest.approx(100.0)
+    assert any("split 2 feature(s) at 2 interior junction(s)" in n for n in report.notes)
+    # the bridge is its own (two-way, hence strongly connected) part, dropped as smaller
+    assert (50, 50) not in pos
+    total = sum(d["length"] for *_, d in G.edges(data=True))
+    assert total == pytest.approx(2 * (300 + 100 + 200))
