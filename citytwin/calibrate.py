@@ -17,7 +17,8 @@ Calibration estimators (all closed-form or convex, so results are reproducible):
 
 * demand scale — least squares through the origin of counted on modelled flows;
 * OD adjustment — generalised least squares on the link-trip incidence (Cascetta 1984): adjusted
-  demand g ≥ 0 minimises ``sum_k (A g - c)_k^2 / max(c_k, 1) + lam sum_j (g_j - d_j)^2 / d_j``;
+  demand g ≥ 0 minimises ``sum_k (A g - c)_k^2 / max(m_k, 1) + lam sum_j (g_j - d_j)^2 / d_j``
+  with m = A g (iteratively reweighted: Poisson variance);
 * load intensities per building use — non-negative least squares of meter readings on the
   modelled per-use loads behind each meter (one multiplier per use);
 * incident rates — Poisson maximum likelihood, one multiplier per type = observed / expected count.
@@ -220,14 +221,17 @@ def adjust_od(
     *,
     weight: float = 1.0,
     bounds: tuple[float, float] = (0.0, 10.0),
+    iterations: int = 5,
 ) -> ODAdjustment:
     """Generalised least squares OD adjustment from counts.
 
     ``incidence`` is (counts x cells): the share of one unit of cell demand passing each count
     (e.g. 1 where the cell's route crosses the counted link in that bin). Minimises
-    ``sum_k (A g - c)_k^2 / max(c_k, 1) + weight * sum_j (g_j - d_j)^2 / max(d_j, 1e-9)``
+    ``sum_k (A g - c)_k^2 / max(m_k, 1) + weight * sum_j (g_j - d_j)^2 / d_j``
     subject to ``bounds[0] d_j ≤ g_j ≤ bounds[1] d_j`` (cells with d_j = 0 stay 0). The first
-    term is Poisson-like (variance = count), the second keeps cells nobody counts at their prior.
+    term is Poisson-like, the variance of a count being its modelled value m = A g (iteratively
+    reweighted, ``iterations`` passes; weighting by the observed count instead biases low
+    counts downwards); the second keeps cells nobody counts at their prior.
     """
     d = np.asarray(prior, dtype=float).ravel()
     c = np.asarray(observed, dtype=float).ravel()
@@ -246,19 +250,26 @@ def adjust_od(
     live = d > 0
     Al = A[:, live]
     dl = d[live]
-    wc = 1.0 / np.sqrt(np.maximum(c, 1.0))
     wd = np.sqrt(weight / dl)
-    M = sparse.vstack([sparse.diags(wc) @ Al, sparse.diags(wd)]).tocsr()
-    rhs = np.concatenate([wc * c, wd * dl])
     lo, hi = bounds[0] * dl, bounds[1] * dl
-    res = optimize.lsq_linear(M, rhs, bounds=(lo, np.maximum(hi, lo + 1e-12)), lsmr_tol="auto",
-                              method="trf", max_iter=500)
+    x = dl.copy()
+    nit = 0
+    for _ in range(iterations):  # IRLS: count variance = the current modelled count (Poisson)
+        wc = 1.0 / np.sqrt(np.maximum(np.asarray(Al @ x).ravel(), 1.0))
+        M = sparse.vstack([sparse.diags(wc) @ Al, sparse.diags(wd)]).tocsr()
+        rhs = np.concatenate([wc * c, wd * dl])
+        res = optimize.lsq_linear(M, rhs, bounds=(lo, np.maximum(hi, lo + 1e-12)),
+                                  lsmr_tol="auto", method="trf", max_iter=500)
+        step = float(np.max(np.abs(res.x - x) / np.maximum(dl, 1e-9)))
+        x, nit = res.x, nit + int(res.nit)
+        if step < 1e-4:
+            break
     g = np.zeros_like(d)
-    g[live] = res.x
+    g[live] = x
     factor = np.ones_like(d)
     factor[live] = res.x / dl
     return ODAdjustment(demand=g, factor=factor, modelled=np.asarray(A @ g).ravel(),
-                        iterations=int(res.nit), status=str(res.message))
+                        iterations=nit, status=str(res.message))
 
 
 def fit_use_multipliers(

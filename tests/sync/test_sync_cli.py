@@ -155,6 +155,8 @@ def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
     assert rep["traffic"]["scale"] == pytest.approx(TRUE_DEMAND, rel=0.05)
     assert rep["traffic"]["after"]["share_geh_lt5"] >= rep["traffic"]["before"]["share_geh_lt5"]
     assert rep["traffic"]["after"]["meets_dmrb"]
+    # the OD step keeps the total (a count-weighted fit would pull low counts down)
+    assert rep["traffic"]["after"]["total_ratio"] == pytest.approx(1.0, abs=0.05)
     cal = load_scenario(out / "traffic_calibrated.toml")
     assert cal.traffic.demand_scale == pytest.approx(rep["traffic"]["scale"])
     assert cal.traffic.sample == 1.0
