@@ -79,7 +79,8 @@ class TrafficEngine:
     """Mesoscopic queue simulation of car trips on ``model.city.roads``."""
 
     def __init__(self, model: Any, params: TrafficParams | None = None, *,
-                 trips: pd.DataFrame | None = None) -> None:
+                 trips: pd.DataFrame | None = None,
+                 routes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.model = model
         self.params = params = params or TrafficParams()
         city = model.city
@@ -93,6 +94,13 @@ class TrafficEngine:
         self.trips = prepare_trips(trips, self.arrays)
         self._init_network()
         self._init_trips()
+        if routes is not None:  # prescribed routes (offsets, edge ids) in trips-table order
+            off, edges = (np.asarray(r, dtype=np.int64) for r in routes)
+            if off.shape[0] != self.n_trips + 1:
+                raise InputError(f"routes: expected {self.n_trips + 1} offsets, got {off.shape[0]}",
+                                 source="routes")
+            self._store_routes(np.arange(self.n_trips), off, edges)
+            self.routed[:] = True
         self.t = 0.0
         self._next_refresh = 0.0
         self._next_record = params.record_interval_s
@@ -317,6 +325,13 @@ class TrafficEngine:
         return out
 
     # ------------------------------------------------------------------ results
+    def routes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current routes of all trips as (offsets, edge ids), trips-table order."""
+        off = np.zeros(self.n_trips + 1, dtype=np.int64)
+        np.cumsum(self.route_len, out=off[1:])
+        idx = np.repeat(self.route_off - off[:-1], self.route_len) + np.arange(off[-1])
+        return off, self.route_edges[idx].copy()
+
     def trips_table(self) -> pd.DataFrame:
         from citytwin.traffic.outputs import trips_table
 
@@ -388,11 +403,11 @@ class _StandaloneModel(mesa.Model):
 
 def run_traffic(city: Any, params: TrafficParams | None = None, *, seed: int,
                 trips: pd.DataFrame | None = None, duration_s: float | None = None,
-                ) -> TrafficEngine:
+                routes: tuple[np.ndarray, np.ndarray] | None = None) -> TrafficEngine:
     """Simulate ``trips`` (or the city's generated demand) until every trip has ended or
     ``duration_s`` (default: last departure + 4 h) has passed; returns the finished engine."""
     model = _StandaloneModel(city, seed=seed, duration_s=duration_s or 0.0)
-    engine = TrafficEngine(model, params, trips=trips)
+    engine = TrafficEngine(model, params, trips=trips, routes=routes)
     model.traffic = engine
     end = duration_s if duration_s is not None else float(engine.depart_plan.max(initial=0) + 4 * 3600)
     model.duration_s = end
