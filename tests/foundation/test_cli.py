@@ -49,3 +49,11 @@ def test_import_osm_helsinki(tmp_path: Path) -> None:
     shipped = {n: pyogrio.read_info(ROOT / "geodata" / "helsinki.gpkg", layer=n)["features"]
                for n in names}
     assert {n: pyogrio.read_info(out, layer=n)["features"] for n in names} == shipped
+
+
+def test_build_in_another_crs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(TINY), "--no-cache", "--crs", "EPSG:3067", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["crs"] == "EPSG:3067" and s["road_length_km"] == pytest.approx(2.3, abs=0.01)
+    assert main(["build", str(TINY), "--no-cache", "--crs", "EPSG:4326"]) == 2
+    assert "not projected" in capsys.readouterr().err
