@@ -75,14 +75,15 @@ def generate_incidents(
     else:
         nodes = np.full(len(buildings), -1)
     levels = _col(buildings, "levels")
-    frames = []
+    frames: list[tuple[np.ndarray, ...]] = []
     n_hours = int(np.ceil(duration_s / 3600.0))
     for kind in INCIDENT_TYPES:
         w = rates[kind].to_numpy()
         total = float(w.sum())
         if total <= 0:
             continue
-        p = w / total
+        cdf = np.cumsum(w / total)
+        cdf[-1] = 1.0
         profile = COMMUTE_PROFILE if kind == "traffic" else EMS_PROFILE
         for h in range(n_hours):
             t0 = h * 3600.0
@@ -91,7 +92,7 @@ def generate_incidents(
             n = int(rng.poisson(lam))
             if n == 0:
                 continue
-            idx = rng.choice(len(w), size=n, p=p)
+            idx = np.searchsorted(cdf, rng.uniform(size=n), side="right")
             times = t0 + rng.uniform(0.0, span, size=n)
             if kind == "medical":
                 prio = np.where(rng.uniform(size=n) < params.medical_p1_share, 1, 2)
@@ -99,15 +100,20 @@ def generate_incidents(
                 prio = np.ones(n, dtype=int)
             else:
                 prio = np.full(n, 2)
-            frames.append(pd.DataFrame({
-                "time_s": times, "type": kind, "priority": prio, "building_id": bid[idx],
-                "node": nodes[idx], "keep_u": rng.uniform(size=n), "levels": levels[idx],
-            }))
+            frames.append((times, np.full(n, kind, dtype=object), prio, idx,
+                           rng.uniform(size=n)))
     if not frames:
         out = pd.DataFrame({c: pd.Series(dtype=float) for c in INCIDENT_COLUMNS + ["levels"]})
         out["type"] = out["type"].astype(object)
         return out
-    out = pd.concat(frames, ignore_index=True).sort_values(["time_s", "building_id"], kind="stable")
+    idx = np.concatenate([f[3] for f in frames])
+    out = pd.DataFrame({
+        "time_s": np.concatenate([f[0] for f in frames]),
+        "type": np.concatenate([f[1] for f in frames]),
+        "priority": np.concatenate([f[2] for f in frames]).astype(np.int64),
+        "building_id": bid[idx], "node": nodes[idx],
+        "keep_u": np.concatenate([f[4] for f in frames]), "levels": levels[idx],
+    }).sort_values(["time_s", "building_id"], kind="stable")
     out.insert(0, "incident_id", np.arange(len(out)))
     out = out.reset_index(drop=True)
     unplaced = int((out["node"] < 0).sum())
