@@ -138,13 +138,15 @@ class SyncTwin:
         self._transformer_rows = (
             {t: np.flatnonzero(tr == t) for t in np.unique(tr)} if tr is not None else {}
         )
-        self._flows: dict[frozenset[int], pd.Series] = {}
+        self._flows: dict[frozenset[int], np.ndarray] = {}
         self._edges: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._edge_row: dict[int, int] = {}
 
     # ---------------------------------------------------------------------------- traffic
     def watch_edges(self, edges: np.ndarray) -> None:
         """Edges whose flows the twin tracks (the counted ones); resets cached flows."""
         self._edges = np.unique(np.asarray(edges, dtype=np.int64))
+        self._edge_row = {int(e): i for i, e in enumerate(self._edges)}
         self._flows.clear()
 
     def link_cost(self, closed: frozenset[int]) -> np.ndarray:
@@ -153,12 +155,12 @@ class SyncTwin:
             cost[np.fromiter(closed, dtype=np.int64)] = np.inf
         return cost
 
-    def _edge_flows(self, closed: frozenset[int]) -> pd.Series:
-        """Vehicles entering each watched edge per bin (index edge_id, bin) under ``closed``."""
+    def _edge_flows(self, closed: frozenset[int]) -> np.ndarray:
+        """Vehicles entering each watched edge per bin, (watched edges x bins), under ``closed``."""
         if closed in self._flows:
             return self._flows[closed]
         if self.trips is None or self._edges.size == 0:
-            flows = pd.Series(dtype=float)
+            flows = np.zeros((self._edges.size, 0))
         else:
             end = float(self.trips["depart_s"].max()) + 4 * 3600.0
             bins = np.arange(0.0, end, self.bin_s)
@@ -168,26 +170,26 @@ class SyncTwin:
             A, cells = count_incidence(self.city, self.trips, grid, cost=self.link_cost(closed),
                                        cell_s=self.bin_s)
             vol = np.asarray(A @ cells["trips"].to_numpy(float)).ravel() * self.trip_scale
-            flows = pd.Series(vol, index=pd.MultiIndex.from_arrays(
-                [grid["edge_id"], (grid["start_s"] // self.bin_s).astype(np.int64)],
-                names=["edge_id", "bin"]))
+            flows = vol.reshape(self._edges.size, bins.size)
         self._flows[closed] = flows
         return flows
 
     def flow_vph(self, edge_id: int, start_s: float, end_s: float, closed: frozenset[int]) -> float:
-        """Modelled flow (veh/h) on an edge over [start, end) under the closures."""
-        flows = self._edge_flows(closed)
+        """Modelled flow (veh/h) on an edge over [start, end) under the closures (NaN if the
+        twin has no trips or does not watch the edge)."""
         if edge_id in closed:
             return 0.0
-        if flows.empty or edge_id not in flows.index.get_level_values(0):
+        flows = self._edge_flows(closed)
+        row = self._edge_row.get(int(edge_id))
+        if row is None or self.trips is None:
             return float("nan")
-        series = flows.loc[edge_id]
+        series = flows[row]
         b0, b1 = int(start_s // self.bin_s), int(np.ceil(end_s / self.bin_s))
         total = 0.0
-        for b in range(b0, b1):
+        for b in range(max(b0, 0), min(b1, series.size)):
             lo, hi = max(start_s, b * self.bin_s), min(end_s, (b + 1) * self.bin_s)
             if hi > lo:
-                total += float(series.get(b, 0.0)) * (hi - lo) / self.bin_s
+                total += float(series[b]) * (hi - lo) / self.bin_s
         return total * 3600.0 / (end_s - start_s)
 
     # ---------------------------------------------------------------------------- energy
