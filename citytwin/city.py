@@ -160,6 +160,7 @@ class City:
                     with open(cache_file, "rb") as fh:
                         city = pickle.load(fh)
                     city.from_cache = True
+                    city.source = path.resolve()  # same bytes may live at another path
                     city.build_s = time.perf_counter() - t0
                     log.info("read %s from cache %s", path, cache_file)
                     return city
