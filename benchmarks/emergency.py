@@ -1,6 +1,6 @@
 """Emergency engine timings: coverage map, a 24 h day with incidents, with traffic, siting.
 
-    .venv/bin/python benchmarks/emergency.py            # default city + a 10k-building synth city
+    .venv/bin/python benchmarks/emergency.py            # + a 10k-node grid and a 10k-building synth
     .venv/bin/python benchmarks/emergency.py --quick    # default city only, fewer repeats
 
 Prints one line per case (wall seconds, median of repeats where it says so) and ratios against
@@ -143,7 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     bench_city("default city (helsinki.gpkg)", city, repeats=repeats,
                traffic=not args.no_traffic)
     if not args.quick:
+        from citytwin.emergency._grid import grid_city
         from citytwin.synth import write_synthetic_city
+
+        big_grid = grid_city(100, spacing_m=150.0, buildings_per_node=1, stations={
+            "fire_station": [1010, 1090, 5050, 9010, 9090],
+            "ambulance_station": [3030, 3070, 7030, 7070], "hospital": [5055]})
+        bench_city("grid 100x100 (10k nodes, 10k buildings, ~650k people)", big_grid,
+                   repeats=1, traffic=False)
 
         with tempfile.TemporaryDirectory() as tmp:
             path = write_synthetic_city(Path(tmp) / "synth10k.gpkg", n_buildings=10_000, seed=0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "UNIT_TYPES",
@@ -114,3 +114,25 @@ class EmergencyParams(_Frozen):
     # --- KPI thresholds (NFPA 1710) -----------------------------------------------------
     ems_target_s: float = 539.0  # 8:59 call-to-arrival for EMS
     coverage_target_s: float = 240.0
+
+    @model_validator(mode="after")
+    def _complete_tables(self) -> EmergencyParams:
+        problems = []
+        for name, table, keys in (
+            ("turnout_mean_s", self.turnout_mean_s, ("ems", "fire")),
+            ("on_scene_mean_s", self.on_scene_mean_s, INCIDENT_TYPES),
+            ("transport_prob", self.transport_prob, ("p1", "p2")),
+        ):
+            missing = [k for k in keys if k not in table]
+            unknown = [k for k in table if k not in keys]
+            if missing or unknown:
+                problems.append(f"{name}: expected exactly the keys {list(keys)} "
+                                f"(missing {missing}, unknown {unknown})")
+            negative = [k for k, v in table.items() if v < 0]
+            if negative:
+                problems.append(f"{name}: negative value(s) for {negative}")
+        if any(not 0 <= v <= 1 for v in self.transport_prob.values()):
+            problems.append("transport_prob: probabilities must lie in [0, 1]")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -74,3 +74,10 @@ def test_station_closure_and_extra_station(city) -> None:
     ids = [s.station_id for s in closed]
     assert 0 not in ids and -1 in ids and len(closed) == len(base)
     assert sum(u.station_id == -1 and u.unit_type == "als" for u in units) == 2
+
+
+def test_param_tables_must_be_complete() -> None:
+    with pytest.raises(ValueError, match=r"on_scene_mean_s: expected exactly.*missing \['fire'"):
+        EmergencyParams(on_scene_mean_s={"medical": 1.0, "traffic": 1.0})
+    with pytest.raises(ValueError, match="transport_prob"):
+        EmergencyParams(transport_prob={"p1": 1.5, "p2": 0.0})
