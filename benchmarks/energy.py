@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/energy.py            # full: 100k × 8,760 loads, default city, 100k synthetic city
     .venv/bin/python benchmarks/energy.py --quick    # 20k × 8,760 loads, default city, 10k synthetic city
 
-Prints, per case, wall seconds and a ratio against a peer measured in the same process:
+Prints, per case, wall seconds and process CPU seconds (on a shared, loaded machine the CPU
+time is the steadier figure; BLAS threads add up in it) and, for the loads, a ratio against a
+peer measured in the same process:
 
 1. **loads alone** — ``compute_loads`` + ``electric_kw()`` for N buildings × 8,760 h (float32,
    N × 8,760 array). Peer: the same numbers computed the plain NumPy way (gather the profile
@@ -50,15 +52,15 @@ def bench_loads(n: int) -> dict:
     idx = pd.date_range("2026-01-01", periods=8760, freq="h")
     hp = np.zeros(n, bool)
     hp[: n // 5] = True
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     temp = temperature_at(typical_year(year=2026), idx)
     loads = compute_loads(b, temp, index=idx, step_minutes=60, heat_pump=hp)
     arr = loads.electric_kw()
-    ours = time.perf_counter() - t
+    ours, ours_cpu = time.perf_counter() - t, time.process_time() - c
     total = float(arr.sum(dtype=np.float64))
     del arr
     # peer: plain NumPy passes on the same factors
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     shp = loads.shapes_kw_per_kwh.astype(np.float32)
     peer = shp[loads.profile_idx]
     peer *= loads.annual_elec_kwh.astype(np.float32)[:, None]
@@ -70,10 +72,11 @@ def bench_loads(n: int) -> dict:
     peer[rows] += loads.dhw_kw[rows, None].astype(np.float32) * dhw_f
     rows = np.flatnonzero(loads.cooled)
     peer[rows] += (loads.ua_w_per_k[rows, None] / 1000.0).astype(np.float32) * cool_f
-    peer_s = time.perf_counter() - t
+    peer_s, peer_cpu = time.perf_counter() - t, time.process_time() - c
     peer_total = float(peer.sum(dtype=np.float64))
     del peer
-    return {"case": f"loads {n:,} × 8,760 h", "seconds": ours, "peer_seconds": peer_s,
+    return {"case": f"loads {n:,} × 8,760 h", "seconds": ours, "cpu_s": ours_cpu,
+            "peer_seconds": peer_s, "peer_cpu_s": peer_cpu,
             "ratio_peer_over_ours": peer_s / ours, "total_gwh": total / 1e6,
             "agrees_with_peer": abs(total - peer_total) <= 1e-5 * abs(total)}
 
@@ -81,12 +84,12 @@ def bench_loads(n: int) -> dict:
 def bench_city(city, label: str, params) -> dict:
     from citytwin.energy import run_energy
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     e = run_energy(city, params, seed=0, start="2026-01-20")
-    s = time.perf_counter() - t
+    s, cpu = time.perf_counter() - t, time.process_time() - c
     k = e.kpis()
     solve = getattr(e.solver, "last_runtime_s", float("nan"))
-    return {"case": label, "seconds": s, "buildings": len(city.buildings),
+    return {"case": label, "seconds": s, "cpu_s": cpu, "buildings": len(city.buildings),
             "transformers": int(e.trafo_ids.size), "peak_demand_mw": k["peak_demand_kw"] / 1000,
             "peak_trafo_loading_pct": k["peak_transformer_loading_pct"],
             "min_voltage_pu": k["min_voltage_pu"], "last_pf_step_s": solve}

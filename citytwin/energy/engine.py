@@ -301,7 +301,8 @@ class EnergyEngine:
         self.last_demand_kw = np.zeros(self.n)
         self._unsupplied = np.zeros(self.n, bool)
         self._rec: dict[str, list[float]] = {}
-        self._assets: list[pd.DataFrame] = []
+        self._assets: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self._asset_ids: tuple[np.ndarray, np.ndarray] | None = None
         self._use_kwh = np.zeros(len(USES))
         self._served_use_kwh = np.zeros(len(USES))
         self._trafo_over_h = 0.0
@@ -365,6 +366,25 @@ class EnergyEngine:
             self._step(self.k, t0)
             self.k += 1
 
+    def _keep_assets(self, t0: float, flow: Any, tr_load: np.ndarray | None = None) -> None:
+        """Per-asset values of one step, kept as arrays (the table is built in ``tables``)."""
+        if flow is None:
+            if self._asset_ids is None:
+                self._asset_ids = (self.trafo_ids, np.full(self.trafo_ids.size, "transformer"))
+            self._assets.append((t0, tr_load, np.full(self.trafo_ids.size, np.nan)))
+            return
+        parts = ((flow.trafo_loading_pct, "transformer"), (flow.line_loading_pct, "line"),
+                 (flow.substation_loading_pct, "substation"))
+        if self._asset_ids is None:
+            ids = np.concatenate([np.asarray(s.index, dtype=object) for s, _ in parts])
+            kinds = np.concatenate([np.full(len(s), k) for s, k in parts])
+            self._asset_ids = (ids, kinds)
+        load = np.concatenate([s.to_numpy(float) for s, _ in parts])
+        vm = np.full(load.size, np.nan)
+        vm[: len(flow.trafo_loading_pct)] = flow.trafo_vm_pu.reindex(
+            flow.trafo_loading_pct.index).to_numpy(float)
+        self._assets.append((t0, load, vm))
+
     def _record(self, name: str, value: float) -> None:
         self._rec.setdefault(name, []).append(float(value))
 
@@ -390,7 +410,7 @@ class EnergyEngine:
             flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed, closed_ties=ties)
             unsup = unsup | np.asarray(flow.unsupplied, bool)
             tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
-            self._assets.append(flow.assets().assign(time_s=t0))
+            self._keep_assets(t0, flow)
         else:
             live = has_tr & ~unsup
             p_tr = np.bincount(self.building_trafo[live], weights=(demand - pv)[live],
@@ -401,9 +421,7 @@ class EnergyEngine:
                 tr_load = np.where(self.trafo_kva > 0,
                                    np.hypot(p_tr, q_tr) / self.trafo_kva * 100.0, np.nan)
             if ntr:
-                self._assets.append(pd.DataFrame({
-                    "asset_id": self.trafo_ids, "kind": "transformer", "loading_pct": tr_load,
-                    "vm_pu": np.nan, "time_s": t0}))
+                self._keep_assets(t0, None, tr_load)
         served = ~unsup
         self._unsupplied = unsup
         self.last_demand_kw = demand
@@ -431,7 +449,7 @@ class EnergyEngine:
         rec("ev_kw", ev.sum())
         rec("pv_kw", pv_served.sum())
         rec("net_demand_kw", (demand - pv)[served].sum())
-        rec("heat_kw", float(self.loads.heat_kw(slice(k, k + 1)).sum()))
+        rec("heat_kw", self.loads.heat_total_kw_at(k))
         rec("unsupplied_buildings", unsup.sum())
         rec("energy_not_served_kw", ens_kw)
         rec("max_hot_spot_c", rec_hs)
@@ -472,8 +490,16 @@ class EnergyEngine:
             ts = wide.melt(id_vars="time_s", var_name="series", value_name="value")
             ts = ts[["series", "time_s", "value"]]
         cols = ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]
-        assets = (pd.concat(self._assets, ignore_index=True)[cols] if self._assets
-                  else pd.DataFrame(columns=cols))
+        if self._assets and self._asset_ids is not None:
+            ids, kinds = self._asset_ids
+            m = len(self._assets)
+            assets = pd.DataFrame({
+                "asset_id": np.tile(ids, m), "kind": np.tile(kinds, m),
+                "time_s": np.repeat([a[0] for a in self._assets], ids.size),
+                "loading_pct": np.concatenate([a[1] for a in self._assets]),
+                "vm_pu": np.concatenate([a[2] for a in self._assets])})
+        else:
+            assets = pd.DataFrame(columns=cols)
         out = {"timeseries": ts, "assets": assets, "ev_sessions": self.ev.sessions()}
         if self.aging is not None:
             out["aging"] = self.aging.table()

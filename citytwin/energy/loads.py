@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -275,10 +275,18 @@ class BuildingLoads:
         c, f = self._factors(steps)
         return c.astype(np.float32) @ f.astype(np.float32)
 
+    @cached_property
+    def _all_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._factors(slice(None))
+
     def electric_kw_at(self, step: int) -> np.ndarray:
         """(B,) float64 total electricity at one step, kW."""
-        c, f = self._factors(slice(step, step + 1))
-        return c @ f[:, 0]
+        c, f = self._all_factors
+        return c @ f[:, step]
+
+    def heat_total_kw_at(self, step: int) -> float:
+        """Sum over buildings of the thermal heat demand at one step, kW."""
+        return float(self.ua_w_per_k.sum() / 1000.0 * self.heat_dh_k[step] + self.dhw_kw.sum())
 
     def heat_kw(self, steps: slice = slice(None)) -> np.ndarray:
         """(B, t) float32 thermal heat demand (space heating + hot water), kW."""

@@ -246,3 +246,15 @@ def _run_city(city, params):
     e = EnergyEngine(_model(city), params)
     e.advance(e.duration_s)
     return e
+
+
+def test_weather_csv_param_used_and_coverage_checked(tmp_path):
+    times = pd.date_range("2026-07-01", periods=30, freq="h")
+    path = tmp_path / "wx.csv"
+    pd.DataFrame({"time": times, "temp_c": 30.0}).to_csv(path, index=False)
+    e = _run(EnergyParams(**NO_PF, weather=str(path)))
+    assert np.allclose(e.series()["temp_c"], 30.0)
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"time": times[:5], "temp_c": 30.0}).to_csv(short, index=False)
+    with pytest.raises(InputError, match="weather covers"):
+        EnergyEngine(_model(_city()), EnergyParams(**NO_PF, weather=str(short)))
