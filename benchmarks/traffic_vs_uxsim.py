@@ -37,11 +37,13 @@ def make_trips(G, n: int, seed: int) -> pd.DataFrame:
 def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float) -> tuple[float, pd.DataFrame, dict]:
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
                            route_refresh_s=1e9, ev_share=0.0, record_interval_s=3600.0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=6 * 3600.0)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tab = eng.trips_table().sort_values("trip_id")
-    return wall, tab, eng.kpis()
+    k = eng.kpis()
+    k["cpu_s"] = cpu
+    return wall, tab, k
 
 
 def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float) -> tuple[float, float, np.ndarray]:
@@ -63,11 +65,11 @@ def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float) -> tuple[float,
                                        strict=True)):
         route = [f"e{e}" for e in edges[off[i]:off[i + 1]]]
         vehs.append(W.addVehicle(f"n{o}", f"n{dd}", float(t), links_prefer=route))
-    t_sim = time.perf_counter()
+    t_sim, c_sim = time.perf_counter(), time.process_time()
     W.exec_simulation()
-    t_end = time.perf_counter()
+    t_end, c_end = time.perf_counter(), time.process_time()
     tt = np.array([v.travel_time if v.state == "end" else np.nan for v in vehs], dtype=float)
-    return t_end - t_build, t_end - t_sim, tt
+    return t_end - t_build, t_end - t_sim, tt, c_end - c_sim
 
 
 def main() -> None:
@@ -92,7 +94,7 @@ def main() -> None:
             # UXsim runs to tmax even when every car has arrived: give it citytwin's last
             # arrival + 20 % (cars still driving then show up as not completed)
             tmax = float(np.ceil(np.nanmax(tab["arrive_s"]) * 1.2))
-            wall_u_total, wall_u_sim, tt_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax)
+            wall_u_total, wall_u_sim, tt_u, cpu_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax)
             both = np.isfinite(tt_c) & np.isfinite(tt_u)
             corr = float(np.corrcoef(tt_c[both], tt_u[both])[0, 1]) if both.sum() > 2 else np.nan
             vh_c = np.nansum(tt_c) / 3600
@@ -101,6 +103,8 @@ def main() -> None:
             print(f"  wall time s      citytwin {wall_c:8.2f}   {label} {wall_u_sim:8.2f} "
                   f"(sim only; {wall_u_total:.2f} incl. building the scenario)   "
                   f"ratio {wall_c / wall_u_sim:.3f}")
+            print(f"  CPU time s       citytwin {k['cpu_s']:8.2f}   {label} {cpu_u:8.2f} (sim only)"
+                  f"   ratio {k['cpu_s'] / cpu_u:.3f}")
             print(f"  completed        citytwin {np.isfinite(tt_c).sum():8d}   {label} "
                   f"{np.isfinite(tt_u).sum():8d}")
             print(f"  mean trip time s citytwin {np.nanmean(tt_c):8.1f}   {label} "
