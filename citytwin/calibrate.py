@@ -366,8 +366,6 @@ def count_incidence(
     ``A @ cells.trips`` are the modelled counts) and ``cells`` = origin, dest (zones),
     depart_bin, trips.
     """
-    from scipy.sparse import csgraph
-
     arrays = city.road_arrays if hasattr(city, "road_arrays") else _road_arrays(city)
     missing = [c for c in ("origin_node", "dest_node", "depart_s") if c not in trips.columns]
     if missing:
@@ -384,50 +382,45 @@ def count_incidence(
     cell_keys = _cell_keys(trips, cell_s=cell_s, zones=zones)
     cells = cell_keys.groupby(list(cell_keys.columns), sort=True).size().rename("trips").reset_index()
     cell_of = cell_keys.merge(cells.reset_index(), on=list(cell_keys.columns), how="left")["index"].to_numpy()
-    # counted edges -> count rows
-    cnt_edge = counts["edge_id"].to_numpy(dtype=np.int64)
-    cnt_s = counts["start_s"].to_numpy(dtype=float)
-    cnt_e = counts["end_s"].to_numpy(dtype=float)
-    by_edge: dict[int, np.ndarray] = {int(e): np.flatnonzero(cnt_edge == e) for e in np.unique(cnt_edge)}
+    # every trip's fastest route (compiled path extraction on shared trees)
+    from citytwin.traffic.paths import route_trips
+
+    off, route = route_trips(arrays, o, d, cost=c, batch=batch)
+    lens = np.diff(off)
+    trip_of = np.repeat(np.arange(o.size), lens)
+    ce = c[route]
+    before = np.cumsum(ce) - ce  # time before each route position, from the trip's start
+    base = np.zeros(o.size)
+    has = lens > 0
+    base[has] = before[off[:-1][has]]
+    enter = dep[trip_of] + before - base[trip_of]
+    # route positions on counted edges, matched to the count bins that contain the entry time
+    cnt = pd.DataFrame({"k": np.arange(len(counts)),
+                        "edge": counts["edge_id"].to_numpy(dtype=np.int64),
+                        "s": counts["start_s"].to_numpy(dtype=float),
+                        "e": counts["end_s"].to_numpy(dtype=float)})
     counted = np.zeros(arrays.n_edges, dtype=bool)
-    counted[list(by_edge)] = True
-    # cheapest edge per (from, to) for walking predecessor trees
-    best: dict[tuple[int, int], int] = {}
-    for e in np.argsort(c, kind="stable")[::-1]:
-        best[(int(arrays.edge_from[e]), int(arrays.edge_to[e]))] = int(e)
-    mat = arrays.matrix(c)
-    rows: list[int] = []
-    cols: list[int] = []
-    order = np.argsort(o, kind="stable")
-    origins, first = np.unique(o[order], return_index=True)
-    bounds_ = np.append(first, o.size)
-    for b0 in range(0, origins.size, batch):
-        roots = origins[b0 : b0 + batch]
-        _, pred = csgraph.dijkstra(mat, directed=True, indices=roots, return_predecessors=True)
-        for r, root in enumerate(roots):
-            for i in order[bounds_[b0 + r] : bounds_[b0 + r + 1]]:
-                cur, path = int(d[i]), []
-                while cur != root and cur >= 0:
-                    prev = int(pred[r, cur])
-                    if prev < 0:
-                        path = []
-                        break
-                    path.append(best[(prev, cur)])
-                    cur = prev
-                if not path:
-                    continue
-                path.reverse()
-                pe = np.asarray(path, dtype=np.int64)
-                hit = np.flatnonzero(counted[pe])
-                if hit.size == 0:
-                    continue
-                enter = dep[i] + np.concatenate([[0.0], np.cumsum(c[pe])[:-1]])
-                for h in hit:
-                    ks = by_edge[int(pe[h])]
-                    t = enter[h]
-                    for k in ks[(cnt_s[ks] <= t) & (t < cnt_e[ks])]:
-                        rows.append(int(k))
-                        cols.append(int(cell_of[i]))
+    counted[cnt["edge"].to_numpy()] = True
+    hit = np.flatnonzero(counted[route])
+    hits = pd.DataFrame({"edge": route[hit], "t": enter[hit], "cell": cell_of[trip_of[hit]]})
+    srt = cnt.sort_values(["edge", "s"], kind="stable")
+    same = srt["edge"].to_numpy()[1:] == srt["edge"].to_numpy()[:-1]
+    overlapping = bool(np.any(same & (srt["s"].to_numpy()[1:] < srt["e"].to_numpy()[:-1])))
+    if overlapping:  # bins of one edge overlap: match every pair (edge-wise join)
+        m = hits.merge(cnt, on="edge")
+        m = m[(m["s"] <= m["t"]) & (m["t"] < m["e"])]
+        rows, cols = m["k"].to_numpy(), m["cell"].to_numpy()
+    else:  # disjoint bins per edge: the bin starting last at or before t
+        span = float(max(srt["e"].max(), hits["t"].max() if len(hits) else 0.0)) + 1.0
+        key = srt["edge"].to_numpy() * span + srt["s"].to_numpy()
+        pos = np.searchsorted(key, hits["edge"].to_numpy() * span + hits["t"].to_numpy(),
+                              side="right") - 1
+        ok = pos >= 0
+        pos_ok = np.where(ok, pos, 0)
+        ok &= (srt["edge"].to_numpy()[pos_ok] == hits["edge"].to_numpy()) & (
+            hits["t"].to_numpy() < srt["e"].to_numpy()[pos_ok])
+        rows = srt["k"].to_numpy()[pos_ok[ok]]
+        cols = hits["cell"].to_numpy()[ok]
     n_cell = cells["trips"].to_numpy(dtype=float)
     cols_a = np.asarray(cols, dtype=np.int64)
     A = sparse.csr_matrix((1.0 / n_cell[cols_a], (np.asarray(rows, dtype=np.int64), cols_a)),

@@ -87,3 +87,19 @@ def test_reweight_trips_is_deterministic():
     pd.testing.assert_frame_equal(a, b)
     assert (a["origin_node"] == 1).sum() == 2
     assert a["trip_id"].tolist() == list(range(len(a)))
+
+
+def test_incidence_with_overlapping_bins(twin):
+    G = twin.roads
+    trips = pd.DataFrame({"origin_node": [0, 0], "dest_node": [2, 2], "depart_s": [0.0, 1000.0]})
+    e12 = G.edges[1, 2, 0]["edge_id"]
+    # an hourly and a 15-minute count on the same link
+    counts = pd.DataFrame({"edge_id": [e12, e12], "start_s": [0.0, 0.0], "end_s": [3600.0, 900.0]})
+    A, cells = count_incidence(twin, trips, counts)
+    assert np.asarray(A @ cells["trips"].to_numpy(float)).ravel().tolist() == [2.0, 1.0]
+    # a closed link carries nothing; its trips take another way
+    e01 = G.edges[0, 1, 0]["edge_id"]
+    cost = np.full(G.number_of_edges(), 20.0)
+    cost[e01] = np.inf
+    A2, c2 = count_incidence(twin, trips, counts.assign(edge_id=e01), cost=cost)
+    assert A2.sum() == 0
