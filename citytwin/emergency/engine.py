@@ -131,6 +131,9 @@ class EmergencyEngine:
         self._mat_rev: Any = None
         self._ff_rev = self.arrays.matrix(self.arrays.freeflow_s).T.tocsr()
         self._tree_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._station_trees: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._post_positions = {s.pos for s in self.stations}
+        self._hospital_tree: tuple[np.ndarray, np.ndarray] | None = None
         self._zone_cache: dict[str, np.ndarray] = {}
         self._cover: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.n_thinned = 0
@@ -161,18 +164,38 @@ class EmergencyEngine:
         self._mat = self.arrays.matrix(cost)
         self._mat_rev = self._mat.T.tocsr()
         self._tree_cache.clear()
+        self._station_trees.clear()
+        self._hospital_tree = None
 
     def _tree_to(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
-        """(time to ``pos`` from every node, next-hop predecessors) under the current cost."""
-        hit = self._tree_cache.get(pos)
+        """(time to ``pos`` from every node, next-hop predecessors) under the current cost.
+
+        Trees to station posts are kept until the link costs change; trees to incidents in a
+        small most-recent cache (a call, its queue checks and its route reuse one tree).
+        """
+        hit = self._station_trees.get(pos)
+        if hit is not None:
+            return hit
+        hit = self._tree_cache.pop(pos, None)
         if hit is None:
             d, p = csgraph.dijkstra(self._mat_rev, directed=True, indices=pos,
                                     return_predecessors=True)
             hit = (d, p)
-            if len(self._tree_cache) > 256:
-                self._tree_cache.clear()
-            self._tree_cache[pos] = hit
+        if pos in self._post_positions:
+            self._station_trees[pos] = hit
+            return hit
+        self._tree_cache[pos] = hit  # re-inserted: most recent last
+        while len(self._tree_cache) > 16:
+            self._tree_cache.pop(next(iter(self._tree_cache)))
         return hit
+
+    def _to_hospital(self) -> tuple[np.ndarray, np.ndarray]:
+        """(time to the nearest hospital from every node, next hop): one multi-source tree."""
+        if self._hospital_tree is None:
+            d, p, _ = csgraph.dijkstra(self._mat_rev, directed=True, indices=self.hospital_pos,
+                                       min_only=True, return_predecessors=True)
+            self._hospital_tree = (d, p)
+        return self._hospital_tree
 
     def _route_to(self, start: int, target: int, depart: float) -> tuple[np.ndarray, np.ndarray]:
         dist, pred = self._tree_to(target)
@@ -354,18 +377,17 @@ class EmergencyEngine:
             return
         if (unit.unit_type in _EMS and self._transport[i] and self.hospital_pos.size
                 and not self._already_transported(i)):
-            d, pred = csgraph.dijkstra(self._mat, directed=True, indices=unit.pos_node,
-                                       return_predecessors=True)
-            h = int(self.hospital_pos[np.argmin(d[self.hospital_pos])])
-            if np.isfinite(d[h]):
-                nodes = [h]
-                while nodes[-1] != unit.pos_node:
+            d, pred = self._to_hospital()
+            start = unit.pos_node
+            if np.isfinite(d[start]):
+                nodes = [start]
+                while pred[nodes[-1]] >= 0:  # follow next hops until a hospital (a tree root)
                     nodes.append(int(pred[nodes[-1]]))
-                arr = np.array(nodes[::-1], dtype=np.int64)
-                unit.route = (arr, self.now + d[arr])
+                arr = np.array(nodes, dtype=np.int64)
+                unit.route = (arr, self.now + (d[start] - d[arr]))
                 unit.set_state("transporting", self.now)
                 self._records[i]["transported"] = True
-                self._push(self.now + float(d[h]) + self.params.handover_s, "handover",
+                self._push(self.now + float(d[start]) + self.params.handover_s, "handover",
                            unit.unit_id, unit.token)
                 return
         self._return(unit)
