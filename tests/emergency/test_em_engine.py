@@ -15,6 +15,7 @@ from citytwin.emergency import (
     EmergencyUnit,
     run_emergency,
 )
+from citytwin.emergency._grid import grid_city
 from citytwin.errors import InputError
 from citytwin.network.routing import travel_times
 
@@ -178,3 +179,25 @@ def test_kpis_are_flat_floats(busy_run) -> None:
     assert 0 <= k["ems_within_539s_share"] <= 1
     assert k["calls_n"] == k["calls_served_n"] + k["calls_lost_n"] + k["calls_unserved_n"] + k[
         "calls_open_n"]
+
+
+def test_transport_to_the_nearest_hospital_along_roads() -> None:
+    c = grid_city(6, stations={"ambulance_station": [0], "hospital": [5, 30]}, seed=5)
+    log = pd.DataFrame({"time_s": [100.0], "type": ["medical"], "priority": [1],
+                        "building_id": [int(c.buildings.index[c.buildings["road_node"] == 25][0])]})
+    p = EmergencyParams(transport_prob={"p1": 1.0, "p2": 1.0}, on_scene_cv=0.0, turnout_cv=0.0)
+    eng = EmergencyEngine(SimpleNamespace(city=c, seed=1, duration_s=86400.0, traffic=None,
+                                          energy=None), p, incidents=log)
+    eng.advance(1000.0)
+    d = eng.tables()["dispatches"].iloc[0]
+    leave = d["arrive_s"] + 1200.0
+    assert d["arrive_s"] == pytest.approx(100.0 + 48.0 + 5 * 36.0) and leave > 1000.0
+    eng.advance(leave + 1.0)
+    u = eng.units[int(d["unit_id"])]
+    assert u.state == "transporting"
+    nodes, times = u.route
+    assert int(nodes[0]) == 25 and int(nodes[-1]) == 30  # node 30 is 2 blocks away, node 5 is 8
+    arr = c.road_arrays
+    pairs = set(zip(arr.edge_from.tolist(), arr.edge_to.tolist(), strict=True))
+    assert all((int(a), int(b)) in pairs for a, b in zip(nodes[:-1], nodes[1:], strict=True))
+    assert times[-1] - times[0] == pytest.approx(72.0)  # two 400 m blocks at 40 km/h
