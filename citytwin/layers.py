@@ -59,8 +59,9 @@ inform its use when neither the building tag nor landuse did.
 Inference
 ---------
 Building use: building tag → landuse polygon containing the footprint → amenity/shop/office
-(own tags, then POIs inside) → default (``residential`` for a generic building). Levels: tag,
-then height / 3 m, then a default by use. Floor area = footprint × levels. Population =
+(own tags, then POIs inside) → default (``residential`` for a generic building); an inferred
+residential footprint under 40 m² is an outbuilding (``other``). Levels: tag, then height / 3 m,
+then a default by use (residential footprints under 160 m² and house tags: 2). Floor area = footprint × levels. Population =
 residential floor area / 40 m² (gross; Helsinki's average *dwelling* floor area is ~35 m² per
 person, Statistics Finland, *Dwellings and housing conditions* 2022, and gross area adds walls
 and common space). Jobs = non-residential floor area / m² per job by use (:data:`M2_PER_JOB`).
@@ -129,6 +130,8 @@ USES = (
 VINTAGES = ("pre1960", "1960_1990", "1990_2010", "post2010")
 DEFAULT_VINTAGE = "1960_1990"
 M2_PER_PERSON = 40.0
+OUTBUILDING_M2 = 40.0  # inferred-residential footprints below this are sheds/garages/saunas
+HOUSE_M2 = 160.0  # residential footprints below this default to 2 storeys (a house)
 M2_PER_JOB: dict[str, float] = {
     "office": 25.0,
     "retail": 40.0,
@@ -514,6 +517,11 @@ def infer_buildings(
     report.count("use by default (residential)", int(need.sum()))
 
     footprint = shapely.area(buildings.geometry.values)
+    # an untagged footprint smaller than a dwelling is an outbuilding (shed, garage, sauna)
+    small = (use == "residential") & (src != "building_tag") & (footprint < OUTBUILDING_M2)
+    use[small] = "other"
+    report.count(f"outbuilding (inferred residential, footprint < {OUTBUILDING_M2:g} m2) -> other",
+                 int(small.sum()))
     levels = _number(buildings, "levels")
     bad = levels <= 0
     if bad.any():
@@ -530,6 +538,7 @@ def infer_buildings(
     house = np.isin(tag, ["house", "detached", "semidetached_house", "terrace", "bungalow"])
     defaults = np.array([DEFAULT_LEVELS[u] for u in use], dtype=float)
     defaults[house] = 2.0
+    defaults[(use == "residential") & (footprint < HOUSE_M2)] = 2.0
     levels[miss] = defaults[miss]
     report.count("levels by default for use", int(miss.sum()))
 

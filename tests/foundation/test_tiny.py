@@ -55,9 +55,9 @@ def test_building_inference_paths(tiny: City) -> None:
                                  "residential", "residential", "other"]
     assert b["use_source"].tolist() == ["building_tag", "landuse", "amenity", "amenity",
                                         "default", "building_tag", "building_tag"]
-    assert b["levels"].tolist() == [5, 5, 1, 4, 4, 2, 1]
-    assert np.allclose(b["floor_area_m2"], [1000, 500, 400, 400, 400, 200, 100])
-    assert b["population"].tolist() == [25, 0, 0, 0, 10, 5, 0]
+    assert b["levels"].tolist() == [5, 5, 1, 4, 2, 2, 1]  # b4: house-sized footprint -> 2
+    assert np.allclose(b["floor_area_m2"], [1000, 500, 400, 400, 200, 200, 100])
+    assert b["population"].tolist() == [25, 0, 0, 0, 5, 5, 0]
     assert b["jobs"].tolist() == [0, 20, 10, 10, 0, 0, 0]
     assert b.loc[4, "year_built"] == 1975 and b.loc[4, "vintage"] == "1960_1990"
     assert np.isnan(b.loc[0, "year_built"])
@@ -82,7 +82,21 @@ def test_attachment_is_nearest_node(tiny: City) -> None:
 def test_summary(tiny: City) -> None:
     s = tiny.summary()
     assert s["road_nodes"] == 9 and s["road_edges"] == 23 and s["road_length_km"] == 2.3
-    assert s["buildings"] == 7 and s["population"] == 40 and s["jobs"] == 40
+    assert s["buildings"] == 7 and s["population"] == 35 and s["jobs"] == 40
     assert s["facilities"] == {"fire_station": 1, "hospital": 1}
     assert s["crs"] == "EPSG:32635"
     assert s["inferred"]["use from landuse"] == 1
+
+
+def test_small_inferred_residential_is_an_outbuilding(tiny_layers) -> None:
+    import shapely
+
+    from citytwin.layers import infer_buildings
+
+    b = tiny_layers["buildings"]
+    b.loc[4, "geometry"] = shapely.box(X0 + 20, Y0 + 160, X0 + 25, Y0 + 165)  # 25 m2, default use
+    b.loc[5, "geometry"] = shapely.box(X0 + 60, Y0 + 160, X0 + 65, Y0 + 165)  # tagged house
+    out = infer_buildings(b)
+    assert out.loc[4, "use"] == "other" and out.loc[4, "use_source"] == "default"
+    assert out.loc[4, "population"] == 0
+    assert out.loc[5, "use"] == "residential" and out.loc[5, "population"] == 1  # 50 m2 / 40
