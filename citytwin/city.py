@@ -269,6 +269,9 @@ class City:
         """Counts, extent, CRS, lengths and what was inferred (for ``citytwin info``)."""
         G = self.roads
         length_km = sum(d["length"] for _, _, d in G.edges(data=True)) / 1000.0
+        # each street once: the forward edge of two-way streets, the one edge of one-way streets
+        street_km = sum(d["length"] for _, _, d in G.edges(data=True)
+                        if d["oneway"] or not d.get("reversed", False)) / 1000.0
         minx, miny, maxx, maxy = self.buildings.total_bounds
         uses = self.buildings["use"].value_counts()
         lon_lat = gpd.GeoSeries([shapely.box(minx, miny, maxx, maxy)], crs=self.crs).to_crs(4326)
@@ -280,7 +283,8 @@ class City:
             "extent_lonlat": [round(float(v), 5) for v in lon_lat.total_bounds],
             "road_nodes": G.number_of_nodes(),
             "road_edges": G.number_of_edges(),
-            "road_length_km": round(length_km, 2),
+            "road_length_km": round(length_km, 2),  # all directed links
+            "street_length_km": round(street_km, 2),  # each street once
             "buildings": len(self.buildings),
             "floor_area_m2": round(float(self.buildings["floor_area_m2"].sum()), 0),
             "population": int(self.buildings["population"].sum()),

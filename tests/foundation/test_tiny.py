@@ -82,6 +82,7 @@ def test_attachment_is_nearest_node(tiny: City) -> None:
 def test_summary(tiny: City) -> None:
     s = tiny.summary()
     assert s["road_nodes"] == 9 and s["road_edges"] == 23 and s["road_length_km"] == 2.3
+    assert s["street_length_km"] == 1.2
     assert s["buildings"] == 7 and s["population"] == 35 and s["jobs"] == 40
     assert s["facilities"] == {"fire_station": 1, "hospital": 1}
     assert s["crs"] == "EPSG:32635"
