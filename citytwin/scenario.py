@@ -29,6 +29,8 @@ from pydantic import (
 )
 
 from citytwin.emergency.params import EmergencyParams, StationSpec
+from citytwin.energy import EnergyParams
+from citytwin.energy import apply_interventions as _energy_overrides
 from citytwin.errors import ScenarioError
 from citytwin.traffic.params import TrafficParams
 
@@ -218,6 +220,7 @@ class Scenario(BaseModel):
     duration_h: float = Field(default=24.0, gt=0, le=24 * 366)
     step_s: float = Field(default=900.0, ge=1, le=86_400, description="sync step of the engines")
     traffic: TrafficParams | None = Field(default=None, description="absent: traffic is off")
+    energy: EnergyParams | None = Field(default=None, description="absent: energy is off")
     emergency: EmergencyParams | None = Field(default=None,
                                               description="absent: emergency response is off")
     interventions: tuple[Intervention, ...] = ()
@@ -597,6 +600,8 @@ def domain_params(scenario: Scenario, domain: str, city: Any = None) -> Any:
     params = getattr(scenario, domain, None)
     if params is None:
         return None
+    if domain == "energy":  # the energy engineer's own mapping of interventions to params
+        params = _energy_overrides(params, scenario.interventions)
     data = params.model_dump()
     for iv in scenario.interventions:
         if domain == "traffic":
