@@ -201,3 +201,26 @@ def test_transport_to_the_nearest_hospital_along_roads() -> None:
     pairs = set(zip(arr.edge_from.tolist(), arr.edge_to.tolist(), strict=True))
     assert all((int(a), int(b)) in pairs for a, b in zip(nodes[:-1], nodes[1:], strict=True))
     assert times[-1] - times[0] == pytest.approx(72.0)  # two 400 m blocks at 40 km/h
+
+
+@pytest.mark.parametrize("mode", [
+    {"dispatch": "zones"},
+    {"move_up": True, "units_per_station": {"fire_station": {"engine": 1, "bls": 2},
+                                            "ambulance_station": {"als": 1}}},
+    {"congestion_share": 1.0},
+])
+def test_invariant_holds_in_every_dispatch_mode(city, mode) -> None:
+    lt = city.road_arrays.freeflow_s * np.where(np.arange(city.road_arrays.n_edges) % 3, 1.0, 4.0)
+    eng = run_emergency(city, EmergencyParams(rate_multiplier=60.0, **mode), seed=9,
+                        link_times=lt if "congestion_share" in mode else None, step_s=900.0)
+    t = eng.tables()
+    d, inc = t["dispatches"], t["incidents"]
+    assert len(d) > 50
+    assert (d["travel_s"] >= d["freeflow_s"] - 1e-6).all()
+    assert (d["turnout_s"] >= 0).all() and (d["queued_s"] >= 0).all()
+    served = inc[inc["status"] == "served"]
+    assert (served["response_s"] >= served["turnout_s"] + served["travel_s"] - 1e-6).all()
+    if "congestion_share" in mode:
+        assert (d["travel_s"] > d["freeflow_s"] + 1e-6).any()
+    if mode.get("move_up"):
+        assert eng.n_moveups > 0
