@@ -6,7 +6,7 @@ A per-vehicle mesoscopic queue model in the style of MATSim's QSim, advanced in 
 * a vehicle may leave a link when its free-flow time has elapsed, it is first in the queue, the
   link's outflow capacity allows (fractional capacity accumulates every step) and the next link has
   space (storage = length x lanes / jam spacing, scaled by the sample fraction);
-* nodes serve their incoming links capacity-weighted and fairly (smooth weighted round robin over the
+* nodes serve their incoming links capacity-weighted and fairly (start-time fair queuing over the
   links that have a vehicle ready), so a merge shares downstream space in proportion to capacity;
 * a head vehicle that waited ``stuck_s`` for space is pushed through (gridlock resolution);
 * space freed at a link's downstream end reaches the upstream end only after length / wave speed
@@ -74,6 +74,7 @@ def run_steps(
     acc_step,
     blocked_since,
     wrr,
+    vclock,
     wait_head,
     wait_tail,
     hole_t,
@@ -166,10 +167,10 @@ def run_steps(
             if nc == 0:
                 continue
             while True:
-                # eligible candidates: head ready and (arriving or outflow capacity left)
-                total = 0.0
+                # eligible candidates: head ready and (arriving or outflow capacity left);
+                # start-time fair queuing: the eligible link with the smallest tag moves next
                 best = -1
-                bestw = -INF
+                bestw = INF
                 for c in range(nc):
                     if not active[c]:
                         continue
@@ -183,22 +184,19 @@ def run_steps(
                     if not arriving and acc[e] < 1.0 - 1e-9:
                         active[c] = False
                         continue
-                    w = cap_step[e] if cap_step[e] > 0 else 1e-6
-                    total += w
-                    wrr[e] += w
-                    if wrr[e] > bestw:
+                    if wrr[e] < bestw:
                         bestw = wrr[e]
                         best = c
                 if best < 0:
                     break
                 e = cand[best]
-                wrr[e] -= total
                 h = head[e]
                 if ridx[h] == route_len[h] - 1:
                     # arrival at the end of the last link (FIFO, no outflow capacity used)
                     _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
                               hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
                               enter_t)
+                    _tag(e, n, wrr, vclock, cap_step)
                     state[h] = ARRIVED
                     arrive_t[h] = t
                     cur_link[h] = -1
@@ -224,6 +222,7 @@ def run_steps(
                           hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
                           enter_t)
                 acc[e] -= 1.0
+                _tag(e, n, wrr, vclock, cap_step)
                 blocked_since[e] = INF
                 ridx[h] += 1
                 # a car that leaves in the first step it could crossed the node at its ready time
@@ -251,6 +250,15 @@ def run_steps(
         t += dt
     acc_step[0] = step_no
     return t
+
+
+@njit(cache=True)
+def _tag(e, n, tag, vclock, cap_step):
+    """Start-time fair queuing over a node's incoming links, weights = capacities."""
+    start = tag[e] if tag[e] > vclock[n] else vclock[n]
+    vclock[n] = start
+    w = cap_step[e] if cap_step[e] > 1e-9 else 1e-9
+    tag[e] = start + 1.0 / w
 
 
 @njit(cache=True)

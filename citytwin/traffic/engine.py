@@ -144,7 +144,8 @@ class TrafficEngine:
         self.acc_in_last = np.zeros(m, dtype=np.int64)
         self.acc_step = np.zeros(1, dtype=np.int64)
         self.blocked_since = np.full(m, np.inf)
-        self.wrr = np.zeros(m)
+        self.wrr = np.zeros(m)  # fair-queuing tags per link
+        self.vclock = np.zeros(a.n_nodes)  # fair-queuing virtual clock per node
         self.wait_head = np.full(m, -1, dtype=np.int64)
         self.wait_tail = np.full(m, -1, dtype=np.int64)
         order = np.argsort(a.edge_to, kind="stable")
@@ -275,7 +276,7 @@ class TrafficEngine:
                 self.ff, self.arrays.length_m, self.cap_step, self.storage, self.hole_delay,
                 self.head, self.tail, self.count, self.acc, self.acc_in, self.acc_last,
                 self.acc_in_last, self.acc_step, self.blocked_since,
-                self.wrr, self.wait_head, self.wait_tail, self.hole_t, self.hole_off,
+                self.wrr, self.vclock, self.wait_head, self.wait_tail, self.hole_t, self.hole_off,
                 self.hole_size, self.hole_start, self.hole_n, self.in_off, self.in_links,
                 self.order, self.ptr, self.depart_plan, self.prev_trip, self.next_trip,
                 self.state, self.nxt, self.route_off, self.route_len, self.route_edges,

@@ -1,0 +1,45 @@
+"""The node model shares a congested merge in proportion to the incoming capacities."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import LineString
+
+from citytwin.traffic import TrafficParams, run_traffic
+
+
+def _merge_graph() -> nx.MultiDiGraph:
+    G = nx.MultiDiGraph(crs="EPSG:3067")
+    pos = {0: (0, 0), 1: (0, 400), 2: (400, 200), 3: (700, 200), 4: (1200, 200)}
+    for n, (x, y) in pos.items():
+        G.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
+    links = [(0, 2, 2, 3600.0), (1, 2, 1, 1800.0), (2, 3, 1, 900.0), (3, 4, 1, 1800.0)]
+    for i, (u, v, lanes, cap) in enumerate(links):
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        G.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
+                   length=length, speed_kph=50.0, travel_time=length / (50 / 3.6), lanes=lanes,
+                   capacity_vph=cap, geometry=LineString([(x0, y0), (x1, y1)]))
+    return G
+
+
+def test_merge_shares_follow_capacity():
+    n = 800
+    trips = pd.DataFrame({"origin_node": [0] * n + [1] * n, "dest_node": 4,
+                          "depart_s": np.r_[np.arange(n) * 1.0, np.arange(n) * 2.0]})
+    eng = run_traffic(SimpleNamespace(roads=_merge_graph()), TrafficParams(stuck_s=1e6), seed=0,
+                      trips=trips)
+    tab = eng.trips_table().sort_values("arrive_s")
+    assert (tab.status == "arrived").all()
+    # while both approaches are queued (well inside the congested period)
+    window = tab.iloc[200:700]
+    share0 = (window.origin_node == 0).mean()
+    assert share0 == pytest.approx(2 / 3, abs=0.03)
+    # the merge discharges at the downstream capacity
+    rate = (len(window) - 1) / (window.arrive_s.iloc[-1] - window.arrive_s.iloc[0]) * 3600
+    assert rate == pytest.approx(900.0, rel=0.02)
