@@ -136,24 +136,36 @@ class ChargingState:
         df = arrivals.sort_values(["arrive_s", "vehicle_id"], kind="stable")
         self.arrivals_seen += len(df)
         vid = df["vehicle_id"].to_numpy()
-        new = [v for v in pd.unique(vid) if v not in self._soc]
+        soc_map = self._soc
+        new = [v for v in pd.unique(vid).tolist() if v not in soc_map]
         if new:
             lo, hi = a.soc_start_range
             u = _unit_hash(np.asarray(new, dtype=object), self._key)
             self._soc.update(zip(new, lo + (hi - lo) * u, strict=True))
-        purpose = df["purpose"].astype(str).str.lower().to_numpy()
-        home = np.char.find(purpose.astype(str), "home") >= 0
-        work = ~home & (np.char.find(purpose.astype(str), "work") >= 0)
+        kinds, inv = np.unique(df["purpose"].astype(str).str.lower().to_numpy(),
+                               return_inverse=True)
+        is_home_k = np.array(["home" in k for k in kinds], bool)
+        is_work_k = np.array([("work" in k) and ("home" not in k) for k in kinds], bool)
+        home, work = is_home_k[inv], is_work_k[inv]
         if work.any():  # a charger at work: a keyed draw per (vehicle, arrival)
-            tag = np.char.add(vid.astype(str), df["arrive_s"].to_numpy().astype(str))
-            work &= _unit_hash(tag, self._work_key) < a.work_charger_share
+            w = np.flatnonzero(work)
+            tag = np.char.add(vid[w].astype(str), df["arrive_s"].to_numpy()[w].astype(str))
+            work[w] = _unit_hash(tag, self._work_key) < a.work_charger_share
         dist = df["distance_km"].to_numpy(float)
         arrive = df["arrive_s"].to_numpy(float)
-        soc_arr = np.empty(len(df))
-        for i, v in enumerate(vid):  # chain the trips of each vehicle in time order
-            soc = max(a.soc_min, self._soc[v] - dist[i] * a.consumption_kwh_per_km / a.battery_kwh)
-            soc_arr[i] = soc
-            self._soc[v] = max(soc, a.target_soc) if (home[i] or work[i]) else soc
+        use_soc = dist * a.consumption_kwh_per_km / a.battery_kwh
+        chg = home | work
+        if pd.Index(vid).is_unique:  # usual case: each vehicle once in this batch
+            prev = np.fromiter((self._soc[v] for v in vid), float, count=len(vid))
+            soc_arr = np.maximum(a.soc_min, prev - use_soc)
+            after = np.where(chg, np.maximum(soc_arr, a.target_soc), soc_arr)
+            self._soc.update(zip(vid.tolist(), after.tolist(), strict=True))
+        else:
+            soc_arr = np.empty(len(df))
+            for i, v in enumerate(vid.tolist()):  # chain each vehicle's trips in time order
+                soc = max(a.soc_min, self._soc[v] - use_soc[i])
+                soc_arr[i] = soc
+                self._soc[v] = max(soc, a.target_soc) if chg[i] else soc
         charge = home | work
         need = np.clip(a.target_soc - soc_arr, 0.0, None) * a.battery_kwh
         charge &= need > 1e-9

@@ -124,9 +124,10 @@ def typical_year(*, year: int | None = None) -> pd.Series:
     if year is None or year == _REF_YEAR:
         return s
     idx = pd.date_range(f"{year}-01-01", f"{year}-12-31 23:00", freq="h")
-    ref = idx.map(lambda t: t.replace(year=_REF_YEAR, day=28) if (t.month, t.day) == (2, 29)
-                  else t.replace(year=_REF_YEAR))
-    return pd.Series(s.reindex(ref).to_numpy(), index=idx, name="temp_c")
+    pos = np.arange(len(idx))
+    if len(idx) == 8784:  # leap year: 29 Feb repeats 28 Feb, later hours shift back a day
+        pos = np.where(idx >= pd.Timestamp(f"{year}-02-29"), pos - 24, pos)
+    return pd.Series(s.to_numpy()[pos], index=idx, name="temp_c")
 
 
 def read_weather_csv(path: Path | str) -> pd.Series:
