@@ -46,12 +46,13 @@ def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float) -> tuple[float, pd.D
     return wall, tab, k
 
 
-def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float) -> tuple[float, float, np.ndarray]:
+def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1,
+              ) -> tuple[float, float, np.ndarray, float]:
     import uxsim
 
     arr = road_arrays(G)
     t_build = time.perf_counter()
-    W = uxsim.World(cpp=cpp, name="grid", deltan=1, tmax=tmax, print_mode=0, save_mode=0,
+    W = uxsim.World(cpp=cpp, name="grid", deltan=deltan, tmax=tmax, print_mode=0, save_mode=0,
                     show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0)
     for n, d in G.nodes(data=True):
         W.addNode(f"n{n}", d["x"], d["y"])
@@ -63,12 +64,16 @@ def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float) -> tuple[float,
     vehs = []
     for i, (o, dd, t) in enumerate(zip(trips.origin_node, trips.dest_node, trips.depart_s,
                                        strict=True)):
+        if i % deltan:
+            continue  # with platoons of deltan, one UXsim vehicle carries deltan trips
         route = [f"e{e}" for e in edges[off[i]:off[i + 1]]]
         vehs.append(W.addVehicle(f"n{o}", f"n{dd}", float(t), links_prefer=route))
     t_sim, c_sim = time.perf_counter(), time.process_time()
     W.exec_simulation()
     t_end, c_end = time.perf_counter(), time.process_time()
-    tt = np.array([v.travel_time if v.state == "end" else np.nan for v in vehs], dtype=float)
+    # one time per UXsim vehicle; with platoons only the platoon's leading trip gets a time
+    tt = np.full(len(trips), np.nan)
+    tt[::deltan] = [v.travel_time if v.state == "end" else np.nan for v in vehs]
     return t_end - t_build, t_end - t_sim, tt, c_end - c_sim
 
 
@@ -79,6 +84,8 @@ def main() -> None:
     ap.add_argument("--stuck-s", type=float, default=1e9,
                     help="citytwin stuck timer (UXsim has none; default: off)")
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
+    ap.add_argument("--deltan", type=int, nargs="*", default=[1],
+                    help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
     args = ap.parse_args()
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])
     G = grid_roads(20, 20, seed=42)
@@ -89,24 +96,28 @@ def main() -> None:
         trips = make_trips(G, n, seed=n)
         wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s)
         tt_c = (tab["arrive_s"] - tab["depart_s"]).to_numpy()
-        engines = [("uxsim C++", True)] + ([("uxsim py", False)] if args.python_uxsim else [])
-        for label, cpp in engines:
+        engines = [(f"uxsim C++ deltan={dn}", True, dn) for dn in args.deltan]
+        if args.python_uxsim:
+            engines.append(("uxsim py deltan=1", False, 1))
+        for label, cpp, dn in engines:
             # UXsim runs to tmax even when every car has arrived: give it citytwin's last
             # arrival + 20 % (cars still driving then show up as not completed)
             tmax = float(np.ceil(np.nanmax(tab["arrive_s"]) * 1.2))
-            wall_u_total, wall_u_sim, tt_u, cpu_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax)
+            wall_u_total, wall_u_sim, tt_u, cpu_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax,
+                                                              deltan=dn)
             both = np.isfinite(tt_c) & np.isfinite(tt_u)
             corr = float(np.corrcoef(tt_c[both], tt_u[both])[0, 1]) if both.sum() > 2 else np.nan
             vh_c = np.nansum(tt_c) / 3600
-            vh_u = np.nansum(tt_u) / 3600
-            print(f"\n== {n} trips: citytwin vs {label} (deltan=1, tmax {tmax:.0f} s)")
+            vh_u = np.nansum(tt_u) * dn / 3600
+            print(f"\n== {n} trips: citytwin vs {label} (tmax {tmax:.0f} s)")
             print(f"  wall time s      citytwin {wall_c:8.2f}   {label} {wall_u_sim:8.2f} "
                   f"(sim only; {wall_u_total:.2f} incl. building the scenario)   "
                   f"ratio {wall_c / wall_u_sim:.3f}")
             print(f"  CPU time s       citytwin {k['cpu_s']:8.2f}   {label} {cpu_u:8.2f} (sim only)"
                   f"   ratio {k['cpu_s'] / cpu_u:.3f}")
             print(f"  completed        citytwin {np.isfinite(tt_c).sum():8d}   {label} "
-                  f"{np.isfinite(tt_u).sum():8d}")
+                  f"{np.isfinite(tt_u).sum() * dn:8d}" + (" (platoons x deltan)" if dn > 1 else ""))
+            # (with platoons the mean is over the platoon leaders' trips)
             print(f"  mean trip time s citytwin {np.nanmean(tt_c):8.1f}   {label} "
                   f"{np.nanmean(tt_u):8.1f}   ratio {np.nanmean(tt_c) / np.nanmean(tt_u):.4f}")
             print(f"  vehicle-hours    citytwin {vh_c:8.1f}   {label} {vh_u:8.1f}   "
