@@ -229,12 +229,14 @@ class _FastPF:
         if ppc is None or "internal" not in ppc:
             return None
         ppci = ppc["internal"]
-        if (ppci["bus"].shape[0] != ppc["bus"].shape[0] or ppci["branch"].shape[0] != ppc["branch"].shape[0]
-                or len(ppci["pv"]) or "Ybus" not in ppci
+        if (len(ppci["pv"]) or "Ybus" not in ppci or "branch_is" not in ppci
                 or not np.array_equal(ppci["bus"][:, 0].real, np.arange(ppci["bus"].shape[0]))):
             return None
         self = cls()
-        lookup = net._pd2ppc_lookups["bus"]
+        # after the run, the lookup maps pandapower buses to the reordered ppc: in-service buses
+        # first (= the ppci buses 0..n-1), isolated / out-of-service ones after them
+        lookup = np.asarray(net._pd2ppc_lookups["bus"], dtype=np.int64)
+        self.nb = ppci["bus"].shape[0]
         Y = ppci["Ybus"].tocsc()
         self.pq = np.asarray(ppci["pq"], dtype=np.int64)
         self.ref = np.asarray(ppci["ref"], dtype=np.int64)
@@ -247,10 +249,16 @@ class _FastPF:
         self.f = ppci["branch"][:, F_BUS].real.astype(np.int64)
         self.t = ppci["branch"][:, T_BUS].real.astype(np.int64)
         self.base_kv = ppci["bus"][:, BASE_KV].real
-        self.nb = ppci["bus"].shape[0]
         self.load_bus = lookup[net.load["bus"].to_numpy()]
         self.sgen_bus = lookup[net.sgen["bus"].to_numpy()]
-        self.ext_bus = lookup[net.ext_grid["bus"].to_numpy()]
+        self.load_live = self.load_bus < self.nb
+        self.sgen_live = self.sgen_bus < self.nb
+        eg_bus = lookup[net.ext_grid["bus"].to_numpy()]
+        self.ext_live = (eg_bus < self.nb) & net.ext_grid["in_service"].to_numpy(bool)
+        self.ext_bus = np.where(self.ext_live, eg_bus, 0)
+        # ppc branch rows -> ppci rows (-1: out of service or isolated)
+        b_is = np.asarray(ppci["branch_is"], dtype=bool)
+        self.br_pos = np.where(b_is, np.cumsum(b_is) - 1, -1)
         br = net._pd2ppc_lookups["branch"]
         self.lines = br.get("line", (0, 0))
         self.trafos = br.get("trafo", (0, 0))
@@ -258,14 +266,17 @@ class _FastPF:
         self.i_max = (ln["max_i_ka"] * ln["df"] * ln["parallel"]).to_numpy()
         self.vn_t = np.column_stack([tr["vn_hv_kv"].to_numpy(), tr["vn_lv_kv"].to_numpy()])
         self.sn_t = (tr["sn_mva"] * tr["parallel"] * tr["df"]).to_numpy()
-        self.lv_bus = lookup[tr["lv_bus"].to_numpy()]
+        lv = lookup[tr["lv_bus"].to_numpy()]
+        self.lv_live = lv < self.nb
+        self.lv_bus = np.where(self.lv_live, lv, 0)
         return self
 
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, sgen_mw: np.ndarray, *, tol: float = 1e-11,
               max_iter: int = 60) -> dict[str, Any] | None:
-        s = (np.bincount(self.sgen_bus, weights=sgen_mw, minlength=self.nb)
-             - np.bincount(self.load_bus, weights=p_mw, minlength=self.nb)
-             - 1j * np.bincount(self.load_bus, weights=q_mvar, minlength=self.nb)) / self.base
+        lb, gb = self.load_bus[self.load_live], self.sgen_bus[self.sgen_live]
+        s = (np.bincount(gb, weights=sgen_mw[self.sgen_live], minlength=self.nb)
+             - np.bincount(lb, weights=p_mw[self.load_live], minlength=self.nb)
+             - 1j * np.bincount(lb, weights=q_mvar[self.load_live], minlength=self.nb)) / self.base
         V = self.V.copy()
         sq = s[self.pq]
         rhs_ref = self.Yqr @ V[self.ref]
@@ -288,11 +299,20 @@ class _FastPF:
         a, b = self.lines
         c, d = self.trafos
         s_bus = V * np.conj(self.Y @ V) * self.base
-        s_ext = s_bus[self.ext_bus]
-        line_pct = np.maximum(i_f[a:b], i_t[a:b]) / self.i_max * 100.0
-        tr_pct = np.maximum(i_f[c:d] * self.vn_t[:, 0], i_t[c:d] * self.vn_t[:, 1]) * np.sqrt(3) / self.sn_t * 100
+        s_ext = np.where(self.ext_live, s_bus[self.ext_bus], 0.0)
+
+        def per_ppc(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+            pos = self.br_pos[lo:hi]
+            return np.where(pos >= 0, x[np.maximum(pos, 0)], np.nan)
+
+        ifl, itl = per_ppc(i_f, a, b), per_ppc(i_t, a, b)
+        ift, itt = per_ppc(i_f, c, d), per_ppc(i_t, c, d)
+        line_pct = np.maximum(ifl, itl) / self.i_max * 100.0
+        tr_pct = np.maximum(ift * self.vn_t[:, 0], itt * self.vn_t[:, 1]) * np.sqrt(3) / self.sn_t * 100
         return {"vm": vm, "line_pct": line_pct, "trafo_pct": tr_pct, "losses_mw": float((sf + st).real.sum()),
-                "s_ext": s_ext, "lv_vm": vm[self.lv_bus]}
+                "s_ext": s_ext, "lv_vm": np.where(self.lv_live, vm[self.lv_bus], np.nan),
+                "load_live": self.load_live, "load_mw": float(p_mw[self.load_live].sum()),
+                "sgen_mw": float(sgen_mw[self.sgen_live].sum())}
 
 
 class GridSolver:
@@ -304,11 +324,12 @@ class GridSolver:
     The first step of a topology (and any step after a failure) is a full pandapower Newton-Raphson
     run; later steps of the same topology use :class:`_FastPF` (same admittance matrices, Z-bus
     fixed point, ~1 ms) unless ``fast=False``; ``last_method`` says which ran. ``net.res_*`` tables
-    are only refreshed by pandapower runs.
+    are only refreshed by pandapower runs. Since pandapower then runs only once per topology,
+    ``numba`` defaults to False: its JIT costs 3-4 s per process (measured), more than it saves.
     """
 
     def __init__(self, city: Any, *, ext_vm_pu: float = EXT_GRID_VM_PU, cos_phi: float = COS_PHI,
-                 numba: bool = True, fast: bool = True) -> None:
+                 numba: bool = False, fast: bool = True) -> None:
         G = power_graph_of(city)
         self.graph = G
         self.net, self.map = to_pandapower(G, aggregate_loads=True, pv=True, ext_vm_pu=ext_vm_pu,
@@ -440,14 +461,15 @@ class GridSolver:
         ll = r["line_pct"][self._line_idx]
         vm = r["vm"]
         s_ext = r["s_ext"]
-        load = float(self.net.load["p_mw"].sum()) * 1000
-        gen = float(sgen_mw.sum()) * 1000
+        load = r["load_mw"] * 1000
+        gen = r["sgen_mw"] * 1000
+        unsupplied = ~r["load_live"][self._b_load]
         return StepFlow(
             converged=True, vm_min_pu=float(vm.min()), vm_max_pu=float(vm.max()),
             max_line_loading_pct=float(ll.max()) if len(ll) else float("nan"),
             max_trafo_loading_pct=float(tl.max()) if len(tl) else float("nan"),
             losses_kw=r["losses_mw"] * 1000, ext_grid_kw=float(s_ext.real.sum()) * 1000,
-            load_kw=load, generation_kw=gen, unsupplied_kw=0.0,
+            load_kw=load, generation_kw=gen, unsupplied_kw=float(p[unsupplied].sum()),
             n_voltage_violations=int(np.sum((vm < V_MIN_PU) | (vm > V_MAX_PU))),
             n_overloads=int(np.sum(tl > 100.0) + np.sum(ll > 100.0)),
             trafo_loading_pct=pd.Series(tl, index=self._trafo_ids, name="loading_pct"),
@@ -455,7 +477,7 @@ class GridSolver:
             line_loading_pct=pd.Series(ll, index=self._line_ids, name="loading_pct"),
             substation_loading_pct=pd.Series(np.abs(s_ext) / self._sub_rated * 100.0, index=self._sub_ids,
                                              name="loading_pct"),
-            unsupplied=np.zeros(len(self.building_ids), dtype=bool),
+            unsupplied=unsupplied,
         )
 
     def _collect(self, converged: bool, message: str, p: np.ndarray, pv_kw: np.ndarray | None) -> StepFlow:

@@ -6,7 +6,8 @@ fails, everything below it in the radial grid goes dark. Restoration then closes
 switches that connect a dark part to a live one, one at a time, greedily, and only when the live
 side can carry the extra load: the dark part's demand (kVA) must fit in the headroom of every MV
 cable on the path from the live substation to the tie, of the tie cable, and of the substation
-(``rated_mva``). Tie switching takes ``switching_time_s`` (default 30 min, manual switching — an
+(``rated_mva``); when a whole dark area does not fit, the part nearest the tie is picked up and the
+lines at its edge are opened (sectionalizing, as operators do at ring main units). Tie switching takes ``switching_time_s`` (default 30 min, manual switching — an
 assumption); the failed element itself is back after the failure's duration.
 
 KPIs follow IEEE 1366 (SAIDI-style): customer-minutes of interruption, SAIDI = customer-minutes
@@ -36,6 +37,8 @@ __all__ = [
     "supplied_transformers",
     "unsupplied_buildings",
     "restoration",
+    "restoration_plan",
+    "RestorationPlan",
     "outage_kpis",
     "simulate_outages",
 ]
@@ -59,7 +62,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class OutageState:
-    """Grid state at one time: what to pass to ``GridSolver.solve`` and who is dark."""
+    """Grid state at one time: what to pass to ``GridSolver.solve`` and who is dark.
+
+    ``out_of_service`` = the failed elements plus any lines opened to sectionalize.
+    """
 
     out_of_service: frozenset[str]
     closed_ties: frozenset[str]
@@ -74,41 +80,67 @@ def asset_ids(G: nx.Graph) -> dict[str, str]:
     return out
 
 
-def _check_ids(G: nx.Graph, ids: Iterable[str], what: str) -> None:
-    known = asset_ids(G)
+def _check_ids(G: nx.Graph, ids: Iterable[str], what: str, known: dict[str, str] | None = None) -> None:
+    known = asset_ids(G) if known is None else known
     problems = [f"{what}: unknown asset id {a!r} (expected a substation, transformer or line id "
                 "of the power graph, e.g. 'sub0', 't3', 'line12')" for a in ids if a not in known]
     if problems:
         raise InputError(problems, source="outages")
 
 
-def _mv_graph(G: nx.Graph, failed: frozenset[str], closed_ties: frozenset[str]) -> nx.Graph:
-    """MV operating graph: substations, MV nodes, transformers; failed items and open ties removed."""
-    H = nx.Graph()
-    H.add_nodes_from(n for n, d in G.nodes(data=True)
-                     if d["kind"] != "building" and n not in failed)
-    for u, v, d in G.edges(data=True):
-        k = d["kind"]
-        if k in ("service",) or d["element_id"] in failed:
-            continue
-        if k == "tie" and d["element_id"] not in closed_ties:
-            continue
-        if u in H and v in H:
-            H.add_edge(u, v)
-    return H
+class _Topology:
+    """The static MV structure of a power graph (built once, copied per operating state)."""
+
+    def __init__(self, G: nx.Graph) -> None:
+        self.G = G
+        self.known = asset_ids(G)
+        base = nx.Graph()
+        base.add_nodes_from(n for n, d in G.nodes(data=True) if d["kind"] != "building")
+        self.ties: dict[str, tuple[str, str, int]] = {}
+        for u, v, d in G.edges(data=True):
+            if d["kind"] == "tie":
+                self.ties[d["element_id"]] = (u, v, int(d.get("n_cables", 1)))
+            elif d["kind"] != "service" and u in base and v in base:
+                base.add_edge(u, v, element_id=d["element_id"], n_cables=int(d.get("n_cables", 1)))
+        self.base = base
+        self.subs = sorted(n for n, d in G.nodes(data=True) if d["kind"] == "substation")
+        self.design_kva = {n: float(d.get("design_kva", 0.0)) for n, d in G.nodes(data=True)
+                           if d["kind"] == "transformer"}
+        mv_kv = float(G.graph.get("mv_kv", 20.0))
+        self.cable_kva = math.sqrt(3) * mv_kv * _CABLE_A
+
+    def operating(self, failed: frozenset[str], closed_ties: frozenset[str] = frozenset()) -> nx.Graph:
+        H = self.base.copy()
+        H.remove_nodes_from([a for a in failed if a in H])
+        gone = [(u, v) for u, v, eid in H.edges(data="element_id") if eid in failed]
+        H.remove_edges_from(gone)
+        for t in closed_ties:
+            u, v, n = self.ties[t]
+            if t not in failed and u in H and v in H:
+                H.add_edge(u, v, element_id=t, n_cables=n)
+        return H
+
+    def live(self, H: nx.Graph) -> set[str]:
+        out: set[str] = set()
+        for s in self.subs:
+            if s in H and s not in out:
+                out |= nx.node_connected_component(H, s)
+        return out
 
 
 def supplied_transformers(G: nx.Graph, failed: Iterable[str] = (), *,
-                          closed_ties: Iterable[str] = ()) -> set[str]:
-    """Transformers connected to a live substation with ``failed`` elements out."""
+                          closed_ties: Iterable[str] = (), _topo: _Topology | None = None) -> set[str]:
+    """Transformers connected to a live substation with ``failed`` elements out (and lines in
+    ``failed`` open) and ``closed_ties`` closed."""
     failed_f, ties_f = frozenset(failed), frozenset(closed_ties)
-    _check_ids(G, failed_f | ties_f, "failed/closed_ties")
-    H = _mv_graph(G, failed_f, ties_f)
-    subs = [n for n, d in G.nodes(data=True) if d["kind"] == "substation" and n in H]
-    live: set[str] = set()
-    for s in subs:
-        if s not in live:
-            live |= nx.node_connected_component(H, s)
+    topo = _topo or _Topology(G)
+    bad = [a for a in sorted(failed_f | ties_f) if a not in topo.known]
+    bad += [t for t in sorted(ties_f) if t in topo.known and t not in topo.ties]
+    if bad:
+        raise InputError([f"unknown asset id {a!r} (expected a substation, transformer or line id of "
+                          "the power graph, e.g. 'sub0', 't3', 'line12'; ties for closed_ties)"
+                          for a in bad], source="outages")
+    live = topo.live(topo.operating(failed_f, ties_f))
     return {n for n in live if G.nodes[n]["kind"] == "transformer"}
 
 
@@ -130,13 +162,13 @@ def unsupplied_buildings(G: nx.Graph, failed: Iterable[str] = (), *, closed_ties
     return np.array([t not in live for t in tr.tolist()], dtype=bool)
 
 
-def _tree_flows(G: nx.Graph, H: nx.Graph, load_kva: dict[str, float]) -> tuple[dict, dict, dict]:
-    """Per live substation: BFS parents, flow (kVA) on every edge child→parent, and root of each node."""
+def _tree_flows(topo: _Topology, H: nx.Graph, load_kva: dict[str, float]) -> tuple[dict, dict, dict]:
+    """BFS parents, flow (kVA) on each edge child→parent, and the feeding substation of each node."""
     parent: dict[str, str] = {}
     root: dict[str, str] = {}
     flow: dict[str, float] = {}
-    for s in sorted(n for n, d in G.nodes(data=True) if d["kind"] == "substation" and n in H):
-        if s in root:
+    for s in topo.subs:
+        if s not in H or s in root:
             continue
         order = [s]
         root[s] = s
@@ -151,57 +183,94 @@ def _tree_flows(G: nx.Graph, H: nx.Graph, load_kva: dict[str, float]) -> tuple[d
     return parent, root, flow
 
 
-def restoration(G: nx.Graph, failed: Iterable[str], *, load_kw: dict[str, float] | None = None,
-                respect_capacity: bool = True, cos_phi: float = COS_PHI) -> frozenset[str]:
-    """Tie switches to close after ``failed`` (greedy, capacity-checked): their element ids.
+@dataclass(frozen=True)
+class RestorationPlan:
+    """Tie switches to close and lines to open (sectionalizing) after a failure."""
 
-    ``load_kw``: demand per transformer id at the time (default: the transformers' design load).
+    closed_ties: frozenset[str]
+    opened_lines: frozenset[str]
+
+
+def restoration_plan(G: nx.Graph, failed: Iterable[str], *, load_kw: dict[str, float] | None = None,
+                     respect_capacity: bool = True, sectionalize: bool = True, cos_phi: float = COS_PHI,
+                     _topo: _Topology | None = None) -> RestorationPlan:
+    """Greedy restoration after ``failed``: close the tie that re-supplies the most load, repeat.
+
+    With ``respect_capacity`` the picked-up load (kVA) must fit the tie cable, every MV cable on
+    the live side up to the substation, and the substation. When a whole dark area does not fit and
+    ``sectionalize`` is on, only the part nearest to the tie is picked up (breadth-first from the
+    tie, while it fits) and the lines at its edge are opened. ``load_kw``: demand per transformer id
+    (default: design loads).
     """
     failed_f = frozenset(failed)
-    _check_ids(G, failed_f, "failed")
-    if load_kw is None:
-        load_kva = {n: float(d.get("design_kva", 0.0)) for n, d in G.nodes(data=True)
-                    if d["kind"] == "transformer"}
-    else:
-        load_kva = {t: float(p) / cos_phi for t, p in load_kw.items()}
-    mv_kv = float(G.graph.get("mv_kv", 20.0))
-    cable_kva = math.sqrt(3) * mv_kv * _CABLE_A
-    ties = sorted(d["element_id"] for *_, d in G.edges(data=True) if d["kind"] == "tie")
-    tie_edge = {d["element_id"]: (u, v, d) for u, v, d in G.edges(data=True) if d["kind"] == "tie"}
+    topo = _topo or _Topology(G)
+    _check_ids(G, failed_f, "failed", topo.known)
+    load_kva = (dict(topo.design_kva) if load_kw is None
+                else {t: float(p) / cos_phi for t, p in load_kw.items()})
+    H = topo.operating(failed_f)
     closed: set[str] = set()
+    opened: set[str] = set()
     while True:
-        H = _mv_graph(G, failed_f, frozenset(closed))
-        parent, root, flow = _tree_flows(G, H, load_kva)
-        best = None
-        for t in ties:
-            if t in closed or t in failed_f:
+        parent, root, flow = _tree_flows(topo, H, load_kva)
+        best: tuple[tuple[float, str], str, set[str], list[tuple[str, str]]] | None = None
+        for t in sorted(topo.ties):
+            u, v, n_cab = topo.ties[t]
+            if t in closed or t in failed_f or u not in H or v not in H or (u in root) == (v in root):
                 continue
-            u, v, d = tie_edge[t]
-            if u not in H or v not in H:
-                continue
-            if (u in root) == (v in root):
-                continue  # both live or both dark
             live_end, dead_end = (u, v) if u in root else (v, u)
-            dead = nx.node_connected_component(H, dead_end)
-            extra = sum(load_kva.get(n, 0.0) for n in dead)
+            head = math.inf
             if respect_capacity:
-                ok = extra <= int(d.get("n_cables", 1)) * cable_kva
+                head = n_cab * topo.cable_kva
                 n = live_end
-                while ok and n in parent:  # cables up to the substation
+                while n in parent:  # cables up to the substation
                     p = parent[n]
-                    cap = int(G[p][n].get("n_cables", 1)) * cable_kva
-                    ok = flow[n] + extra <= cap
+                    head = min(head, H[p][n]["n_cables"] * topo.cable_kva - flow[n])
                     n = p
                 s = root[live_end]
-                ok = ok and flow[s] + extra <= float(G.nodes[s]["rated_mva"]) * 1000.0
-                if not ok:
+                head = min(head, float(G.nodes[s]["rated_mva"]) * 1000.0 - flow[s])
+            dark = nx.node_connected_component(H, dead_end)
+            total = sum(load_kva.get(n, 0.0) for n in dark)
+            if total <= head:
+                pick, cut = dark, []
+            elif not sectionalize or head <= 0:
+                continue
+            else:
+                pick, acc, queue = {dead_end}, load_kva.get(dead_end, 0.0), [dead_end]
+                if acc > head:
                     continue
-            key = (-extra, t)  # restore the most load first
+                while queue:
+                    x = queue.pop(0)
+                    for y in sorted(H.neighbors(x), key=str):
+                        if y in pick or y not in dark:
+                            continue
+                        w = load_kva.get(y, 0.0)
+                        if acc + w <= head:
+                            pick.add(y)
+                            acc += w
+                            queue.append(y)
+                cut = [(x, y) for x in pick for y in H.neighbors(x) if y in dark and y not in pick]
+            gain = sum(load_kva.get(n, 0.0) for n in pick)
+            if gain <= 0:
+                continue
+            key = (-gain, t)
             if best is None or key < best[0]:
-                best = (key, t)
+                best = (key, t, pick, cut)
         if best is None:
-            return frozenset(closed)
-        closed.add(best[1])
+            return RestorationPlan(frozenset(closed), frozenset(opened))
+        _, t, _, cut = best
+        for x, y in cut:
+            opened.add(H[x][y]["element_id"])
+            H.remove_edge(x, y)
+        u, v, n_cab = topo.ties[t]
+        H.add_edge(u, v, element_id=t, n_cables=n_cab)
+        closed.add(t)
+
+
+def restoration(G: nx.Graph, failed: Iterable[str], *, load_kw: dict[str, float] | None = None,
+                respect_capacity: bool = True, cos_phi: float = COS_PHI) -> frozenset[str]:
+    """Tie switches to close after ``failed`` without sectionalizing (see :func:`restoration_plan`)."""
+    return restoration_plan(G, failed, load_kw=load_kw, respect_capacity=respect_capacity,
+                            sectionalize=False, cos_phi=cos_phi).closed_ties
 
 
 class OutageSchedule:
@@ -212,11 +281,12 @@ class OutageSchedule:
     """
 
     def __init__(self, city: object, failures: Sequence[Failure], *, switching_time_s: float = 1800.0,
-                 restore_with_ties: bool = True, respect_capacity: bool = True,
+                 restore_with_ties: bool = True, respect_capacity: bool = True, sectionalize: bool = True,
                  building_ids: Sequence[object] | None = None) -> None:
         G = power_graph_of(city)
         problems = []
-        known = asset_ids(G)
+        self._topo = _Topology(G)
+        known = self._topo.known
         for i, f in enumerate(failures):
             if f.asset_id not in known:
                 problems.append(f"failure {i}: unknown asset id {f.asset_id!r} (expected a substation, "
@@ -234,12 +304,13 @@ class OutageSchedule:
         self.switching_time_s = float(switching_time_s)
         self.restore_with_ties = restore_with_ties
         self.respect_capacity = respect_capacity
+        self.sectionalize = sectionalize
         if building_ids is None:
             b = getattr(city, "buildings", None)
             building_ids = list(b.index) if b is not None else None
         self.building_ids, self._b_tr = _building_order(G, building_ids)
         self._b_pos = {b: i for i, b in enumerate(self.building_ids.tolist())}
-        self._ties_cache: dict[frozenset[str], frozenset[str]] = {}
+        self._plan_cache: dict[frozenset[str], RestorationPlan] = {}
         self._live_cache: dict[tuple[frozenset[str], frozenset[str]], np.ndarray] = {}
 
     def active(self, t_s: float) -> frozenset[str]:
@@ -258,22 +329,25 @@ class OutageSchedule:
     def state(self, t_s: float, *, demand_kw: np.ndarray | None = None) -> OutageState:
         """Grid state at ``t_s``; ``demand_kw`` (per building) sizes the restoration check."""
         failed = self.active(t_s)
-        ties: frozenset[str] = frozenset()
+        plan = RestorationPlan(frozenset(), frozenset())
         if failed and self.restore_with_ties and t_s - self._since(t_s, failed) >= self.switching_time_s:
-            if failed not in self._ties_cache:
+            if failed not in self._plan_cache:
                 load = None
                 if demand_kw is not None:
                     s = pd.Series(np.asarray(demand_kw, float), index=self._b_tr).groupby(level=0).sum()
                     load = s.to_dict()
-                self._ties_cache[failed] = restoration(self.graph, failed, load_kw=load,
-                                                       respect_capacity=self.respect_capacity)
-            ties = self._ties_cache[failed]
-        key = (failed, ties)
+                self._plan_cache[failed] = restoration_plan(
+                    self.graph, failed, load_kw=load, respect_capacity=self.respect_capacity,
+                    sectionalize=self.sectionalize, _topo=self._topo)
+            plan = self._plan_cache[failed]
+        out = failed | plan.opened_lines
+        key = (out, plan.closed_ties)
         if key not in self._live_cache:
-            live = supplied_transformers(self.graph, failed, closed_ties=ties) if failed else None
+            live = (supplied_transformers(self.graph, out, closed_ties=plan.closed_ties, _topo=self._topo)
+                    if failed else None)
             self._live_cache[key] = (np.zeros(len(self._b_tr), dtype=bool) if live is None else
                                      np.array([t not in live for t in self._b_tr.tolist()], dtype=bool))
-        return OutageState(out_of_service=failed, closed_ties=ties, unsupplied=self._live_cache[key])
+        return OutageState(out_of_service=out, closed_ties=plan.closed_ties, unsupplied=self._live_cache[key])
 
     def customers(self) -> np.ndarray:
         """Customers per building (schedule order)."""

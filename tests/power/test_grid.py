@@ -149,20 +149,27 @@ def test_large_building_gets_parallel_800kva_units():
 
 
 def test_fast_path_equals_pandapower(small_city, solver):
-    """Warm steps use the captured Z-bus solver; it must reproduce pandapower's results."""
+    """Warm steps use the captured Z-bus solver; it must reproduce pandapower's results, also with
+    an outage (isolated buses) and a closed tie."""
     ref = GridSolver(small_city, numba=False, fast=False)
+    G = small_city.power
     p = _design(solver)
     pv = np.linspace(0.0, 30.0, len(p))
-    solver.solve(p)  # topology may differ from the previous test: a full run first
-    for scale in (0.7, 1.3):
-        a = solver.solve(p * scale, pv_kw=pv)
-        assert solver.last_method == "fast"
-        b = ref.solve(p * scale, pv_kw=pv)
-        assert ref.last_method == "pandapower"
-        for name in ("ext_grid_kw", "losses_kw", "load_kw", "generation_kw", "vm_min_pu", "vm_max_pu"):
-            assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-7), name
-        np.testing.assert_allclose(a.trafo_loading_pct, b.trafo_loading_pct, rtol=1e-7)
-        np.testing.assert_allclose(a.line_loading_pct, b.line_loading_pct, rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(a.trafo_vm_pu, b.trafo_vm_pu, rtol=1e-9)
-        np.testing.assert_allclose(a.substation_loading_pct, b.substation_loading_pct, rtol=1e-7)
-        assert abs(a.ext_grid_kw - (a.load_kw + a.losses_kw - a.generation_kw)) <= 1e-6 * a.ext_grid_kw
+    lines = sorted(d["element_id"] for *_, d in G.edges(data=True) if d["kind"] == "mv_line")
+    ties = sorted(d["element_id"] for *_, d in G.edges(data=True) if d["kind"] == "tie")
+    for oos, closed in ((set(), set()), ({lines[7]}, set()), ({lines[7]}, {ties[0]})):
+        solver.solve(p, out_of_service=oos, closed_ties=closed)  # first step of a topology: pandapower
+        for scale in (0.7, 1.3):
+            a = solver.solve(p * scale, pv_kw=pv, out_of_service=oos, closed_ties=closed)
+            assert solver.last_method == "fast"
+            b = ref.solve(p * scale, pv_kw=pv, out_of_service=oos, closed_ties=closed)
+            assert ref.last_method == "pandapower"
+            for name in ("ext_grid_kw", "losses_kw", "load_kw", "generation_kw", "vm_min_pu", "vm_max_pu",
+                         "unsupplied_kw"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-7), name
+            np.testing.assert_array_equal(a.unsupplied, b.unsupplied)
+            np.testing.assert_allclose(a.trafo_loading_pct, b.trafo_loading_pct, rtol=1e-7, atol=1e-9)
+            np.testing.assert_allclose(a.line_loading_pct, b.line_loading_pct, rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(a.trafo_vm_pu, b.trafo_vm_pu, rtol=1e-9)
+            np.testing.assert_allclose(a.substation_loading_pct, b.substation_loading_pct, rtol=1e-7)
+            assert abs(a.ext_grid_kw - (a.load_kw + a.losses_kw - a.generation_kw)) <= 1e-6 * a.ext_grid_kw
