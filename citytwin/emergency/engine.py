@@ -129,7 +129,10 @@ class EmergencyEngine:
         self._cost: np.ndarray | None = None
         self._mat: Any = None
         self._mat_rev: Any = None
-        self._ff_rev = self.arrays.matrix(self.arrays.freeflow_s).T.tocsr()
+        self._ff_mat = self.arrays.matrix(self.arrays.freeflow_s)
+        self._ff_rev = self._ff_mat.T.tocsr()
+        self._from_trees: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._ff_from: dict[int, np.ndarray] = {}
         self._tree_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._station_trees: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._post_positions = {s.pos for s in self.stations}
@@ -165,6 +168,7 @@ class EmergencyEngine:
         self._mat_rev = self._mat.T.tocsr()
         self._tree_cache.clear()
         self._station_trees.clear()
+        self._from_trees.clear()
         self._hospital_tree = None
 
     def _tree_to(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,12 +276,49 @@ class EmergencyEngine:
             elif r == 0:
                 rec["status"] = "lost"
 
-    def _eta(self, unit: EmergencyUnit, dist: np.ndarray, i: int, r: int) -> tuple[float, int]:
+    def _tree_from(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        """Forward tree (times, predecessors) from a station post, kept per cost version."""
+        hit = self._from_trees.get(pos)
+        if hit is None:
+            d, p = csgraph.dijkstra(self._mat, directed=True, indices=pos,
+                                    return_predecessors=True)
+            hit = self._from_trees[pos] = (d, p)
+        return hit
+
+    def _travel(self, pos: int, node: int) -> float:
+        """Current travel time from ``pos`` to ``node``: a station's own forward tree when
+        ``pos`` is a post (no search per call), else the incident's reverse tree."""
+        if pos in self._post_positions:
+            return float(self._tree_from(pos)[0][node])
+        return float(self._tree_to(node)[0][pos])
+
+    def _freeflow(self, pos: int, node: int) -> float:
+        if self._cost_is_freeflow:
+            return self._travel(pos, node)
+        if pos in self._post_positions:
+            d = self._ff_from.get(pos)
+            if d is None:
+                d = self._ff_from[pos] = csgraph.dijkstra(self._ff_mat, directed=True, indices=pos)
+            return float(d[node])
+        return float(csgraph.dijkstra(self._ff_rev, directed=True, indices=node)[pos])
+
+    def _route_between(self, pos: int, node: int, depart: float
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        if pos not in self._post_positions:
+            return self._route_to(pos, node, depart)
+        dist, pred = self._tree_from(pos)
+        nodes = [node]
+        while nodes[-1] != pos:
+            nodes.append(int(pred[nodes[-1]]))
+        arr = np.array(nodes[::-1], dtype=np.int64)
+        return arr, depart + dist[arr]
+
+    def _eta(self, unit: EmergencyUnit, i: int, r: int) -> tuple[float, int]:
         pos, offset = unit.position_at(self.now)
         turnout = 0.0
         if unit.state == "available" and unit.route is None:
             turnout = self._turnout(unit, i, r)
-        return offset + turnout + float(dist[pos]), pos
+        return offset + turnout + self._travel(pos, int(self._node[i])), pos
 
     def _turnout(self, unit: EmergencyUnit, i: int, r: int) -> float:
         if self.params.stationary_units:
@@ -287,7 +328,6 @@ class EmergencyEngine:
 
     def _choose(self, i: int, types: tuple[str, ...], r: int) -> EmergencyUnit | None:
         node = int(self._node[i])
-        dist, _ = self._tree_to(node)
         for t in types:  # preferred type first, alternatives only if none is free
             free = [u for u in self.units
                     if u.unit_type == t and u.state in ("available", "returning")]
@@ -298,8 +338,8 @@ class EmergencyEngine:
                 first_due = [u for u in free if u.post_station == zone]
                 if first_due:
                     free = first_due
-            best = min(free, key=lambda u: (self._eta(u, dist, i, r)[0], u.unit_id))
-            if np.isfinite(self._eta(best, dist, i, r)[0]):
+            best = min(free, key=lambda u: (self._eta(u, i, r)[0], u.unit_id))
+            if np.isfinite(self._eta(best, i, r)[0]):
                 return best
         return None
 
@@ -321,21 +361,16 @@ class EmergencyEngine:
 
     def _dispatch(self, unit: EmergencyUnit, i: int, r: int, *, queued_s: float) -> None:
         node = int(self._node[i])
-        dist, _ = self._tree_to(node)
-        eta, pos = self._eta(unit, dist, i, r)
+        eta, pos = self._eta(unit, i, r)
         was_home = unit.state == "available" and unit.route is None
         turnout = self._turnout(unit, i, r) if was_home else 0.0
-        offset = eta - turnout - float(dist[pos])
+        offset = eta - turnout - self._travel(pos, node)
         if self.params.stationary_units:
             travel, turnout, offset = 0.0, 0.0, 0.0
             unit.route = None
         else:
             travel = eta - turnout
-            unit.route = self._route_to(pos, node, self.now + turnout + offset)
-        if self._cost_is_freeflow:
-            ff_dist = dist
-        else:
-            ff_dist = csgraph.dijkstra(self._ff_rev, directed=True, indices=node)
+            unit.route = self._route_between(pos, node, self.now + turnout + offset)
         unit.token += 1
         unit.incident = i
         unit.set_state("dispatched", self.now)
@@ -345,7 +380,8 @@ class EmergencyEngine:
             "incident_id": self._iid[i], "unit_id": unit.unit_id,
             "unit_type": unit.unit_type, "requirement": r, "dispatch_s": self.now,
             "origin_node": self.arrays.node_ids[pos], "turnout_s": turnout, "travel_s": travel,
-            "freeflow_s": offset + float(ff_dist[pos]), "arrive_s": arrive, "queued_s": queued_s,
+            "freeflow_s": offset + self._freeflow(pos, node), "arrive_s": arrive,
+            "queued_s": queued_s,
         })
         self._push(arrive, "arrive_scene", unit.unit_id, unit.token)
         if self.params.move_up and was_home:
@@ -439,8 +475,7 @@ class EmergencyEngine:
             types = requirements_for(rec["type"], rec["priority"],
                                      float(self._levels[i]), self.params)[r]
             if unit.unit_type in types:
-                node = int(self._node[i])
-                if not np.isfinite(self._eta(unit, self._tree_to(node)[0], i, r)[0]):
+                if not np.isfinite(self._eta(unit, i, r)[0]):
                     continue
                 del self._queue[k]
                 self._dispatch(unit, i, r, queued_s=self.now - since)
