@@ -25,3 +25,26 @@ __all__ = [
     "ObservationError",
     "ScenarioError",
 ]
+
+# Scenario API, imported on first use (the domain packages are heavy to import).
+_LAZY = {
+    "Scenario": "citytwin.scenario",
+    "load_scenario": "citytwin.scenario",
+    "CityModel": "citytwin.model",
+    "run_scenario": "citytwin.model",
+    "Results": "citytwin.results",
+    "compare": "citytwin.compare",
+    "run_batch": "citytwin.batch",
+    "run_experiment": "citytwin.experiments",
+    "load_experiment": "citytwin.experiments",
+}
+__all__ += list(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'citytwin' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

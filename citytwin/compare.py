@@ -9,8 +9,11 @@ otherwise Welch's interval is used.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,3 +170,14 @@ def to_wide(table: pd.DataFrame) -> pd.DataFrame:
             if sc != base:
                 out[f"Δ {sc}"].append(_fmt(r["diff"], r["diff_ci_low"], r["diff_ci_high"]))
     return pd.DataFrame(out)
+
+
+class _CallableModule(types.ModuleType):
+    """``citytwin.compare`` is both this module and, called, :func:`compare`: importing the
+    submodule rebinds the package attribute to the module, so the module itself is callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

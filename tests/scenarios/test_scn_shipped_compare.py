@@ -97,3 +97,23 @@ def test_compare_reads_result_dirs_and_rejects_non_results(tmp_path: Path) -> No
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no results"):
         compare([tmp_path / "empty"])
+
+
+def test_shipped_experiment_designs_valid_scenarios() -> None:
+    from citytwin.experiments import design_points, load_experiment, point_scenarios
+
+    exp = load_experiment(ROOT / "scenarios" / "experiments" / "ev_policy.toml")
+    design = design_points(exp)
+    scs = point_scenarios(exp, design)
+    assert len(scs) == exp.samples == len(design)
+    assert {iv.charging for s in scs for iv in s.interventions} == set(design["charging"])
+
+
+def test_package_exposes_the_python_api() -> None:
+    import citytwin
+    import citytwin.compare  # the submodule import must not hide the function
+
+    kpis = _kpis([("a", 0, 1.0), ("b", 0, 3.0)])
+    assert list(citytwin.compare(kpis)["diff"]) == [0.0, 2.0]
+    assert citytwin.run_scenario.__module__ == "citytwin.model"
+    assert citytwin.load_scenario is load_scenario
