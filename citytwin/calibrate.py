@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse, stats
+from scipy import linalg, optimize, sparse, stats
 
 from citytwin.errors import InputError
 
@@ -258,18 +258,35 @@ def adjust_od(
         wc = 1.0 / np.sqrt(np.maximum(np.asarray(Al @ x).ravel(), 1.0))
         M = sparse.vstack([sparse.diags(wc) @ Al, sparse.diags(wd)]).tocsr()
         rhs = np.concatenate([wc * c, wd * dl])
-        res = optimize.lsq_linear(M, rhs, bounds=(lo, np.maximum(hi, lo + 1e-12)),
-                                  lsmr_tol="auto", method="trf", max_iter=500)
-        step = float(np.max(np.abs(res.x - x) / np.maximum(dl, 1e-9)))
-        x, nit = res.x, nit + int(res.nit)
+        new, message = None, "normal equations (no bound active)"
+        if M.shape[1] <= 3000:  # the regularised normal equations are positive definite
+            MtM = (M.T @ M).toarray()
+            Mtb = np.asarray(M.T @ rhs).ravel()
+            cand = np.linalg.solve(MtM, Mtb)
+            if np.all(cand >= lo - 1e-9) and np.all(cand <= hi + 1e-9):
+                new = cand
+            else:  # same objective on the n x n Cholesky factor: a small dense bounded problem
+                L = np.linalg.cholesky(MtM)
+                z = linalg.solve_triangular(L, Mtb, lower=True)
+                res = optimize.lsq_linear(L.T, z, bounds=(lo, np.maximum(hi, lo + 1e-12)),
+                                          method="bvls")
+                new, message = res.x, str(res.message)
+                nit += int(res.nit)
+        if new is None:
+            res = optimize.lsq_linear(M, rhs, bounds=(lo, np.maximum(hi, lo + 1e-12)),
+                                      lsmr_tol="auto", method="trf", max_iter=500)
+            new, message = res.x, str(res.message)
+            nit += int(res.nit)
+        step = float(np.max(np.abs(new - x) / np.maximum(dl, 1e-9)))
+        x = new
         if step < 1e-4:
             break
     g = np.zeros_like(d)
     g[live] = x
     factor = np.ones_like(d)
-    factor[live] = res.x / dl
+    factor[live] = x / dl
     return ODAdjustment(demand=g, factor=factor, modelled=np.asarray(A @ g).ravel(),
-                        iterations=nit, status=str(res.message))
+                        iterations=nit, status=message)
 
 
 def fit_use_multipliers(
