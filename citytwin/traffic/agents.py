@@ -28,6 +28,8 @@ class Vehicle(mesa.Agent):
         self.vehicle_type = vehicle_type
         self._engine = engine
         self.completed: list[int] = []
+        self.current_trip: int | None = None
+        self.departed_at: float | None = None
         self.experienced_s: list[float] = []
 
     @property
@@ -44,7 +46,13 @@ class Vehicle(mesa.Agent):
         o = int(e.route_off[trip_id])
         return e.route_edges[o: o + int(e.route_len[trip_id])].tolist()
 
+    def on_departure(self, trip_id: int, time_s: float) -> None:
+        """Decision point: a trip started (its route was chosen on the shared trees)."""
+        self.current_trip = trip_id
+        self.departed_at = time_s
+
     def on_arrival(self, trip_id: int, time_s: float) -> None:
         """Decision point: a trip ended; remember the experienced time."""
         self.completed.append(trip_id)
+        self.current_trip = None
         self.experienced_s.append(time_s - float(self._engine.depart_t[trip_id]))

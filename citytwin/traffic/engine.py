@@ -106,6 +106,7 @@ class TrafficEngine:
         self._next_record = params.record_interval_s
         self._records: list[pd.DataFrame] = []
         self._arrived_seen = np.zeros(self.n_trips, dtype=bool)
+        self._departed_seen = np.zeros(self.n_trips, dtype=bool)
         self._rng_route = stream(seed, "routing")
         self._create_agents()
 
@@ -290,6 +291,11 @@ class TrafficEngine:
             self._notify_arrivals()
 
     def _notify_arrivals(self) -> None:
+        dep = np.flatnonzero((self.state >= K.WAITING) & ~self._departed_seen)
+        if dep.size:
+            self._departed_seen[dep] = True
+            for k, vid in zip(dep.tolist(), self._trip_vehicle[dep].tolist(), strict=True):
+                self.vehicles[vid].on_departure(k, float(self.depart_t[k]))
         new = np.flatnonzero((self.state == K.ARRIVED) & ~self._arrived_seen)
         if new.size == 0:
             return

@@ -137,3 +137,26 @@ def test_ev_arrivals_and_kpis(city_of):
         (tr.route_length_m / 1000 * np.where(tr.vehicle_type == "ev", 14.0, 170.0)).sum() / 1e6)
     lt = eng.link_travel_times()
     assert lt.shape == (G.number_of_edges(),) and (lt >= eng.ff - 1e-9).all()
+
+
+def test_vehicle_agents_follow_their_plans(city_of):
+    G = grid_roads(4, 4, seed=1)
+    trips = pd.DataFrame({"vehicle_id": [7, 7, 9], "origin_node": [0, 15, 3],
+                          "dest_node": [15, 0, 12], "depart_s": [0.0, 60.0, 30.0]})
+    from citytwin.traffic.engine import TrafficEngine, _StandaloneModel
+
+    model = _StandaloneModel(city_of(G), seed=1, duration_s=3600)
+    eng = TrafficEngine(model, TrafficParams(), trips=trips)
+    v7 = eng.vehicles[7]
+    assert len(model.agents) == 2 and v7 in model.agents
+    assert v7.state == "planned"
+    eng.advance(20)
+    assert v7.state == "driving" and v7.current_trip == 0
+    eng.advance(3600)
+    assert v7.state == "done" and len(v7.experienced_s) == 2
+    tab = eng.trips_table().set_index("trip_id")
+    # the return trip left only after the first arrived (a chain), at its planned time or later
+    assert tab.loc[1, "depart_s"] >= max(60.0, tab.loc[0, "arrive_s"])
+    assert v7.experienced_s[0] == tab.loc[0, "arrive_s"] - tab.loc[0, "depart_s"]
+    route = v7.route(0)
+    assert eng.arrays.edge_from[route[0]] == eng.arrays.node_pos(0)
