@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from pathlib import Path
 from typing import Any
 
 import mesa
@@ -54,6 +55,18 @@ def _gamma(rng: np.random.Generator, cv: float, size: int) -> np.ndarray:
     return rng.gamma(k, 1.0 / k, size=size)
 
 
+def _read_log(path: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise InputError([f"incident_log: file not found: {p}"], source="EmergencyParams")
+    if p.suffix.lower() == ".csv":
+        return pd.read_csv(p)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    raise InputError([f"incident_log: {p.name}: expected a .csv or .parquet file"],
+                     source="EmergencyParams")
+
+
 class EmergencyEngine:
     """Engine protocol: ``advance(until_s)``, ``tables()``, ``kpis()``.
 
@@ -87,11 +100,14 @@ class EmergencyEngine:
                       for s in specs]
         self.types_present = {u.unit_type for u in self.units}
         # incidents (candidates when generated; a replayed log is never thinned)
+        source = "incident table"
+        if incidents is None and params.incident_log is not None:
+            incidents, source = _read_log(params.incident_log), params.incident_log
         if incidents is not None:
             inc = read_incidents(
                 incidents, buildings=city.buildings, node_xy=(self.arrays.x, self.arrays.y),
                 node_pos=self.node_pos, crs=getattr(city, "crs", None),
-                duration_s=self.duration_s, start=getattr(model, "start", None))
+                duration_s=self.duration_s, start=getattr(model, "start", None), source=source)
             inc["keep_u"] = -1.0
         elif params.generate_incidents:
             inc = generate_incidents(city.buildings, params, seed=self.seed,

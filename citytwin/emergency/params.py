@@ -82,6 +82,7 @@ class EmergencyParams(_Frozen):
     closed_stations: tuple[int, ...] = ()  # facility ids
     # --- incidents ----------------------------------------------------------------------
     generate_incidents: bool = True
+    incident_log: str | None = None  # .csv/.parquet to replay instead (see read_incidents)
     medical_per_resident_year: float = Field(default=0.12, ge=0)
     medical_per_job_year: float = Field(default=0.03, ge=0)
     fire_per_resident_year: float = Field(default=0.0015, ge=0)

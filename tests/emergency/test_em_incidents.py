@@ -114,3 +114,20 @@ def test_timestamps_need_a_start(city) -> None:
         _read(city, table)
     out = _read(city, table, start=pd.Timestamp("2026-01-01"))
     assert out["time_s"].tolist() == [3600.0]
+
+
+def test_incident_log_from_params_file(city, tmp_path) -> None:
+    from citytwin.emergency import run_emergency
+
+    path = tmp_path / "log.csv"
+    pd.DataFrame({"time_s": [60.0, 120.0], "type": ["fire", "medical"],
+                  "building_id": [1, 2]}).to_csv(path, index=False)
+    eng = run_emergency(city, EmergencyParams(incident_log=str(path)), seed=1)
+    assert eng.tables()["incidents"]["time_s"].tolist() == [60.0, 120.0]
+    with pytest.raises(InputError, match="incident_log: file not found"):
+        run_emergency(city, EmergencyParams(incident_log=str(tmp_path / "nope.csv")), seed=1)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"time_s": [1.0], "type": ["fire"], "building_id": [1], "x1": [0]}).to_csv(
+        bad, index=False)
+    with pytest.raises(InputError, match=r"bad\.csv: unknown column"):
+        run_emergency(city, EmergencyParams(incident_log=str(bad)), seed=1)
