@@ -301,8 +301,9 @@ class EnergyEngine:
         self.last_demand_kw = np.zeros(self.n)
         self._unsupplied = np.zeros(self.n, bool)
         self._rec: dict[str, list[float]] = {}
-        self._assets: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self._assets: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._asset_ids: tuple[np.ndarray, np.ndarray] | None = None
+        self._trafo_kinds: np.ndarray | None = None
         self._use_kwh = np.zeros(len(USES))
         self._served_use_kwh = np.zeros(len(USES))
         self._trafo_over_h = 0.0
@@ -369,21 +370,22 @@ class EnergyEngine:
     def _keep_assets(self, t0: float, flow: Any, tr_load: np.ndarray | None = None) -> None:
         """Per-asset values of one step, kept as arrays (the table is built in ``tables``)."""
         if flow is None:
-            if self._asset_ids is None:
-                self._asset_ids = (self.trafo_ids, np.full(self.trafo_ids.size, "transformer"))
-            self._assets.append((t0, tr_load, np.full(self.trafo_ids.size, np.nan)))
+            if self._trafo_kinds is None:
+                self._trafo_kinds = np.full(self.trafo_ids.size, "transformer", dtype=object)
+            self._assets.append((t0, self.trafo_ids, self._trafo_kinds, tr_load,
+                                 np.full(self.trafo_ids.size, np.nan)))
             return
         parts = ((flow.trafo_loading_pct, "transformer"), (flow.line_loading_pct, "line"),
                  (flow.substation_loading_pct, "substation"))
         if self._asset_ids is None:
             ids = np.concatenate([np.asarray(s.index, dtype=object) for s, _ in parts])
-            kinds = np.concatenate([np.full(len(s), k) for s, k in parts])
+            kinds = np.concatenate([np.full(len(s), k, dtype=object) for s, k in parts])
             self._asset_ids = (ids, kinds)
         load = np.concatenate([s.to_numpy(float) for s, _ in parts])
         vm = np.full(load.size, np.nan)
         vm[: len(flow.trafo_loading_pct)] = flow.trafo_vm_pu.reindex(
             flow.trafo_loading_pct.index).to_numpy(float)
-        self._assets.append((t0, load, vm))
+        self._assets.append((t0, *self._asset_ids, load, vm))
 
     def _record(self, name: str, value: float) -> None:
         self._rec.setdefault(name, []).append(float(value))
@@ -407,7 +409,16 @@ class EnergyEngine:
             failed, ties, unsup = st.out_of_service, st.closed_ties, np.asarray(st.unsupplied, bool)
         flow = None
         if self.solver is not None:
-            flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed, closed_ties=ties)
+            try:
+                flow = self.solver.solve(demand, pv_kw=pv, out_of_service=failed,
+                                         closed_ties=ties)
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failed power flow must not end the run
+                log.warning("energy step %d (t=%.0f s): power flow failed (%s: %s); transformer "
+                            "loading estimated from the aggregated demand", k, t0,
+                            type(exc).__name__, exc)
+        if flow is not None:
             unsup = unsup | np.asarray(flow.unsupplied, bool)
             tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
             self._keep_assets(t0, flow)
@@ -468,6 +479,11 @@ class EnergyEngine:
                             np.nanmax(tr_load) if np.isfinite(tr_load).any() else float("nan"))
         else:
             rec("grid_import_kw", (demand - pv)[served].sum())
+            if self.solver is not None:  # the power flow raised: keep the columns aligned
+                for name in ("losses_kw", "min_vm_pu", "max_vm_pu", "max_line_loading_pct",
+                             "voltage_violations"):
+                    rec(name, float("nan"))
+                rec("converged", 0.0)
 
     # ------------------------------------------------------------------ contract outputs
     def unsupplied_buildings(self) -> np.ndarray:
@@ -490,14 +506,14 @@ class EnergyEngine:
             ts = wide.melt(id_vars="time_s", var_name="series", value_name="value")
             ts = ts[["series", "time_s", "value"]]
         cols = ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]
-        if self._assets and self._asset_ids is not None:
-            ids, kinds = self._asset_ids
-            m = len(self._assets)
+        if self._assets:
+            a = self._assets
             assets = pd.DataFrame({
-                "asset_id": np.tile(ids, m), "kind": np.tile(kinds, m),
-                "time_s": np.repeat([a[0] for a in self._assets], ids.size),
-                "loading_pct": np.concatenate([a[1] for a in self._assets]),
-                "vm_pu": np.concatenate([a[2] for a in self._assets])})
+                "asset_id": np.concatenate([x[1] for x in a]),
+                "kind": np.concatenate([x[2] for x in a]),
+                "time_s": np.concatenate([np.full(x[1].size, x[0]) for x in a]),
+                "loading_pct": np.concatenate([x[3] for x in a]),
+                "vm_pu": np.concatenate([x[4] for x in a])})
         else:
             assets = pd.DataFrame(columns=cols)
         out = {"timeseries": ts, "assets": assets, "ev_sessions": self.ev.sessions()}

@@ -258,3 +258,18 @@ def test_weather_csv_param_used_and_coverage_checked(tmp_path):
     pd.DataFrame({"time": times[:5], "temp_c": 30.0}).to_csv(short, index=False)
     with pytest.raises(InputError, match="weather covers"):
         EnergyEngine(_model(_city()), EnergyParams(**NO_PF, weather=str(short)))
+
+
+def test_whole_grid_outage_with_power_flow_does_not_end_the_run(tiny_city):
+    p = EnergyParams(power_flow_numba=False,
+                     failures=[{"asset_id": "sub0", "start_s": 3600.0, "duration_s": 3600.0}])
+    e = run_energy(tiny_city, p, seed=1, start="2026-07-01 16:00", duration_s=3 * 3600)
+    w = e.series().set_index("time_s")
+    n = len(tiny_city.buildings)
+    assert (w.loc[3600.0:6300.0, "unsupplied_buildings"] == n).all()
+    assert (w.loc[:2700.0, "unsupplied_buildings"] == 0).all()
+    assert (w.loc[7200.0:, "converged"] == 1).all()
+    k = e.kpis()
+    assert k["energy_not_served_kwh"] == pytest.approx(w.loc[3600.0:6300.0, "demand_kw"].sum() * 0.25)
+    a = e.tables()["assets"]
+    assert a["time_s"].nunique() == 12
