@@ -154,6 +154,18 @@ def coincident_kw(p_inst_kw: np.ndarray, n_consumers: np.ndarray, cls: np.ndarra
     return total
 
 
+_F_BY_CODE = np.array([COINCIDENCE_F[c] for c in _CLASSES])
+
+
+def _coincident_codes(p_inst_kw: np.ndarray, n_consumers: np.ndarray, code: np.ndarray) -> float:
+    """:func:`coincident_kw` with integer class codes (index into ``_CLASSES``), vectorized."""
+    p = np.bincount(code, weights=p_inst_kw, minlength=len(_CLASSES))
+    n = np.bincount(code, weights=n_consumers, minlength=len(_CLASSES))
+    ok = n > 0
+    f = _F_BY_CODE[ok]
+    return float(np.sum(p[ok] * (f + (1.0 - f) * n[ok] ** -0.75)))
+
+
 def transformer_size_kva(load_kva: float, *, reserve: float = RESERVE) -> tuple[int, int]:
     """(rated_kva, parallel units): the smallest standard size with size·(1−reserve) ≥ load."""
     for s in TRANSFORMER_SIZES_KVA:
@@ -255,13 +267,13 @@ def _split(idx: np.ndarray, xy: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, 
     return idx[order[:k]], idx[order[k:]]
 
 
-def _areas(xy: np.ndarray, p_inst: np.ndarray, n_cons: np.ndarray, cls: np.ndarray) -> list[np.ndarray]:
+def _areas(xy: np.ndarray, p_inst: np.ndarray, n_cons: np.ndarray, code: np.ndarray) -> list[np.ndarray]:
     """Recursive bisection into transformer areas (load and radius limits)."""
     done: list[np.ndarray] = []
     todo = [np.arange(len(xy))]
     while todo:
         idx = todo.pop()
-        load = coincident_kw(p_inst[idx], n_cons[idx], cls[idx]) / COS_PHI
+        load = _coincident_codes(p_inst[idx], n_cons[idx], code[idx]) / COS_PHI
         if len(idx) == 1:
             done.append(idx)
             continue
@@ -495,12 +507,13 @@ def build_power_graph(
     tr_used: set[int] = set()
 
     # 1-4: transformer areas, sites, sizes
-    areas = _areas(bxy, p_inst, n_cons, cls)
+    code = pd.Index(_CLASSES).get_indexer(cls).astype(np.int64)
+    areas = _areas(bxy, p_inst, n_cons, code)
     trafos: list[dict[str, Any]] = []
     b_trafo = np.empty(len(bids), dtype=np.int64)
     design_kw = np.zeros(len(bids))
     for k, idx in enumerate(areas):
-        p_kw = coincident_kw(p_inst[idx], n_cons[idx], cls[idx])
+        p_kw = _coincident_codes(p_inst[idx], n_cons[idx], code[idx])
         s_kva = p_kw / COS_PHI
         rated, parallel = transformer_size_kva(s_kva)
         ctr = np.average(bxy[idx], axis=0, weights=p_inst[idx] + 1e-9)
