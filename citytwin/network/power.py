@@ -21,16 +21,21 @@ the way the field does it (pylovo, ding0):
 5. **Substations**: the city's own (power layer rows with ``power == "substation"`` that are
    not ``minor_distribution``), else one per ~10k buildings at load-weighted centres (weighted
    k-means with a deterministic start). Each transformer is fed from its nearest substation.
-6. **MV feeders along streets**: per substation, a Steiner tree over the (undirected) road
-   graph spanning the substation's road node and its transformers' road nodes (Mehlhorn's
-   2-approximation: the MST of the metric closure restricted to Voronoi-adjacent terminals,
-   expanded to road paths, pruned). Chains of road nodes without a branch or a transformer are
-   contracted into one ``mv_line`` edge whose ``length_m`` is the sum of the road lengths.
-   Each edge gets ``n_cables`` parallel cable systems sized from the coincident load below it.
-7. **Tie switches**: a few normally-open ``tie`` edges between feeder ends of different feeders
-   (or substations) that lie close together, for restoration after a fault.
+6. **MV feeders along streets**: a substation's transformers are split into feeders by bearing
+   from the substation (angular sweep), each feeder closed before its design load exceeds 60 % of
+   one NA2XS2Y 1x240 cable's rating (≈ 8.8 MVA at 20 kV). Each feeder is a Steiner tree over the
+   (undirected) road graph spanning the substation's road node and its transformers' road nodes
+   (Mehlhorn's 2-approximation: the MST of the metric closure restricted to Voronoi-adjacent
+   terminals, expanded to road paths, pruned). Chains of road nodes without a branch or a
+   transformer are contracted into one ``mv_line`` edge whose ``length_m`` is the sum of the road
+   lengths. Feeders of one substation may run along the same street (separate cables).
+7. **Tie switches**: a few normally-open ``tie`` edges between feeder ends that are close in
+   space (≤ 1.5 km × 1.3 detour) but far apart along the radial grid (≥ 3× the tie and 300 m
+   more, or under different substations), for restoration after a fault.
 8. **LV**: one ``service`` edge from every building to its transformer (LV aggregated per
-   transformer area: the LV feeder itself is not modelled).
+   transformer area: the LV feeder itself is not modelled; ``lv_line`` edges are not used).
+   Building nodes carry ``customers`` (dwellings, or 1), ``p_inst_kw`` and ``design_kw`` (their
+   share of the area's coincident load).
 
 OSM transformer stations (``power=substation`` + ``substation=minor_distribution`` or
 ``power=transformer``) are used as transformer sites where present: an area takes the OSM site
