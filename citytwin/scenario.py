@@ -485,38 +485,22 @@ PARAM_INTERVENTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _edge_index(city: Any) -> tuple[set[int], set[str]]:
-    ids: set[int] = set()
-    names: set[str] = set()
-    for _u, _v, data in city.roads.edges(data=True):
-        ids.add(int(data.get("edge_id", -1)))
-        name = data.get("name", "")
-        if isinstance(name, list | tuple):
-            names.update(str(n) for n in name)
-        elif name:
-            names.add(str(name))
-    return ids, names
-
-
 def check_interventions(scenario: Scenario, city: Any) -> None:
     """Check every intervention against the city (roads, stations, assets); all problems at once."""
     problems: list[str] = []
     ivs = scenario.interventions
     on = set(scenario.domains())
-    if any(isinstance(iv, ROAD_INTERVENTIONS) for iv in ivs):
-        ids, names = _edge_index(city)
     for i, iv in enumerate(ivs):
         key = f"interventions[{i}]"
         if isinstance(iv, ROAD_INTERVENTIONS):
-            if iv.street is not None and iv.street not in names:
-                close = sorted(n for n in names if iv.street.lower()[:4] in n.lower())[:5]
-                hint = f"; similar: {close}" if close else ""
-                problems.append(f"{key}.street: no road named {iv.street!r} in city "
-                                f"{city.name!r}{hint}")
-            bad = [e for e in iv.edges if e not in ids]
-            if bad:
-                problems.append(f"{key}.edges: edge ids {bad[:10]} do not exist "
-                                f"(expected 0..{max(ids) if ids else -1})")
+            from citytwin.network.edits import select_links
+
+            try:
+                select_links(city.roads, edges=iv.edges, street=iv.street)
+            except ValueError as exc:
+                field = "street" if iv.street is not None else "edges"
+                for p in getattr(exc, "problems", [str(exc)]):
+                    problems.append(f"{key}.{field}: {p} in city {city.name!r}")
         needs = PARAM_INTERVENTIONS.get(iv.type, ())
         if needs and not on.intersection(needs):
             sections = " or ".join(f"[{d}]" for d in needs)
@@ -586,13 +570,9 @@ def apply_interventions(city: Any, scenario: Scenario) -> Any:
 
 
 def _apply_road(city: Any, iv: Any) -> Any:
-    try:
-        from citytwin.network import edits  # noqa: F401
-    except ImportError:
-        raise ScenarioError(
-            f"{iv.type}: road interventions need citytwin.network.edits, which is not "
-            "available in this installation", source="interventions") from None
-    raise NotImplementedError  # replaced when citytwin.network.edits lands
+    from citytwin.network import edits  # the traffic engineer's City -> City road edits
+
+    return edits.apply_intervention(city, iv)
 
 
 def domain_params(scenario: Scenario, domain: str, city: Any = None) -> Any:

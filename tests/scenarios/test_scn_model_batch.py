@@ -165,3 +165,18 @@ def test_sigkilled_batch_resumes_without_redoing_finished_runs(tiny_city_path, t
         assert (out / name / "manifest.json").stat().st_mtime_ns == mtime
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     assert len(report.paths) == n
+
+
+def test_road_interventions_make_a_new_city(tiny_city_path, tiny_city) -> None:
+    sc = _scenario(tiny_city_path, interventions=[
+        {"type": "close_road", "street": "Arterial H0"},
+        {"type": "change_speed", "edges": [0], "speed_kph": 7},
+    ])
+    model = CityModel(sc, city=tiny_city)
+    closed = [d for *_, d in model.city.roads.edges(data=True) if d.get("closed")]
+    assert closed and all(d["name"] == "Arterial H0" for d in closed)
+    assert all(d["capacity_vph"] == 0 for d in closed)
+    e0 = next(d for *_, d in model.city.roads.edges(data=True) if d["edge_id"] == 0)
+    assert e0["speed_kph"] == 7
+    # the input city is untouched (interventions are pure City -> City)
+    assert not any(d.get("closed") for *_, d in tiny_city.roads.edges(data=True))

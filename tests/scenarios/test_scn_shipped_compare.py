@@ -20,6 +20,7 @@ SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 def test_shipped_scenarios_exist() -> None:
     names = {p.stem for p in SHIPPED}
     assert {"baseline", "ev_40", "new_fire_station", "heat_wave", "substation_outage",
+            "close_mannerheimintie",
             "combined"} <= names
 
 
