@@ -672,3 +672,20 @@ def incident_param_updates(params: object, multipliers: Mapping[str, float]) -> 
             if hasattr(params, name):
                 out[name] = float(getattr(params, name)) * float(k)
     return out
+
+
+def counts_from_links(links: pd.DataFrame, counts: pd.DataFrame, *, interval_s: float
+                      ) -> np.ndarray:
+    """Modelled flow (veh/h) per count from a traffic ``links`` table (``edge_id``, ``time_s`` =
+    end of a recording interval of ``interval_s``, ``volume`` = vehicles that entered in it;
+    absent rows are zero), pro rata where an interval straddles a count bin."""
+    k = pd.DataFrame({"k": np.arange(len(counts)), "edge_id": counts["edge_id"].to_numpy(),
+                      "s": counts["start_s"].to_numpy(float), "e": counts["end_s"].to_numpy(float)})
+    lk = links.loc[links["edge_id"].isin(k["edge_id"]), ["edge_id", "time_s", "volume"]]
+    m = k.merge(lk, on="edge_id")
+    lo = np.maximum(m["s"].to_numpy(), m["time_s"].to_numpy() - interval_s)
+    hi = np.minimum(m["e"].to_numpy(), m["time_s"].to_numpy())
+    share = np.clip(hi - lo, 0.0, None) / interval_s
+    vol = np.zeros(len(counts))
+    np.add.at(vol, m["k"].to_numpy(), m["volume"].to_numpy(float) * share)
+    return vol * 3600.0 / (k["e"] - k["s"]).to_numpy()

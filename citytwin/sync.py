@@ -449,11 +449,14 @@ def calibrate_scenario(
     od: bool = True,
     zone_m: float = 1000.0,
     response: bool = True,
+    verify: bool = False,
 ) -> CalibrationReport:
     """Calibrate a scenario (object or TOML path) to an observation folder; write to ``out``:
     ``<name>_calibrated.toml`` (``extends`` the original, overriding the fitted parameters),
     ``report.json``, ``report.md`` and the per-record fit tables (``counts_fit.parquet``,
     ``meters_fit.parquet``, ``od_factors.parquet``, ``rejected_<kind>.parquet``).
+    ``verify`` also runs the traffic engine (queues, congestion) on the modelled and on the
+    calibrated trips and reports the GEH of its link volumes (``engine_before``/``engine_after``).
     """
     from citytwin import calibrate as cal
     from citytwin.model import load_city
@@ -478,6 +481,8 @@ def calibrate_scenario(
                    "after": t.after, "od": od, "zone_m": zone_m, "n_trips": len(trips),
                    "model": "fastest-path (free-flow) assignment of the scenario's trips"}
         updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * t.scale)}
+        if verify:
+            traffic.update(_verify_traffic(spec, city, params, trips, t, obs["counts"].table))
         t.counts.to_parquet(out / "counts_fit.parquet")
         t.cells.assign(origin=t.cells["origin"].astype(str), dest=t.cells["dest"].astype(str)
                        ).to_parquet(out / "od_factors.parquet")
@@ -523,6 +528,24 @@ def calibrate_scenario(
                                      encoding="utf-8")
     (out / "report.md").write_text(_markdown(report), encoding="utf-8")
     return report
+
+
+def _verify_traffic(spec: Any, city: Any, params: Any, trips: pd.DataFrame, t: Any,
+                    counts: pd.DataFrame) -> dict[str, Any]:
+    """GEH of the traffic engine's link volumes before / after calibration."""
+    from citytwin import calibrate as cal
+    from citytwin.traffic.engine import run_traffic
+
+    obs = counts["flow_vph"].to_numpy(float)
+    out: dict[str, Any] = {}
+    calibrated = cal.reweight_trips(trips, t.trip_factors(trips), seed=int(spec.seed))
+    for name, tr in (("engine_before", trips), ("engine_after", calibrated)):
+        eng = run_traffic(city, params, seed=int(spec.seed), trips=tr.reset_index(drop=True),
+                          duration_s=spec.duration_s)
+        mod = cal.counts_from_links(eng.tables()["links"], counts,
+                                    interval_s=params.record_interval_s)
+        out[name] = cal.traffic_fit(mod, obs)
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -583,6 +606,10 @@ def _markdown(r: CalibrationReport) -> str:
                 "", f"- before: {_fmt_fit(t['before'], keys)}",
                 f"- after scale: {_fmt_fit(t['after_scale'], keys)}",
                 f"- after: {_fmt_fit(t['after'], keys)}"]
+        if "engine_after" in t:
+            out += ["", "Check with the traffic engine (queues and congestion):", "",
+                    f"- engine before: {_fmt_fit(t['engine_before'], keys)}",
+                    f"- engine after: {_fmt_fit(t['engine_after'], keys)}"]
     if r.energy:
         e = r.energy
         keys = ("n", "p", "cv_rmse_pct", "nmbe_pct", "meets_ashrae14")

@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--zone-m", type=float, default=1000.0, help="OD zone grid size, m")
     p.add_argument("--no-response", action="store_true",
                    help="skip the emergency run that gives modelled response times")
+    p.add_argument("--verify", action="store_true",
+                   help="also run the traffic engine before/after and report its GEH")
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("sync", help="replay an observation feed through the twin, step by step")
@@ -44,7 +46,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     spec = load_scenario(args.scenario)
     out = args.out or Path("results") / "calibration" / spec.name
     rep = calibrate_scenario(spec, args.observations, out=out, od=not args.no_od,
-                             zone_m=args.zone_m, response=not args.no_response)
+                             zone_m=args.zone_m, response=not args.no_response,
+                             verify=args.verify)
     for kind, s in rep.observations.items():
         print(f"{kind}: {s['accepted']} of {s['read']} records used, {s['rejected']} rejected"
               + (f" {s['rejected_by_reason']}" if s["rejected"] else ""))
@@ -53,6 +56,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"traffic: demand x{rep.traffic['scale']:.3f}; GEH<5 share "
               f"{b['share_geh_lt5']:.0%} -> {a['share_geh_lt5']:.0%} "
               f"({'meets' if a['meets_dmrb'] else 'fails'} DMRB > 85 %)")
+        if "engine_after" in rep.traffic:
+            eb, ea = rep.traffic["engine_before"], rep.traffic["engine_after"]
+            print(f"traffic engine check: GEH<5 share {eb['share_geh_lt5']:.0%} -> "
+                  f"{ea['share_geh_lt5']:.0%}, total ratio {eb['total_ratio']:.2f} -> "
+                  f"{ea['total_ratio']:.2f}")
     if rep.energy:
         b, a = rep.energy["before"], rep.energy["after"]
         print(f"energy: CV(RMSE) {b['cv_rmse_pct']:.1f} % -> {a['cv_rmse_pct']:.1f} %, NMBE "

@@ -148,8 +148,8 @@ def traffic_world(world):
 def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
     d, _, spec, obs, trips = traffic_world
     out = d / "traffic_out"
-    assert main(["calibrate", str(d / "traffic.toml"), str(obs), "--out", str(out)]) == 0, \
-        capsys.readouterr()
+    assert main(["calibrate", str(d / "traffic.toml"), str(obs), "--out", str(out),
+                 "--verify"]) == 0, capsys.readouterr()
     rep = json.loads((out / "report.json").read_text())
     # stated tolerance: the demand scale within 5 % of the truth
     assert rep["traffic"]["scale"] == pytest.approx(TRUE_DEMAND, rel=0.05)
@@ -157,6 +157,10 @@ def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
     assert rep["traffic"]["after"]["meets_dmrb"]
     # the OD step keeps the total (a count-weighted fit would pull low counts down)
     assert rep["traffic"]["after"]["total_ratio"] == pytest.approx(1.0, abs=0.05)
+    # the queue engine agrees: calibrated trips bring its link volumes to the counts' total
+    eb, ea = rep["traffic"]["engine_before"], rep["traffic"]["engine_after"]
+    assert abs(ea["total_ratio"] - 1) < abs(eb["total_ratio"] - 1)
+    assert ea["total_ratio"] == pytest.approx(1.0, abs=0.1)
     cal = load_scenario(out / "traffic_calibrated.toml")
     assert cal.traffic.demand_scale == pytest.approx(rep["traffic"]["scale"])
     assert cal.traffic.sample == 1.0

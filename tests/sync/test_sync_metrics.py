@@ -103,3 +103,16 @@ def test_use_multipliers_and_incident_rates():
         "fire": 2.0, "medical": 0.75}
     with pytest.raises(InputError, match="expects none"):
         fit_incident_rates({"fire": 2}, {"fire": 0.0})
+
+
+def test_counts_from_links_pro_rata():
+    import pandas as pd
+
+    from citytwin.calibrate import counts_from_links
+
+    links = pd.DataFrame({"edge_id": [3, 3, 3, 4], "time_s": [900.0, 1800.0, 2700.0, 900.0],
+                          "volume": [10.0, 20.0, 30.0, 99.0]})
+    counts = pd.DataFrame({"edge_id": [3, 3, 5], "start_s": [0.0, 450.0, 0.0],
+                           "end_s": [1800.0, 1350.0, 900.0]})
+    # [0, 1800): 10 + 20 = 30 veh in 0.5 h; [450, 1350): half of each = 15 veh in 0.25 h; 5: none
+    assert counts_from_links(links, counts, interval_s=900.0).tolist() == [60.0, 60.0, 0.0]
