@@ -102,6 +102,9 @@ class EnergyParams(BaseModel):
     power_flow: bool = True
     power_flow_numba: bool = Field(default=True, description="pandapower's numba JIT: ~3-4 s "
                                    "once per process, faster steps on large grids")
+    timezone: str | None = Field(default="Europe/Helsinki", description="local clock of the "
+                                 "simulation (DST applied) for the sun's position; None: "
+                                 "standard time from the longitude")
     site_lat: float | None = Field(default=None, ge=-90, le=90)
     site_lon: float | None = Field(default=None, ge=-180, le=180)
 
@@ -227,7 +230,8 @@ class EnergyEngine:
             else PVFleet(kwp=np.zeros(self.n), orientation=np.full(self.n, -1))
         if self.pv.adopters.size:
             lat, lon = _site(city, params)
-            self.pv_profile = clear_sky_kw_per_kwp(mids, lat=lat, lon=lon, temp_c=self.temp_c)
+            self.pv_profile = clear_sky_kw_per_kwp(mids, lat=lat, lon=lon, temp_c=self.temp_c,
+                                                   tz=params.timezone)
             self.pv_profile *= params.pv_sky_factor
         else:
             self.pv_profile = np.zeros((1, self.n_steps))

@@ -56,17 +56,24 @@ def clear_sky_kw_per_kwp(
     lon: float,
     temp_c: np.ndarray | None = None,
     utc_offset_h: float | None = None,
+    tz: str | None = None,
     assumptions: PVAssumptions = PVAssumptions(),
 ) -> np.ndarray:
-    """(len(ORIENTATIONS), T) AC output in kW per installed kWp at ``times`` (naive local
-    standard time, UTC + ``utc_offset_h``, default round(lon / 15)), under a clear sky."""
+    """(len(ORIENTATIONS), T) AC output in kW per installed kWp at ``times``, under a clear sky.
+
+    ``times`` are naive local clock times: in time zone ``tz`` (e.g. ``"Europe/Helsinki"``,
+    daylight saving time applied) when given, else standard time UTC + ``utc_offset_h``
+    (default round(lon / 15))."""
     import pvlib
 
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InputError([f"PV site lat/lon out of range: ({lat}, {lon})"])
-    off = round(lon / 15.0) if utc_offset_h is None else utc_offset_h
-    utc = times - pd.Timedelta(hours=off)
-    utc = utc.tz_localize("UTC")
+    if tz is not None:
+        utc = times.tz_localize(tz, ambiguous=np.zeros(len(times), bool),
+                                nonexistent="shift_forward").tz_convert("UTC")
+    else:
+        off = round(lon / 15.0) if utc_offset_h is None else utc_offset_h
+        utc = (times - pd.Timedelta(hours=off)).tz_localize("UTC")
     loc = pvlib.location.Location(lat, lon, tz="UTC")
     sol = loc.get_solarposition(utc)
     cs = loc.get_clearsky(utc, model="ineichen", solar_position=sol)

@@ -71,3 +71,14 @@ def test_bad_share_and_site():
         pv_fleet(b, share=1.5, seed=0)
     with pytest.raises(InputError, match="lat/lon"):
         clear_sky_kw_per_kwp(pd.date_range("2026-01-01", periods=2, freq="h"), lat=95, lon=0)
+
+
+def test_local_clock_with_daylight_saving_shifts_summer_noon():
+    idx = pd.date_range("2026-06-21", periods=96, freq="15min") + pd.Timedelta(minutes=7.5)
+    std = clear_sky_kw_per_kwp(idx, **HEL)[1]
+    dst = clear_sky_kw_per_kwp(idx, **HEL, tz="Europe/Helsinki")[1]
+    assert int(np.argmax(dst)) - int(np.argmax(std)) == 4  # one hour later on the clock
+    np.testing.assert_allclose(dst[4:], std[:-4], atol=1e-9)
+    jan = pd.date_range("2026-01-15", periods=96, freq="15min")
+    np.testing.assert_allclose(clear_sky_kw_per_kwp(jan, **HEL, tz="Europe/Helsinki"),
+                               clear_sky_kw_per_kwp(jan, **HEL), atol=1e-9)
