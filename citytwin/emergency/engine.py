@@ -123,6 +123,8 @@ class EmergencyEngine:
         self._kind = self.inc["type"].astype(str).to_numpy()
         self._prio = self.inc["priority"].to_numpy(dtype=np.int64)
         self._bid = self.inc["building_id"].to_numpy(dtype=np.int64)
+        # row of each incident's building in city.buildings (-1: a replayed point, no building)
+        self._brow = np.asarray(city.buildings.index.get_indexer(self._bid), dtype=np.int64)
         self._node = self.inc["node"].to_numpy(dtype=np.int64)
         self._levels = self.inc["levels"].to_numpy(dtype=float)
         self._keep_u = self.inc["keep_u"].to_numpy(dtype=float)
@@ -266,7 +268,7 @@ class EmergencyEngine:
         m = self.params.outage_rate_multiplier
         out = False
         if unsupplied is not None:
-            b = int(self._bid[i])
+            b = int(self._brow[i])
             out = 0 <= b < unsupplied.shape[0] and bool(unsupplied[b])
         return u < (m if out else 1.0) / max(1.0, m)
 
