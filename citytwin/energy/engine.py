@@ -350,9 +350,11 @@ class EnergyEngine:
     # ------------------------------------------------------------------ stepping
     def _new_arrivals(self, t0: float, t1: float) -> None:
         if self._traffic_ev:
-            arr = self.model.traffic.ev_arrivals(self._ev_since, t1)
+            tr = self.model.traffic
+            arr = tr.ev_arrivals(self._ev_since, t1)
             self._ev_since = t1
-            self.ev.add(arr)
+            sample = float(getattr(getattr(tr, "params", None), "sample", 1.0) or 1.0)
+            self.ev.add(arr, weight=1.0 / sample)  # a traffic sample: each EV stands for 1/sample
         elif self._arrivals is not None:
             a = self._arrivals
             end = int(np.searchsorted(a["arrive_s"].to_numpy(), t1, side="left"))

@@ -125,8 +125,13 @@ class ChargingState:
         self.sessions_table_parts: list[pd.DataFrame] = []
 
     # -- sessions ----------------------------------------------------------------------------
-    def add(self, arrivals: pd.DataFrame) -> int:
-        """Add sessions for ``arrivals`` (contract columns). Returns the number of sessions."""
+    def add(self, arrivals: pd.DataFrame, *, weight: float = 1.0) -> int:
+        """Add sessions for ``arrivals`` (contract columns). Returns the number of sessions.
+
+        ``weight``: vehicles each arrival stands for (1 / the traffic sample share): a session
+        then charges that many identical cars (energy and power scaled)."""
+        if not weight > 0:
+            raise InputError([f"EV arrival weight must be > 0, got {weight}"])
         if arrivals is None or len(arrivals) == 0:
             return 0
         problems = validate_arrivals(arrivals, building_ids=self.building_ids)
@@ -189,15 +194,16 @@ class ChargingState:
         pos = self._pos.get_indexer(df["building_id"].to_numpy()[idx])
         add = {
             "pos": pos.astype(float), "plug_in": plug_in, "plug_out": plug_out,
-            "need": need[idx], "remaining": need[idx].copy(),
-            "pmax": np.where(is_home, a.home_kw, a.work_kw), "home": is_home.astype(float),
+            "need": need[idx] * weight, "remaining": need[idx] * weight,
+            "pmax": np.where(is_home, a.home_kw, a.work_kw) * weight,
+            "home": is_home.astype(float),
         }
         for k, v in add.items():
             self._s[k] = np.concatenate([self._s[k], v])
         self.sessions_table_parts.append(pd.DataFrame({
             "vehicle_id": vid[idx], "building_id": df["building_id"].to_numpy()[idx],
             "arrive_s": arr, "plug_in_s": plug_in, "plug_out_s": plug_out,
-            "soc_arrival": soc_arr[idx], "need_kwh": need[idx],
+            "soc_arrival": soc_arr[idx], "vehicles": weight, "need_kwh": need[idx] * weight,
             "charger": np.where(is_home, "home", "work"),
         }))
         return int(idx.size)
@@ -247,7 +253,8 @@ class ChargingState:
         """One row per charging session with the energy delivered so far."""
         if not self.sessions_table_parts:
             return pd.DataFrame(columns=["vehicle_id", "building_id", "arrive_s", "plug_in_s",
-                                         "plug_out_s", "soc_arrival", "need_kwh", "charger",
+                                         "plug_out_s", "soc_arrival", "vehicles", "need_kwh",
+                                         "charger",
                                          "delivered_kwh"])
         df = pd.concat(self.sessions_table_parts, ignore_index=True)
         df["delivered_kwh"] = self._s["need"] - self._s["remaining"]

@@ -273,3 +273,22 @@ def test_whole_grid_outage_with_power_flow_does_not_end_the_run(tiny_city):
     assert k["energy_not_served_kwh"] == pytest.approx(w.loc[3600.0:6300.0, "demand_kw"].sum() * 0.25)
     a = e.tables()["assets"]
     assert a["time_s"].nunique() == 12
+
+
+def test_ev_arrivals_from_a_sampled_traffic_engine_are_scaled():
+    class Traffic:
+        params = SimpleNamespace(sample=0.25)
+
+        def ev_arrivals(self, since_s, until_s):
+            a = pd.DataFrame({"vehicle_id": [7], "building_id": [1], "arrive_s": [18 * 3600.0],
+                              "distance_km": [40.0], "purpose": ["home"]})
+            return a[(a["arrive_s"] >= since_s) & (a["arrive_s"] < until_s)]
+
+    m = _model(_city())
+    m.traffic = Traffic()
+    e = EnergyEngine(m, EnergyParams(**NO_PF))
+    e.advance(e.duration_s)
+    s = e.tables()["ev_sessions"]
+    assert len(s) == 1 and s["vehicles"].iloc[0] == 4.0
+    assert e.kpis()["ev_energy_kwh"] == pytest.approx(s["delivered_kwh"].sum())
+    assert e.series()["ev_kw"].max() == pytest.approx(4 * 11.0)

@@ -99,3 +99,15 @@ def test_synthetic_arrivals_deterministic_and_scaled():
     assert set(a1["building_id"]) <= set(range(50))
     assert 0.6 * 400 < len(a1) < 1.4 * 400  # 50 × 40 × 0.4 × 0.5 expected
     assert len(synthetic_ev_arrivals(b, ev_share=0.0, seed=3)) == 0
+
+
+def test_weighted_arrivals_scale_energy_and_power():
+    s1, s10 = _state("uncontrolled"), _state("uncontrolled")
+    rows = [(1, 0, 18 * 3600.0, 50.0, "home")]
+    s1.add(_arr(rows))
+    s10.add(_arr(rows), weight=10.0)
+    p1, p10 = _run(s1)[:, 0], _run(s10)[:, 0]
+    np.testing.assert_allclose(p10, 10 * p1)
+    assert s10.sessions()["vehicles"].iloc[0] == 10.0
+    with pytest.raises(InputError, match="weight"):
+        s1.add(_arr(rows), weight=0.0)
