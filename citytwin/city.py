@@ -169,7 +169,10 @@ class City:
         city = cls._build(path, crs=crs, max_attach_m=max_attach_m)
         city.build_s = time.perf_counter() - t0
         if cache_file is not None:
-            _atomic_pickle(city, cache_file)
+            try:
+                _atomic_pickle(city, cache_file)
+            except OSError as exc:  # a cache is an optimisation: a read-only disk is no error
+                log.warning("could not write cache %s: %s", cache_file, exc)
         return city
 
     @classmethod

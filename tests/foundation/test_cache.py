@@ -54,7 +54,17 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise OSError("disk full")
 
     monkeypatch.setattr(city_mod.pickle, "dump", boom)
-    with pytest.raises(OSError, match="disk full"):
+    city = City.from_path(TINY, cache_dir=tmp_path)  # still built, just not cached
+    assert city.roads.number_of_nodes() == 9
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(city_mod.pickle, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
         City.from_path(TINY, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
