@@ -587,6 +587,18 @@ class EmergencyEngine:
         return {"incidents": incidents, "dispatches": dispatches, "units": units,
                 "timeseries": timeseries}
 
+    def positions(self) -> pd.DataFrame:
+        """Where every unit is now: unit_id, unit_type, state, node, x, y (city CRS, m).
+
+        A driving unit is reported at the next road node it reaches (positions are per node).
+        """
+        rows = []
+        for u in self.units:
+            pos, _ = u.position_at(self.now)
+            rows.append((u.unit_id, u.unit_type, u.state, self.arrays.node_ids[pos],
+                         float(self.arrays.x[pos]), float(self.arrays.y[pos])))
+        return pd.DataFrame(rows, columns=["unit_id", "unit_type", "state", "node", "x", "y"])
+
     def coverage(self) -> np.ndarray:
         """Travel time (s) from the nearest open station to every building, current link costs."""
         if self._mat is None:

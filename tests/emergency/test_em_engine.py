@@ -196,6 +196,9 @@ def test_transport_to_the_nearest_hospital_along_roads() -> None:
     u = eng.units[int(d["unit_id"])]
     assert u.state == "transporting"
     nodes, times = u.route
+    where = eng.positions().set_index("unit_id").loc[u.unit_id]
+    assert where["state"] == "transporting" and where["node"] in set(nodes.tolist())
+    assert where["x"] == c.roads.nodes[where["node"]]["x"]
     assert int(nodes[0]) == 25 and int(nodes[-1]) == 30  # node 30 is 2 blocks away, node 5 is 8
     arr = c.road_arrays
     pairs = set(zip(arr.edge_from.tolist(), arr.edge_to.tolist(), strict=True))
