@@ -536,7 +536,8 @@ class EnergyEngine:
         out: dict[str, float] = {}
         for i, u in enumerate(USES):
             out[f"energy_{u}_kwh"] = float(self._use_kwh[i])
-        out["energy_total_kwh"] = float(self._use_kwh.sum())
+        out["energy_total_kwh"] = float(self._use_kwh.sum())  # demand, served or not
+        out["energy_served_kwh"] = float(self._served_use_kwh.sum())
         out["heat_demand_kwh"] = float(w["heat_kw"].sum() * dt_h)
         out["peak_demand_kw"] = float(w["demand_kw"].max())
         out["peak_net_demand_kw"] = float(w["net_demand_kw"].max())

@@ -98,6 +98,7 @@ def test_line_failure_cuts_exactly_the_buildings_below_it():
     full = ref.loads.electric_kw()[3:, 4:12].sum() * 0.25
     assert k["energy_not_served_kwh"] == pytest.approx(full, rel=1e-5)
     assert k["customer_interruption_min"] == pytest.approx(3 * 120)
+    assert k["energy_served_kwh"] == pytest.approx(k["energy_total_kwh"] - k["energy_not_served_kwh"])
     assert w["unsupplied_buildings"].max() == 3
 
 
