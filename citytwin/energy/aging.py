@@ -55,13 +55,13 @@ class ThermalParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    top_oil_rise_rated_c: float = Field(55.0, gt=0)
-    hot_spot_gradient_rated_c: float = Field(25.0, gt=0)
-    loss_ratio: float = Field(5.0, gt=0, description="R: load losses at rated load / no-load losses")
+    top_oil_rise_rated_c: float = Field(default=55.0, gt=0)
+    hot_spot_gradient_rated_c: float = Field(default=25.0, gt=0)
+    loss_ratio: float = Field(default=5.0, gt=0, description="R: load losses at rated load / no-load losses")
     cooling: Literal["ONAN", "ONAF", "OFAF", "ODAF"] = "ONAN"
-    tau_top_oil_min: float = Field(180.0, gt=0)
-    tau_winding_min: float = Field(4.0, gt=0)
-    normal_life_h: float = Field(180_000.0, gt=0)
+    tau_top_oil_min: float = Field(default=180.0, gt=0)
+    tau_winding_min: float = Field(default=4.0, gt=0)
+    normal_life_h: float = Field(default=180_000.0, gt=0)
 
     @property
     def n(self) -> float:

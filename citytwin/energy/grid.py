@@ -219,6 +219,34 @@ class _FastPF:
     then runs pandapower.
     """
 
+    pq: np.ndarray
+    ref: np.ndarray
+    Y: Any
+    lu: Any
+    Yqr: Any
+    Yf: Any
+    Yt: Any
+    V: np.ndarray
+    base: float
+    f: np.ndarray
+    t: np.ndarray
+    base_kv: np.ndarray
+    nb: int
+    load_bus: np.ndarray
+    sgen_bus: np.ndarray
+    load_live: np.ndarray
+    sgen_live: np.ndarray
+    ext_live: np.ndarray
+    ext_bus: np.ndarray
+    br_pos: np.ndarray
+    lines: tuple[int, int]
+    trafos: tuple[int, int]
+    i_max: np.ndarray
+    vn_t: np.ndarray
+    sn_t: np.ndarray
+    lv_live: np.ndarray
+    lv_bus: np.ndarray
+
     @classmethod
     def capture(cls, net: Any) -> _FastPF | None:
         from pandapower.pypower.idx_brch import F_BUS, T_BUS

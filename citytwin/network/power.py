@@ -688,7 +688,7 @@ def _add_ties(G: nx.Graph, leaves: list[str], depth: dict[str, float], radial: n
         ta, tb = leaves[a], leaves[b]
         tie_len = max(cand[(a, b)] * _TIE_DETOUR, _STUB_M)
         anc = lca.get((ta, tb), lca.get((tb, ta)))
-        tree = math.inf if anc == "__root__" else depth[ta] + depth[tb] - 2 * depth[anc]
+        tree = math.inf if anc in (None, "__root__") else depth[ta] + depth[tb] - 2 * depth[str(anc)]
         if tree >= 3 * tie_len and tree - tie_len >= 300.0:
             scored.append((-min(tree / tie_len, 1e9), tie_len, a, b))
     scored.sort()
