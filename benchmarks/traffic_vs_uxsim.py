@@ -34,11 +34,12 @@ def make_trips(G, n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"origin_node": o[ok], "dest_node": d[ok], "depart_s": dep})
 
 
-def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float) -> tuple[float, pd.DataFrame, dict]:
+def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
+                 ) -> tuple[float, pd.DataFrame, dict]:
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
                            route_refresh_s=1e9, ev_share=0.0, record_interval_s=3600.0)
     t0, c0 = time.perf_counter(), time.process_time()
-    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=6 * 3600.0)
+    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=horizon_s)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tab = eng.trips_table().sort_values("trip_id")
     k = eng.kpis()
@@ -83,6 +84,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=None)
     ap.add_argument("--stuck-s", type=float, default=1e9,
                     help="citytwin stuck timer (UXsim has none; default: off)")
+    ap.add_argument("--horizon-s", type=float, default=7200.0,
+                    help="simulated period in both engines (trips unfinished by then: not completed)")
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
     ap.add_argument("--deltan", type=int, nargs="*", default=[1],
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
@@ -91,18 +94,17 @@ def main() -> None:
     G = grid_roads(20, 20, seed=42)
     print(f"grid 20x20: {G.number_of_nodes()} nodes, {G.number_of_edges()} links")
     # warm the numba kernels (compiled once and cached on disk)
-    run_citytwin(G, make_trips(G, 200, 1), stuck_s=args.stuck_s)
+    run_citytwin(G, make_trips(G, 200, 1), stuck_s=args.stuck_s, horizon_s=600.0)
     for n in sizes:
         trips = make_trips(G, n, seed=n)
-        wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s)
+        wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s, horizon_s=args.horizon_s)
         tt_c = (tab["arrive_s"] - tab["depart_s"]).to_numpy()
         engines = [(f"uxsim C++ deltan={dn}", True, dn) for dn in args.deltan]
         if args.python_uxsim:
             engines.append(("uxsim py deltan=1", False, 1))
         for label, cpp, dn in engines:
-            # UXsim runs to tmax even when every car has arrived: give it citytwin's last
-            # arrival + 20 % (cars still driving then show up as not completed)
-            tmax = float(np.ceil(np.nanmax(tab["arrive_s"]) * 1.2))
+            # the same simulated horizon in both (UXsim always runs to tmax)
+            tmax = args.horizon_s
             wall_u_total, wall_u_sim, tt_u, cpu_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax,
                                                               deltan=dn)
             both = np.isfinite(tt_c) & np.isfinite(tt_u)
