@@ -7,7 +7,7 @@ from citytwin.emergency.engine import EmergencyEngine, requirements_for, run_eme
 from citytwin.emergency.incidents import building_rates, generate_incidents, read_incidents
 from citytwin.emergency.kpis import emergency_kpis
 from citytwin.emergency.params import INCIDENT_TYPES, UNIT_TYPES, EmergencyParams, StationSpec
-from citytwin.emergency.queueing import erlang_b, hypercube
+from citytwin.emergency.queueing import erlang_b, erlang_c, hypercube
 from citytwin.emergency.siting import SitingResult, site_stations
 from citytwin.emergency.stations import UNIT_STATES, EmergencyUnit, build_stations
 
@@ -29,6 +29,7 @@ __all__ = [
     "site_stations",
     "SitingResult",
     "erlang_b",
+    "erlang_c",
     "hypercube",
     "UNIT_TYPES",
     "UNIT_STATES",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["erlang_b", "hypercube"]
+__all__ = ["erlang_b", "erlang_c", "hypercube"]
 
 
 def erlang_b(servers: int, offered_erlangs: float) -> float:
@@ -24,6 +24,17 @@ def erlang_b(servers: int, offered_erlangs: float) -> float:
     for k in range(1, servers + 1):
         b = offered_erlangs * b / (k + offered_erlangs * b)
     return b
+
+
+def erlang_c(servers: int, offered_erlangs: float) -> float:
+    """Probability that a call waits in M/M/c (infinite queue); needs offered load < servers.
+
+    Mean wait of all calls: ``erlang_c(c, a) / (c * mu - lam)``.
+    """
+    if offered_erlangs >= servers:
+        raise ValueError("erlang_c: offered load must be below the number of servers")
+    b = erlang_b(servers, offered_erlangs)
+    return servers * b / (servers - offered_erlangs * (1.0 - b))
 
 
 def hypercube(

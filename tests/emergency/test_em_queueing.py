@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin.emergency import EmergencyParams, erlang_b, hypercube, run_emergency
+from citytwin.emergency import EmergencyParams, erlang_b, erlang_c, hypercube, run_emergency
 from citytwin.emergency._grid import grid_city
 from citytwin.rng import stream
 
@@ -15,6 +15,11 @@ def test_erlang_b_known_values() -> None:
     assert erlang_b(1, 1.0) == pytest.approx(0.5)
     assert erlang_b(3, 2.0) == pytest.approx(4 / 19)  # (8/6) / (1 + 2 + 2 + 8/6)
     assert erlang_b(10, 5.0) == pytest.approx(0.018384, abs=1e-6)
+
+
+def test_erlang_c_known_value() -> None:
+    assert erlang_c(3, 2.0) == pytest.approx(4 / 9)
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
 
 
 def test_hypercube_total_matches_erlang() -> None:
@@ -67,3 +72,27 @@ def test_simulated_busy_fractions_match_hypercube() -> None:
     assert hc["all_busy"] == pytest.approx(erlang_b(3, 2.0))
     # the simulation is not trivially matching: preferences make the busy fractions unequal
     assert np.ptp(hc["busy"]) > 0.05
+
+
+def test_queued_calls_match_erlang_c() -> None:
+    """Same stationary setup but calls queue (FIFO): share waiting and mean wait = M/M/3."""
+    city = grid_city(3, stations={"ambulance_station": [0, 4, 8]}, buildings_per_node=1, seed=4)
+    mu, lam = 1.0 / 1200.0, 2.0 / 1200.0
+    n_calls = 20_000
+    rng = stream(12, "test-arrivals")
+    times = np.cumsum(rng.exponential(1 / lam, size=n_calls))
+    log = pd.DataFrame({"time_s": times, "type": "medical", "priority": 2,
+                        "building_id": rng.integers(0, 9, size=n_calls)})
+    params = EmergencyParams(
+        units_per_station={"fire_station": {}, "ambulance_station": {"bls": 1}},
+        stationary_units=True, queue_calls=True, on_scene_cv=1.0,
+        on_scene_mean_s={"medical": 1200.0, "fire": 1200.0, "traffic": 1200.0})
+    duration = float(times[-1]) + 1.0
+    inc = run_emergency(city, params, seed=6, incidents=log, duration_s=duration,
+                        step_s=duration).tables()["incidents"]
+    served = inc[inc["status"] == "served"]
+    assert len(served) > 0.99 * n_calls
+    c = erlang_c(3, 2.0)
+    assert abs((served["queued_s"] > 0).mean() - c) < 0.03
+    wq = c / (3 * mu - lam)
+    assert abs(served["queued_s"].mean() - wq) < 0.12 * wq
