@@ -35,9 +35,11 @@ def make_trips(G, n: int, seed: int) -> pd.DataFrame:
 
 
 def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
-                 ) -> tuple[float, pd.DataFrame, dict]:
+                 dynamic: bool = False) -> tuple[float, pd.DataFrame, dict]:
+    routing = {"route_refresh_s": 300.0, "reroute_share": 0.1} if dynamic else {
+        "route_refresh_s": 1e9}
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
-                           route_refresh_s=1e9, ev_share=0.0, record_interval_s=3600.0)
+                           ev_share=0.0, record_interval_s=3600.0, **routing)
     t0, c0 = time.perf_counter(), time.process_time()
     eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=horizon_s)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -48,13 +50,14 @@ def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
 
 
 def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1,
-              ) -> tuple[float, float, np.ndarray, float]:
+              dynamic: bool = False) -> tuple[float, float, np.ndarray, float]:
     import uxsim
 
     arr = road_arrays(G)
     t_build = time.perf_counter()
     W = uxsim.World(cpp=cpp, name="grid", deltan=deltan, tmax=tmax, print_mode=0, save_mode=0,
-                    show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0)
+                    show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0,
+                    duo_update_time=300 if dynamic else 600)
     for n, d in G.nodes(data=True):
         W.addNode(f"n{n}", d["x"], d["y"])
     for u, v, d in G.edges(data=True):
@@ -68,7 +71,8 @@ def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1
         if i % deltan:
             continue  # with platoons of deltan, one UXsim vehicle carries deltan trips
         route = [f"e{e}" for e in edges[off[i]:off[i + 1]]]
-        vehs.append(W.addVehicle(f"n{o}", f"n{dd}", float(t), links_prefer=route))
+        vehs.append(W.addVehicle(f"n{o}", f"n{dd}", float(t),
+                                 links_prefer=[] if dynamic else route))
     t_sim, c_sim = time.perf_counter(), time.process_time()
     W.exec_simulation()
     t_end, c_end = time.perf_counter(), time.process_time()
@@ -86,6 +90,9 @@ def main() -> None:
                     help="citytwin stuck timer (UXsim has none; default: off)")
     ap.add_argument("--horizon-s", type=float, default=7200.0,
                     help="simulated period in both engines (trips unfinished by then: not completed)")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="congestion-aware routing in both (citytwin: trees refreshed every 300 s "
+                         "+ 10 %% en-route; UXsim: its DUO every 300 s) instead of fixed routes")
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
     ap.add_argument("--deltan", type=int, nargs="*", default=[1],
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
@@ -97,7 +104,8 @@ def main() -> None:
     run_citytwin(G, make_trips(G, 200, 1), stuck_s=args.stuck_s, horizon_s=600.0)
     for n in sizes:
         trips = make_trips(G, n, seed=n)
-        wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s, horizon_s=args.horizon_s)
+        wall_c, tab, k = run_citytwin(G, trips, stuck_s=args.stuck_s, horizon_s=args.horizon_s,
+                                      dynamic=args.dynamic)
         tt_c = (tab["arrive_s"] - tab["depart_s"]).to_numpy()
         engines = [(f"uxsim C++ deltan={dn}", True, dn) for dn in args.deltan]
         if args.python_uxsim:
@@ -106,7 +114,7 @@ def main() -> None:
             # the same simulated horizon in both (UXsim always runs to tmax)
             tmax = args.horizon_s
             wall_u_total, wall_u_sim, tt_u, cpu_u = run_uxsim(G, trips, cpp=cpp, tmax=tmax,
-                                                              deltan=dn)
+                                                              deltan=dn, dynamic=args.dynamic)
             both = np.isfinite(tt_c) & np.isfinite(tt_u)
             corr = float(np.corrcoef(tt_c[both], tt_u[both])[0, 1]) if both.sum() > 2 else np.nan
             vh_c = np.nansum(tt_c) / 3600
