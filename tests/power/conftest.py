@@ -56,3 +56,10 @@ def small_city():
     b = make_buildings(roads, 300)
     G = build_power_graph(b, roads, crs=CRS)
     return SimpleNamespace(roads=roads, buildings=b, power=G, crs=CRS, name="grid8")
+
+
+@pytest.fixture(scope="session")
+def small_solver(small_city):
+    from citytwin.energy.grid import GridSolver
+
+    return GridSolver(small_city, numba=False)

@@ -12,8 +12,8 @@ from citytwin.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def solver(small_city):
-    return GridSolver(small_city, numba=False)
+def solver(small_solver):
+    return small_solver
 
 
 def _design(solver):

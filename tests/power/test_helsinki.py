@@ -13,10 +13,10 @@ pytestmark = pytest.mark.skipif(not GPKG.exists(), reason="geodata/helsinki.gpkg
 
 
 @pytest.fixture(scope="module")
-def helsinki(tmp_path_factory):
+def helsinki():
     from citytwin.city import City
 
-    return City.from_path(GPKG, cache_dir=tmp_path_factory.mktemp("cache"))
+    return City.from_path(GPKG)  # the project's disk cache (rebuilt when power.py changes)
 
 
 def test_grid_uses_the_osm_substation_and_is_radial(helsinki):

@@ -49,10 +49,8 @@ def test_unsupplied_equals_graph_cut_below_element(small_city):
     assert not unsupplied_buildings(G).any()
 
 
-def test_matches_power_flow_islands(small_city):
-    from citytwin.energy.grid import GridSolver
-
-    solver = GridSolver(small_city, numba=False)
+def test_matches_power_flow_islands(small_city, small_solver):
+    solver = small_solver
     G = small_city.power
     el = sorted(d["element_id"] for *_, d in G.edges(data=True) if d["kind"] == "mv_line")[4]
     p = np.array([G.nodes[f"b{b}"]["design_kw"] for b in solver.building_ids])
