@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--write-obs", type=Path, default=None,
+                    help="also write the generated counts and meters as an observation folder")
     args = ap.parse_args()
     hours = 8 if args.quick else 24
     n_links = 50 if args.quick else 200
@@ -141,6 +143,15 @@ def main() -> None:
     meters = pd.concat(rows, ignore_index=True)
     meters["end_s"] = meters["start_s"] + 3600.0
     meters["kw"] *= 1 + 0.05 * stream(4, "bench-noise").standard_normal(len(meters))
+    if args.write_obs is not None:
+        args.write_obs.mkdir(parents=True, exist_ok=True)
+        counts_raw.to_csv(args.write_obs / "counts.csv", index=False)
+        m = meters.rename(columns={"start_s": "time"})
+        m["building_id"] = m["building_id"].where(m["target"] == "building")
+        m["transformer"] = m["transformer"].where(m["target"] == "transformer")
+        m[["transformer", "building_id", "time", "kw"]].to_csv(args.write_obs / "meters.csv",
+                                                              index=False)
+        print(f"wrote observations to {args.write_obs}")
     t = time.perf_counter()
     e = calibrate_energy(city, meters, loads, step_s=3600.0)
     print(f"energy calibration ({time.perf_counter() - t:.2f} s; loads {t_loads:.1f} s): "

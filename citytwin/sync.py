@@ -450,13 +450,16 @@ def calibrate_scenario(
     zone_m: float = 1000.0,
     response: bool = True,
     verify: bool = False,
+    engine_iterations: int = 0,
 ) -> CalibrationReport:
     """Calibrate a scenario (object or TOML path) to an observation folder; write to ``out``:
     ``<name>_calibrated.toml`` (``extends`` the original, overriding the fitted parameters),
     ``report.json``, ``report.md`` and the per-record fit tables (``counts_fit.parquet``,
     ``meters_fit.parquet``, ``od_factors.parquet``, ``rejected_<kind>.parquet``).
     ``verify`` also runs the traffic engine (queues, congestion) on the modelled and on the
-    calibrated trips and reports the GEH of its link volumes (``engine_before``/``engine_after``).
+    calibrated trips and reports the GEH of its link volumes (``engine_before``/``engine_after``);
+    ``engine_iterations`` > 0 then rescales the demand that many times so the engine's volumes
+    match the counts in total (congestion and re-routing move traffic off the counted links).
     """
     from citytwin import calibrate as cal
     from citytwin.model import load_city
@@ -480,9 +483,14 @@ def calibrate_scenario(
         traffic = {"scale": t.scale, "before": t.before, "after_scale": t.after_scale,
                    "after": t.after, "od": od, "zone_m": zone_m, "n_trips": len(trips),
                    "model": "fastest-path (free-flow) assignment of the scenario's trips"}
-        updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * t.scale)}
-        if verify:
-            traffic.update(_verify_traffic(spec, city, params, trips, t, obs["counts"].table))
+        scale = t.scale
+        if verify or engine_iterations:
+            traffic.update(_verify_traffic(spec, city, params, trips, t, obs["counts"].table,
+                                           iterations=engine_iterations))
+            scale *= traffic["engine_scale"]
+            if engine_iterations:
+                t.cells["factor"] *= traffic["engine_scale"]
+        updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * scale)}
         t.counts.to_parquet(out / "counts_fit.parquet")
         t.cells.assign(origin=t.cells["origin"].astype(str), dest=t.cells["dest"].astype(str)
                        ).to_parquet(out / "od_factors.parquet")
@@ -531,20 +539,35 @@ def calibrate_scenario(
 
 
 def _verify_traffic(spec: Any, city: Any, params: Any, trips: pd.DataFrame, t: Any,
-                    counts: pd.DataFrame) -> dict[str, Any]:
-    """GEH of the traffic engine's link volumes before / after calibration."""
+                    counts: pd.DataFrame, *, iterations: int = 0) -> dict[str, Any]:
+    """GEH of the traffic engine's link volumes before / after calibration; with
+    ``iterations`` > 0 the demand factors are rescaled that many times by the Poisson maximum
+    likelihood scale (total counted / total modelled) of the engine's volumes (engine in the
+    loop)."""
     from citytwin import calibrate as cal
     from citytwin.traffic.engine import run_traffic
 
     obs = counts["flow_vph"].to_numpy(float)
-    out: dict[str, Any] = {}
-    calibrated = cal.reweight_trips(trips, t.trip_factors(trips), seed=int(spec.seed))
-    for name, tr in (("engine_before", trips), ("engine_after", calibrated)):
+
+    def engine_fit(tr: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
         eng = run_traffic(city, params, seed=int(spec.seed), trips=tr.reset_index(drop=True),
                           duration_s=spec.duration_s)
         mod = cal.counts_from_links(eng.tables()["links"], counts,
                                     interval_s=params.record_interval_s)
-        out[name] = cal.traffic_fit(mod, obs)
+        return mod, cal.traffic_fit(mod, obs)
+
+    out: dict[str, Any] = {"engine_before": engine_fit(trips)[1]}
+    factors = t.trip_factors(trips)
+    engine_scale = 1.0
+    for it in range(iterations + 1):
+        mod, fit = engine_fit(cal.reweight_trips(trips, factors, seed=int(spec.seed)))
+        if it == iterations:
+            break
+        k = float(obs.sum() / mod.sum()) if mod.sum() > 0 else 1.0  # Poisson MLE of a scale
+        factors, engine_scale = factors * k, engine_scale * k
+    out["engine_after"] = fit
+    out["engine_scale"] = engine_scale
+    out["engine_iterations"] = iterations
     return out
 
 

@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
                    help="skip the emergency run that gives modelled response times")
     p.add_argument("--verify", action="store_true",
                    help="also run the traffic engine before/after and report its GEH")
+    p.add_argument("--engine-iterations", type=int, default=0, metavar="N",
+                   help="rescale demand N times so the traffic engine's volumes match the "
+                   "counts (implies --verify)")
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("sync", help="replay an observation feed through the twin, step by step")
@@ -47,7 +50,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / "calibration" / spec.name
     rep = calibrate_scenario(spec, args.observations, out=out, od=not args.no_od,
                              zone_m=args.zone_m, response=not args.no_response,
-                             verify=args.verify)
+                             verify=args.verify, engine_iterations=args.engine_iterations)
     for kind, s in rep.observations.items():
         print(f"{kind}: {s['accepted']} of {s['read']} records used, {s['rejected']} rejected"
               + (f" {s['rejected_by_reason']}" if s["rejected"] else ""))
@@ -60,7 +63,10 @@ def _calibrate(args: argparse.Namespace) -> int:
             eb, ea = rep.traffic["engine_before"], rep.traffic["engine_after"]
             print(f"traffic engine check: GEH<5 share {eb['share_geh_lt5']:.0%} -> "
                   f"{ea['share_geh_lt5']:.0%}, total ratio {eb['total_ratio']:.2f} -> "
-                  f"{ea['total_ratio']:.2f}")
+                  f"{ea['total_ratio']:.2f}"
+                  + (f" after {rep.traffic['engine_iterations']} engine rescalings "
+                     f"(x{rep.traffic['engine_scale']:.3f})" if rep.traffic["engine_iterations"]
+                     else ""))
     if rep.energy:
         b, a = rep.energy["before"], rep.energy["after"]
         print(f"energy: CV(RMSE) {b['cv_rmse_pct']:.1f} % -> {a['cv_rmse_pct']:.1f} %, NMBE "

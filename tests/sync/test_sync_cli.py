@@ -149,7 +149,7 @@ def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
     d, _, spec, obs, trips = traffic_world
     out = d / "traffic_out"
     assert main(["calibrate", str(d / "traffic.toml"), str(obs), "--out", str(out),
-                 "--verify"]) == 0, capsys.readouterr()
+                 "--engine-iterations", "1"]) == 0, capsys.readouterr()
     rep = json.loads((out / "report.json").read_text())
     # stated tolerance: the demand scale within 5 % of the truth
     assert rep["traffic"]["scale"] == pytest.approx(TRUE_DEMAND, rel=0.05)
@@ -162,7 +162,9 @@ def test_calibrate_command_recovers_demand_scale(traffic_world, capsys):
     assert abs(ea["total_ratio"] - 1) < abs(eb["total_ratio"] - 1)
     assert ea["total_ratio"] == pytest.approx(1.0, abs=0.1)
     cal = load_scenario(out / "traffic_calibrated.toml")
-    assert cal.traffic.demand_scale == pytest.approx(rep["traffic"]["scale"])
+    assert cal.traffic.demand_scale == pytest.approx(
+        rep["traffic"]["scale"] * rep["traffic"]["engine_scale"])
+    assert rep["traffic"]["engine_scale"] == pytest.approx(1.0, abs=0.1)  # uncongested town
     assert cal.traffic.sample == 1.0
     od = pd.read_parquet(out / "od_factors.parquet")
     assert od["trips"].sum() == len(trips)
