@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=float, default=None,
                    help="candidate grid spacing, m (default: ~150 candidates over the city)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--toml", action="store_true",
+                   help="print the proposals as scenario add_station interventions")
     p.set_defaults(func=_site)
 
     p = sub.add_parser("emergency", help="run the emergency engine alone (no traffic/energy)")
@@ -80,9 +82,13 @@ def _site(args: argparse.Namespace) -> int:
                "covered_before_share": round(res.covered_before_share, 4),
                "covered_after_share": round(res.covered_after_share, 4),
                "demand_cells": res.demand_points, "candidates": res.candidates,
-               "proposed": res.proposed.round(1).to_dict(orient="records")}
+               "proposed": res.proposed.round({"x": 1, "y": 1, "lon": 6, "lat": 6}).to_dict(
+                   orient="records")}
     if args.json:
         print(json.dumps(summary, indent=2, default=float))
+        return 0
+    if args.toml:
+        print(res.interventions_toml(args.kind))
         return 0
     _show({k: v for k, v in summary.items() if k != "proposed"}, as_json=False)
     print(res.proposed.to_string(index=False))

@@ -95,6 +95,16 @@ def brute_force_lscp(cost: np.ndarray, *, radius: float) -> tuple[int, list[tupl
     raise ValueError("brute_force_lscp: some client is not coverable")
 
 
+def _to_lonlat(city: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    crs = getattr(city, "crs", None)
+    if crs is None:
+        return np.full(len(x), np.nan), np.full(len(x), np.nan)
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
 @dataclass(frozen=True)
 class SitingResult:
     proposed: pd.DataFrame  # road_node, x, y, covered_weight (by that site alone)
@@ -104,6 +114,19 @@ class SitingResult:
     covered_after_share: float
     demand_points: int
     candidates: int
+
+    def interventions_toml(self, kind: str = "fire_station", *, prefix: str = "proposed") -> str:
+        """The proposals as scenario ``add_station`` interventions (TOML to paste)."""
+        parts = []
+        for k, row in enumerate(self.proposed.itertuples()):
+            parts.append(
+                "[[interventions]]\n"
+                'type = "add_station"\n'
+                f'kind = "{kind}"\n'
+                f'name = "{prefix} {k + 1}"\n'
+                f"lon = {row.lon:.6f}\n"
+                f"lat = {row.lat:.6f}\n")
+        return "\n".join(parts)
 
     def station_specs(
         self, kind: Literal["fire_station", "ambulance_station"] = "fire_station"
@@ -203,10 +226,11 @@ def site_stations(
         chosen = solve_lscp(t[ok], radius=radius_s, predefined=pre)
     new_cols = [j for j in chosen if j >= len(existing)]
     after = float(dem_w[(t[:, chosen] <= radius_s).any(axis=1)].sum() / total)
+    px, py = arrays.x[fac_pos[new_cols]], arrays.y[fac_pos[new_cols]]
+    lon, lat = _to_lonlat(city, px, py)
     proposed = pd.DataFrame({
         "road_node": arrays.node_ids[fac_pos[new_cols]],
-        "x": arrays.x[fac_pos[new_cols]],
-        "y": arrays.y[fac_pos[new_cols]],
+        "x": px, "y": py, "lon": lon, "lat": lat,
         "covered_weight": [float(dem_w[t[:, j] <= radius_s].sum()) for j in new_cols],
     })
     log.info("site_stations: %s over %d candidates, %d demand cells: coverage %.3f -> %.3f",

@@ -40,3 +40,14 @@ def test_emergency_cli_and_bad_log(tmp_path, capsys) -> None:
     assert main(["emergency", str(CITY), "--incidents", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "unknown column(s) ['who']" in err
+
+
+def test_site_stations_toml_loads_as_scenario_interventions(tmp_path, capsys) -> None:
+    scenario_mod = pytest.importorskip("citytwin.scenario")
+    assert main(["site-stations", str(CITY), "--new", "1", "--radius", "90", "--toml"]) == 0
+    snippet = capsys.readouterr().out
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'name = "s"\ncity = "{CITY}"\n[emergency]\n\n{snippet}', encoding="utf-8")
+    spec = scenario_mod.load_scenario(toml)
+    assert [iv.type for iv in spec.interventions] == ["add_station"]
+    assert 24.9 < spec.interventions[0].lon < 25.0 and 60.1 < spec.interventions[0].lat < 60.2
