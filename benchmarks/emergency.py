@@ -107,6 +107,18 @@ def bench_city(label: str, city, *, repeats: int, traffic: bool) -> None:
     print(f"site 2 stations (MCLP, 120 s)                     {t_site:8.4f} s  "
           f"{res.candidates} candidates x {res.demand_points} demand cells; coverage "
           f"{res.covered_before_share:.3f} -> {res.covered_after_share:.3f}")
+    # what-if: one ambulance station where MCLP (EMS 240 s) puts it, 7 days, same seed
+    amb = site_stations(city, new=1, kind="ambulance_station", radius_s=240.0)
+    week = 7 * 86400.0
+    base = run_emergency(city, EmergencyParams(), seed=2, duration_s=week).kpis()
+    t_w, plus = _median_time(lambda: run_emergency(city, EmergencyParams(
+        extra_stations=amb.station_specs("ambulance_station")), seed=2, duration_s=week), 1)
+    k = plus.kpis()
+    print(f"7 days, + 1 ambulance station (MCLP site)          {t_w:8.4f} s  EMS <= 8:59 "
+          f"{base['ems_within_539s_share']:.2f} -> {k['ems_within_539s_share']:.2f}; response "
+          f"p90 {base['response_p90_s']:.0f} -> {k['response_p90_s']:.0f} s; queued "
+          f"{int(base['calls_queued_n'])} -> {int(k['calls_queued_n'])} of "
+          f"{int(k['calls_n'])} calls")
     if traffic:
         logging.getLogger("citytwin").setLevel(logging.ERROR)
         p = EmergencyParams()
