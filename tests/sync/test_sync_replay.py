@@ -132,3 +132,16 @@ def test_incident_travel_time_reacts_to_closures(twin):
 def test_replay_rejects_bad_feed(twin):
     with pytest.raises(InputError, match="missing columns"):
         list(replay(pd.DataFrame({"time_s": [1.0]}), SyncTwin(twin)))
+
+
+def test_states_table_and_same_inputs_same_states(replayed, twin):
+    from citytwin.sync import states_table
+
+    states, feed, _, _, st = replayed
+    tab = states_table(states)
+    assert set(tab["role"]) == {"observed", "forecast"}
+    assert tab["state_time"].is_monotonic_increasing
+    assert (tab["role"] == "observed").sum() == len(feed)
+    again = SyncTwin(twin, trips=st.trips, loads_kw=st.loads_kw, load_step_s=3600.0)
+    pd.testing.assert_frame_equal(
+        states_table(list(replay(feed, again, step_s=900.0, horizon_s=1800.0))), tab)
