@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register"]
 
@@ -43,7 +44,8 @@ def _params(pairs: list[str]):
     from citytwin.errors import InputError
     from citytwin.traffic import TrafficParams
 
-    data, problems = {}, []
+    data: dict[str, Any] = {}
+    problems: list[str] = []
     for kv in pairs:
         if "=" not in kv:
             problems.append(f"--set {kv!r}: expected KEY=VALUE")

@@ -192,8 +192,9 @@ class TrafficEngine:
         self.d_pos = tr["d_pos"].to_numpy(dtype=np.int64)
         # one vehicle type per vehicle, seeded
         uveh, inv = np.unique(veh, return_inverse=True)
-        is_ev = stream(self.seed, "traffic_vehicle_type").random(uveh.shape[0]) < self.params.ev_share
-        self.is_ev = is_ev[inv]
+        draws = stream(self.seed, "traffic_vehicle_type").random(uveh.shape[0])
+        is_ev: np.ndarray = np.asarray(draws < self.params.ev_share)
+        self.is_ev: np.ndarray = is_ev[inv]
 
     def _create_agents(self) -> None:
         tr = self.trips
@@ -403,9 +404,9 @@ class _StandaloneModel(mesa.Model):
         self.city = city
         self.seed = seed
         self.duration_s = duration_s
-        self.traffic = None
-        self.energy = None
-        self.emergency = None
+        self.traffic: TrafficEngine | None = None
+        self.energy: Any = None
+        self.emergency: Any = None
 
 
 def run_traffic(city: Any, params: TrafficParams | None = None, *, seed: int,

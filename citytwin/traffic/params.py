@@ -17,37 +17,37 @@ class TrafficParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # --- network loading
-    step_s: float = Field(1.0, gt=0, le=10, description="engine time step")
-    sample: float = Field(1.0, gt=0, le=1, description="simulated share of the population; capacities scaled")
-    jam_spacing_m: float = Field(7.5, gt=0, description="road length one stopped car occupies per lane")
-    wave_speed_kph: float = Field(15.0, ge=0, description="backward speed of freed space; 0 = instant")
-    stuck_s: float = Field(10.0, gt=0, description="a head vehicle blocked this long is pushed through")
-    capacity_factor: float = Field(1.0, gt=0, description="multiplies every link capacity")
+    step_s: float = Field(default=1.0, gt=0, le=10, description="engine time step")
+    sample: float = Field(default=1.0, gt=0, le=1, description="simulated share of the population; capacities scaled")
+    jam_spacing_m: float = Field(default=7.5, gt=0, description="road length one stopped car occupies per lane")
+    wave_speed_kph: float = Field(default=15.0, ge=0, description="backward speed of freed space; 0 = instant")
+    stuck_s: float = Field(default=10.0, gt=0, description="a head vehicle blocked this long is pushed through")
+    capacity_factor: float = Field(default=1.0, gt=0, description="multiplies every link capacity")
     # --- routing
-    route_refresh_s: float = Field(300.0, gt=0, description="shortest-path trees refreshed this often")
-    reroute_share: float = Field(0.0, ge=0, le=1, description="share of en-route vehicles re-routed per refresh")
-    travel_time_smoothing: float = Field(0.2, gt=0, le=1, description="weight of the newest traversal in link times")
+    route_refresh_s: float = Field(default=300.0, gt=0, description="shortest-path trees refreshed this often")
+    reroute_share: float = Field(default=0.0, ge=0, le=1, description="share of en-route vehicles re-routed per refresh")
+    travel_time_smoothing: float = Field(default=0.2, gt=0, le=1, description="weight of the newest traversal in link times")
     # --- demand
-    demand_scale: float = Field(1.0, ge=0, description="multiplies the number of trips")
-    car_share: float = Field(0.45, ge=0, le=1, description="share of persons making their trips by car")
-    employment_rate: float = Field(0.55, ge=0, le=1, description="share of persons with a work place")
-    other_trips_per_person: float = Field(0.6, ge=0, description="home-other-home tours per car user and day")
-    gravity_beta_per_min: float = Field(0.08, ge=0, description="destination choice decay exp(-beta*t)")
-    am_peak_h: float = Field(7.75, ge=0, lt=24)
-    pm_peak_h: float = Field(16.5, ge=0, lt=24)
-    peak_sd_h: float = Field(1.0, gt=0)
-    other_mean_h: float = Field(13.0, ge=0, lt=24)
-    other_sd_h: float = Field(3.0, gt=0)
-    min_activity_s: float = Field(1800.0, ge=0, description="shortest stay between two trips of a chain")
+    demand_scale: float = Field(default=1.0, ge=0, description="multiplies the number of trips")
+    car_share: float = Field(default=0.45, ge=0, le=1, description="share of persons making their trips by car")
+    employment_rate: float = Field(default=0.55, ge=0, le=1, description="share of persons with a work place")
+    other_trips_per_person: float = Field(default=0.6, ge=0, description="home-other-home tours per car user and day")
+    gravity_beta_per_min: float = Field(default=0.08, ge=0, description="destination choice decay exp(-beta*t)")
+    am_peak_h: float = Field(default=7.75, ge=0, lt=24)
+    pm_peak_h: float = Field(default=16.5, ge=0, lt=24)
+    peak_sd_h: float = Field(default=1.0, gt=0)
+    other_mean_h: float = Field(default=13.0, ge=0, lt=24)
+    other_sd_h: float = Field(default=3.0, gt=0)
+    min_activity_s: float = Field(default=1800.0, ge=0, description="shortest stay between two trips of a chain")
     # --- vehicles and emissions
-    ev_share: float = Field(0.15, ge=0, le=1, description="share of vehicles that are battery electric")
+    ev_share: float = Field(default=0.15, ge=0, le=1, description="share of vehicles that are battery electric")
     co2_ice_g_per_km: float = Field(
-        170.0, ge=0,
+        default=170.0, ge=0,
         description="real-world fleet-average passenger car, tailpipe (EEA/ICCT real-world gap studies)",
     )
     co2_ev_g_per_km: float = Field(
-        14.0, ge=0,
+        default=14.0, ge=0,
         description="0.18 kWh/km x ~80 gCO2/kWh (Finnish grid 2023, Statistics Finland); 0 tailpipe",
     )
     # --- outputs
-    record_interval_s: float = Field(900.0, gt=0, description="per-link time series resolution")
+    record_interval_s: float = Field(default=900.0, gt=0, description="per-link time series resolution")
