@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import linalg, optimize, sparse, stats
 
 from citytwin.errors import InputError
+from citytwin.network.routing import RoadArrays
 
 __all__ = [
     "GEH_LIMIT",
@@ -383,7 +384,8 @@ def count_incidence(
     ``A @ cells.trips`` are the modelled counts) and ``cells`` = origin, dest (zones),
     depart_bin, trips.
     """
-    arrays = city.road_arrays if hasattr(city, "road_arrays") else _road_arrays(city)
+    arrays: RoadArrays = (city.road_arrays if hasattr(city, "road_arrays")  # type: ignore[attr-defined]
+                          else _road_arrays(city))
     missing = [c for c in ("origin_node", "dest_node", "depart_s") if c not in trips.columns]
     if missing:
         raise InputError(f"trips: missing columns {missing}")
@@ -458,7 +460,7 @@ def _cell_keys(trips: pd.DataFrame, *, cell_s: float, zones: Mapping[object, obj
                          "depart_bin": np.floor(trips["depart_s"].to_numpy(float) / cell_s).astype(np.int64)})
 
 
-def _road_arrays(city: object) -> object:
+def _road_arrays(city: object) -> RoadArrays:
     from citytwin.network.routing import road_arrays
 
     return road_arrays(city.roads)  # type: ignore[attr-defined]

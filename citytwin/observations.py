@@ -352,7 +352,7 @@ def _locate(
         if ok.any():
             x[ok], y[ok] = idx.lonlat_to_xy(lon[ok], lat[ok])
     if need.any():
-        if x is None:
+        if x is None or y is None:
             if id_col not in df:
                 chk.file(f"missing columns: expected {id_col!r}, (x, y) or (lon, lat)")
             else:

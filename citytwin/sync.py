@@ -35,7 +35,7 @@ import pandas as pd
 
 from citytwin.calibrate import count_incidence, energy_fit, traffic_fit
 from citytwin.errors import InputError
-from citytwin.observations import Observations
+from citytwin.observations import Observations, OnBad
 
 __all__ = ["SyncState", "SyncTwin", "make_feed", "replay", "FEED_COLUMNS"]
 
@@ -341,7 +341,7 @@ OBSERVATION_FILES = ("counts", "meters", "incidents", "closures")
 
 def load_observations(
     folder: str | Path, city: Any, *, start: pd.Timestamp | None = None,
-    duration_s: float | None = None, on_bad: str = "reject",
+    duration_s: float | None = None, on_bad: OnBad = "reject",
 ) -> dict[str, Observations]:
     """Read ``counts``, ``meters``, ``incidents``, ``closures`` (``.csv`` or ``.parquet``) found in
     ``folder``; at least one must exist. Record problems become counted rejections by default."""
@@ -360,7 +360,7 @@ def load_observations(
             raise InputError(f"both {found[0].name} and {found[1].name}: keep one", source=str(folder))
         if found:
             out[kind] = readers[kind](found[0], city, start=start, duration_s=duration_s,
-                                      on_bad=on_bad)  # type: ignore[operator]
+                                      on_bad=on_bad)
     if not out:
         raise InputError(f"no observation files: expected one of "
                          f"{', '.join(k + '.csv|.parquet' for k in OBSERVATION_FILES)}",
@@ -474,23 +474,26 @@ def calibrate_scenario(
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     updates: dict[str, dict[str, float]] = {}
-    traffic = energy = emergency = None
+    traffic: dict[str, Any] | None = None
+    energy: dict[str, Any] | None = None
+    emergency: dict[str, Any] | None = None
     if "counts" in obs and len(obs["counts"].table):
         params = domain_params(spec, "traffic")
         trips = scenario_trips(spec, city)
         t = cal.calibrate_traffic(city, trips, obs["counts"].table, od=od,
                                   zones=_grid_zones(city, zone_m), sample=params.sample)
-        traffic = {"scale": t.scale, "before": t.before, "after_scale": t.after_scale,
+        trep: dict[str, Any] = {"scale": t.scale, "before": t.before, "after_scale": t.after_scale,
                    "after": t.after, "od": od, "zone_m": zone_m, "n_trips": len(trips),
                    "model": "fastest-path (free-flow) assignment of the scenario's trips"}
         scale = t.scale
         if verify or engine_iterations:
-            traffic.update(_verify_traffic(spec, city, params, trips, t, obs["counts"].table,
+            trep.update(_verify_traffic(spec, city, params, trips, t, obs["counts"].table,
                                            iterations=engine_iterations))
-            scale *= traffic["engine_scale"]
+            scale *= trep["engine_scale"]
             if engine_iterations:
-                t.cells["factor"] *= traffic["engine_scale"]
-        updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * scale)}
+                t.cells["factor"] *= trep["engine_scale"]
+        updates["traffic"] = {"demand_scale": float(spec.traffic.demand_scale * scale)}  # type: ignore[union-attr]
+        traffic = trep
         t.counts.to_parquet(out / "counts_fit.parquet")
         t.cells.assign(origin=t.cells["origin"].astype(str), dest=t.cells["dest"].astype(str)
                        ).to_parquet(out / "od_factors.parquet")
