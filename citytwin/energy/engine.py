@@ -194,6 +194,20 @@ def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp
     return s
 
 
+def _headroom_kw(rated_kva: np.ndarray, p_net_kw: np.ndarray, p_load_kw: np.ndarray) -> np.ndarray:
+    """Extra load x (kW, at cos φ) each transformer can take before |S| reaches its rating.
+
+    S² = (P_net + x)² + ((P_load + x)·tan φ)², loads at cos φ and PV at unity power factor;
+    x is the positive root of S² = rated², 0 when already at or over the rating.
+    """
+    t2 = TAN_PHI**2
+    a = 1.0 + t2
+    b = p_net_kw + p_load_kw * t2
+    c = p_net_kw**2 + (p_load_kw**2) * t2 - rated_kva**2
+    disc = np.maximum(b * b - a * c, 0.0)
+    return np.maximum((-b + np.sqrt(disc)) / a, 0.0)
+
+
 class EnergyEngine:
     """Energy domain engine (see module docstring)."""
 
@@ -405,7 +419,8 @@ class EnergyEngine:
         ntr = self.trafo_ids.size
         net_tr = np.bincount(self.building_trafo[has_tr], weights=(base - pv)[has_tr],
                              minlength=ntr)
-        headroom = self.trafo_kva * COS_PHI - net_tr
+        gross_tr = np.bincount(self.building_trafo[has_tr], weights=base[has_tr], minlength=ntr)
+        headroom = _headroom_kw(self.trafo_kva, net_tr, gross_tr)
         ev = self.ev.step(t0, self.dt_s, headroom)
         demand = base + ev
         failed, ties = frozenset(), frozenset()

@@ -293,3 +293,16 @@ def test_ev_arrivals_from_a_sampled_traffic_engine_are_scaled():
     assert len(s) == 1 and s["vehicles"].iloc[0] == 4.0
     assert e.kpis()["ev_energy_kwh"] == pytest.approx(s["delivered_kwh"].sum())
     assert e.series()["ev_kw"].max() == pytest.approx(4 * 11.0)
+
+
+def test_headroom_fills_the_rating_exactly():
+    from citytwin.energy.engine import TAN_PHI, _headroom_kw
+
+    rated = np.array([100.0, 100.0, 100.0])
+    load = np.array([50.0, 80.0, 120.0])
+    pv = np.array([0.0, 40.0, 0.0])
+    x = _headroom_kw(rated, load - pv, load)
+    s = np.hypot(load - pv + x, (load + x) * TAN_PHI)
+    np.testing.assert_allclose(s[:2], 100.0)
+    assert x[2] == 0.0  # already overloaded
+    np.testing.assert_allclose(x[0], 100 * 0.95 - 50)  # no PV: P/cos φ = rated
