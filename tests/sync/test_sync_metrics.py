@@ -116,3 +116,20 @@ def test_counts_from_links_pro_rata():
                            "end_s": [1800.0, 1350.0, 900.0]})
     # [0, 1800): 10 + 20 = 30 veh in 0.5 h; [450, 1350): half of each = 15 veh in 0.25 h; 5: none
     assert counts_from_links(links, counts, interval_s=900.0).tolist() == [60.0, 60.0, 0.0]
+
+
+def test_geh_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    flows = st.floats(min_value=0, max_value=1e5, allow_nan=False)
+
+    @settings(max_examples=200, deadline=None)
+    @given(flows, flows, st.floats(min_value=0.01, max_value=100))
+    def check(m, c, k):
+        g = geh([m], [c])[0]
+        assert g >= 0 and g == pytest.approx(geh([c], [m])[0])
+        # GEH scales with the square root of the flow level (why it is only used on hourly flows)
+        assert geh([k * m], [k * c])[0] == pytest.approx(math.sqrt(k) * g, rel=1e-9, abs=1e-9)
+
+    check()
