@@ -142,9 +142,10 @@ def to_pandapower(
                              parallel=[int(d.get("n_cables", 1)) for *_, d in edges])
         pm.line = {d["element_id"]: int(i) for (*_, d), i in zip(edges, li, strict=True)}
         ties = [(u, d["element_id"]) for u, _, d in edges if d["kind"] == "tie"]
-        for u, eid in ties:
-            pm.switch[eid] = int(pp.create_switch(net, pm.bus[u], pm.line[eid], et="l", closed=False,
-                                                  name=eid))
+        if ties:
+            si = pp.create_switches(net, [pm.bus[u] for u, _ in ties], [pm.line[e] for _, e in ties],
+                                    et="l", closed=False, name=[e for _, e in ties])
+            pm.switch = {e: int(i) for (_, e), i in zip(ties, np.atleast_1d(si), strict=True)}
     blds = sorted((d["building_id"], d) for _, d in G.nodes(data=True) if d["kind"] == "building")
     pm.building_transformer = {b: d["transformer"] for b, d in blds}
     if aggregate_loads:
