@@ -215,6 +215,25 @@ class SyncTwin:
                 total += float(per_step[min(s, n - 1)]) * (hi - lo)
         return total / (end_s - start_s)
 
+    def building_load_scale(self, ratios: dict[str, float]) -> np.ndarray:
+        """Per-building load scale (``city.buildings`` order) from a state's smoothed ratios:
+        a transformer meter's ratio applies to every building it feeds, a building meter's to
+        its building (it wins over its transformer); unmetered buildings keep 1. Multiply the
+        modelled loads by it, e.g. before ``GridSolver.solve``, to put the observed loads into
+        the power-flow state."""
+        scale = np.ones(len(self.city.buildings))
+        for key, r in sorted(ratios.items()):
+            kind, _, meter = key.partition(":")
+            if kind == "load" and meter in self._transformer_rows:
+                scale[self._transformer_rows[meter]] = r
+        for key, r in sorted(ratios.items()):
+            kind, _, meter = key.partition(":")
+            if kind == "load" and meter not in self._transformer_rows:
+                rows = self._meter_rows(meter)
+                if rows is not None:
+                    scale[rows] = r
+        return scale
+
     # ---------------------------------------------------------------------------- emergency
     def travel_s(self, building_id: int, closed: frozenset[int]) -> float:
         """Fastest travel time (s) from any station to the building's road node (lower bound of

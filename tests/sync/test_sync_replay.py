@@ -145,3 +145,14 @@ def test_states_table_and_same_inputs_same_states(replayed, twin):
     again = SyncTwin(twin, trips=st.trips, loads_kw=st.loads_kw, load_step_s=3600.0)
     pd.testing.assert_frame_equal(
         states_table(list(replay(feed, again, step_s=900.0, horizon_s=1800.0))), tab)
+
+
+def test_building_load_scale_from_ratios(twin):
+    st = SyncTwin(twin)
+    scale = st.building_load_scale({"load:t0": 0.8, "load:b3": 1.5, "count:7": 2.0})
+    b = twin.buildings
+    assert scale[3] == 1.5
+    t0 = (b["transformer"] == "t0").to_numpy()
+    t0[3] = False
+    assert (scale[t0] == 0.8).all()
+    assert (scale[(b["transformer"] == "t1").to_numpy()] == 1.0).all()
