@@ -223,6 +223,9 @@ class _Roads:
     pos: dict[Any, int]
     xy: np.ndarray
     mat: sparse.csr_matrix  # undirected, min length over parallel/opposite edges
+    coo_row: np.ndarray
+    coo_col: np.ndarray
+    coo_w: np.ndarray
 
 
 def _road_arrays(roads: nx.MultiDiGraph) -> _Roads:
@@ -251,7 +254,9 @@ def _road_arrays(roads: nx.MultiDiGraph) -> _Roads:
         first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
         r, c, ww = r[first], c[first], ww[first]
     mat = sparse.csr_matrix((ww, (r, c)), shape=(n, n))
-    return _Roads(ids=ids, pos=pos, xy=xy, mat=mat)
+    coo = mat.tocoo()
+    return _Roads(ids=ids, pos=pos, xy=xy, mat=mat, coo_row=coo.row.astype(np.int64),
+                  coo_col=coo.col.astype(np.int64), coo_w=coo.data)
 
 
 # --------------------------------------------------------------------------- clustering
@@ -362,21 +367,25 @@ def _layer_sites(power_layer: gpd.GeoDataFrame | None, crs: Any) -> tuple[pd.Dat
 # --------------------------------------------------------------------------- Steiner feeders
 
 
-def _steiner_edges(R: _Roads, terminals: np.ndarray) -> list[tuple[int, int, float]]:
-    """Mehlhorn's Steiner tree on the road graph: (u, v, length) road-position edges."""
+def _steiner_edges(R: _Roads, terminals: np.ndarray, *, limit: float = np.inf
+                   ) -> list[tuple[int, int, float]]:
+    """Mehlhorn's Steiner tree on the road graph: (u, v, length) road-position edges.
+
+    ``limit`` bounds the multi-source search (metres); if the terminals' regions do not all meet
+    within it, the search is repeated without a bound.
+    """
     terminals = np.unique(terminals)
     if len(terminals) < 2:
         return []
     dist, pred, src = csgraph.dijkstra(R.mat, directed=True, indices=terminals,
-                                       min_only=True, return_predecessors=True)
-    coo = R.mat.tocoo()
-    i, j, w = coo.row, coo.col, coo.data
+                                       min_only=True, return_predecessors=True, limit=limit)
+    i, j, w = R.coo_row, R.coo_col, R.coo_w
     m = (src[i] != src[j]) & (src[i] >= 0) & (src[j] >= 0) & (i < j)
     i, j, w = i[m], j[m], w[m]
     d = dist[i] + w + dist[j]
-    tpos = {int(t): k for k, t in enumerate(terminals.tolist())}
-    a = np.array([tpos[int(s)] for s in src[i]], dtype=np.int64)
-    b = np.array([tpos[int(s)] for s in src[j]], dtype=np.int64)
+    tmap = np.full(len(R.ids), -1, dtype=np.int64)
+    tmap[terminals] = np.arange(len(terminals))
+    a, b = tmap[src[i]], tmap[src[j]]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((d, hi, lo))
     lo, hi, d, i, j, w = lo[order], hi[order], d[order], i[order], j[order], w[order]
@@ -386,6 +395,11 @@ def _steiner_edges(R: _Roads, terminals: np.ndarray) -> list[tuple[int, int, flo
     k = len(terminals)
     closure = sparse.csr_matrix((d + 1e-9, (lo, hi)), shape=(k, k))
     mst = csgraph.minimum_spanning_tree(closure).tocoo()
+    if mst.nnz < k - 1:
+        if np.isfinite(limit):
+            return _steiner_edges(R, terminals)
+        raise GeodataError([f"roads: {k} feeder terminals are not connected by the road graph"],
+                           source="build_power_graph")
     pick = {(int(r), int(c)): n for n, (r, c) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True))}
     used: dict[tuple[int, int], float] = {}
 
@@ -596,7 +610,10 @@ def build_power_graph(
             fm = members[group]
             fid = f"{sid}/f{f}"
             terms = np.concatenate([[root], t_rpos[fm]])
-            tree = _contract(_steiner_edges(R, terms), root, set(t_rpos[fm].tolist()))
+            txy = R.xy[np.unique(terms)]
+            gap = float(cKDTree(txy).query(txy, k=2)[0][:, 1].max()) if len(txy) > 1 else 0.0
+            tree = _contract(_steiner_edges(R, terms, limit=3.0 * gap + 500.0), root,
+                             set(t_rpos[fm].tolist()))
 
             def mv(p: int, _s: int = s, _f: int = f) -> str:
                 return f"m{_s}_{_f}_{R.ids[p]}"
