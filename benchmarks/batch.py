@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "baseline.toml")
     args = ap.parse_args()
     runs = args.runs or (4 if args.quick else 8)
+    load0 = os.getloadavg()[0]
     sys.path.insert(0, str(ROOT))
     from citytwin.results import Results
 
@@ -52,19 +53,25 @@ def main() -> int:
         load_city(load_scenario(scenario).city)
         serial = _batch(scenario, Path(tmp) / "serial", runs, 1)
         pool = _batch(scenario, Path(tmp) / "pool", runs, args.workers)
-        dig = {}
+        dig: dict[str, list[dict[str, str]]] = {}
         walls = []
         for kind in ("serial", "pool"):
             paths = sorted((Path(tmp) / kind).iterdir())
-            dig[kind] = [Results.read(p).digest() for p in paths]
+            dig[kind] = [{t: Results({t: df}, {}).digest() for t, df in Results.read(p).tables.items()}
+                         for p in paths]
             walls += [Results.read(p).manifest["wall_time_s"] for p in paths]
+        differ = sorted({t for a, b in zip(dig["serial"], dig["pool"], strict=True)
+                         for t in a if a[t] != b.get(t)})
+    print(f"load average before/after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
+          "(2 cores; figures above ~2 mean other work shared the CPUs)")
     print(f"scenario: {args.scenario.name}{' (6 h, quick)' if args.quick else ''}, "
-          f"runs: {runs}, cpus: {os.cpu_count()}, load avg: {os.getloadavg()[0]:.1f}")
+          f"runs: {runs}, cpus: {os.cpu_count()}")
     print(f"mean run wall time (inside workers): {sum(walls) / len(walls):.2f} s")
     print(f"serial batch:      {serial:.1f} s")
     print(f"{args.workers}-worker pool:     {pool:.1f} s")
     print(f"speed-up:          {serial / pool:.2f}x (target >= 1.8x)")
-    print(f"identical tables serial vs pool: {dig['serial'] == dig['pool']}")
+    print(f"identical tables serial vs pool: {not differ}"
+          + (f" (differ: {differ}; was code edited between the two batches?)" if differ else ""))
     return 0
 
 

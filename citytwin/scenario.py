@@ -241,12 +241,13 @@ class Scenario(BaseModel):
         return tuple(d for d in DOMAINS if getattr(self, d, None) is not None)
 
     def content_hash(self) -> str:
-        """A stable hash of what the scenario simulates (not where it was loaded from).
+        """A stable hash of what the scenario simulates (not where it was loaded from, nor
+        its description).
 
         The city is identified by its file name and size, so the same checkout moved to
         another folder keeps its run ids.
         """
-        data = self.model_dump(mode="json", exclude={"city", "seed"})
+        data = self.model_dump(mode="json", exclude={"city", "seed", "description"})
         city = Path(self.city)
         size = city.stat().st_size if city.exists() else -1
         data["city"] = {"name": city.name, "size": size}
