@@ -124,7 +124,7 @@ def test_geh_properties():
 
     flows = st.floats(min_value=0, max_value=1e5, allow_nan=False)
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=50, deadline=None)
     @given(flows, flows, st.floats(min_value=0.01, max_value=100))
     def check(m, c, k):
         g = geh([m], [c])[0]
