@@ -255,8 +255,9 @@ class EnergyEngine:
         tr_nodes = sorted(n for n, d in G.nodes(data=True) if d.get("kind") == "transformer") \
             if G is not None else []
         self.trafo_ids = np.array(tr_nodes, dtype=object)
-        self.trafo_kva = np.array([float(G.nodes[t].get("rated_kva", 0.0))
-                                   * float(G.nodes[t].get("parallel", 1)) for t in tr_nodes])
+        nodes = G.nodes if G is not None else {}
+        self.trafo_kva = np.array([float(nodes[t].get("rated_kva", 0.0))
+                                   * float(nodes[t].get("parallel", 1)) for t in tr_nodes])
         tr_of = (b["transformer"].astype(str).to_numpy() if "transformer" in b.columns
                  else np.full(self.n, ""))
         self.building_trafo = pd.Index(self.trafo_ids).get_indexer(tr_of).astype(np.int64)
@@ -392,8 +393,9 @@ class EnergyEngine:
         if flow is None:
             if self._trafo_kinds is None:
                 self._trafo_kinds = np.full(self.trafo_ids.size, "transformer", dtype=object)
-            self._assets.append((t0, self.trafo_ids, self._trafo_kinds, tr_load,
-                                 np.full(self.trafo_ids.size, np.nan)))
+            nan = np.full(self.trafo_ids.size, np.nan)
+            self._assets.append((t0, self.trafo_ids, self._trafo_kinds,
+                                 nan if tr_load is None else tr_load, nan))
             return
         parts = ((flow.trafo_loading_pct, "transformer"), (flow.line_loading_pct, "line"),
                  (flow.substation_loading_pct, "substation"))
@@ -423,7 +425,8 @@ class EnergyEngine:
         headroom = _headroom_kw(self.trafo_kva, net_tr, gross_tr)
         ev = self.ev.step(t0, self.dt_s, headroom)
         demand = base + ev
-        failed, ties = frozenset(), frozenset()
+        failed: frozenset[str] = frozenset()
+        ties: frozenset[str] = frozenset()
         unsup = np.zeros(self.n, bool)
         if self.outages is not None:
             st = self.outages.state(t0, demand_kw=demand)
