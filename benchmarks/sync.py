@@ -102,12 +102,13 @@ def main() -> None:
     print(f"incidence: {len(counts)} counts x {len(trips)} trips in {t_inc:.2f} s; peer (Dijkstra "
           f"trees from {origins.size} origins) {t_peer:.2f} s; ratio {t_inc / t_peer:.2f}")
 
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), time.process_time()
     cal = calibrate_traffic(city, trips, counts, od=True, zones=zones, sample=0.1, weight=0.01)
     t_cal = time.perf_counter() - t
+    cpu_cal = time.process_time() - c0
     f = cal.trip_factors(trips)
     realised = len(truth) / len(trips)
-    print(f"traffic calibration ({t_cal:.1f} s): scale {cal.scale:.3f}; realised truth "
+    print(f"traffic calibration ({t_cal:.1f} s wall, {cpu_cal:.1f} s CPU): scale {cal.scale:.3f}; realised truth "
           f"{realised:.3f} trips per modelled trip (1.3 x zone factors, integer-sampled)")
     oz = trips["origin_node"].map(zones)
     per_zone = pd.DataFrame({"zone": oz, "est": f}).groupby("zone")["est"].agg(["sum", "size"])
