@@ -468,6 +468,11 @@ class GridSolver:
                 self.last_runtime_s = time.perf_counter() - t0
                 self.last_method = "fast"
                 return self._collect_fast(res, p, net.sgen["p_mw"].to_numpy())
+        if not net.ext_grid["in_service"].any():  # every infeed failed: the whole grid is dark
+            self.last_runtime_s = time.perf_counter() - t0
+            self.last_method = "none"
+            self._warm = False
+            return self._collect_dark(p, net.sgen["p_mw"].to_numpy())
         converged, message = True, ""
         try:
             with warnings.catch_warnings():
@@ -479,11 +484,28 @@ class GridSolver:
         except pp.powerflow.LoadflowNotConverged as exc:
             converged, message = False, f"power flow did not converge: {exc}"
             log.warning(message)
+        except (UserWarning, ValueError, np.linalg.LinAlgError) as exc:  # e.g. a singular island
+            converged, message = False, f"power flow failed: {type(exc).__name__}: {exc}"
+            log.warning(message)
         self.last_runtime_s = time.perf_counter() - t0
         self.last_method = "pandapower"
         self._warm = converged
         self._fast = _FastPF.capture(net) if (converged and self._use_fast) else None
         return self._collect(converged, message, p, pv_kw)
+
+    def _collect_dark(self, p: np.ndarray, sgen_mw: np.ndarray) -> StepFlow:
+        nan = float("nan")
+        return StepFlow(
+            converged=True, vm_min_pu=nan, vm_max_pu=nan, max_line_loading_pct=nan,
+            max_trafo_loading_pct=nan, losses_kw=0.0, ext_grid_kw=0.0, load_kw=0.0, generation_kw=0.0,
+            unsupplied_kw=float(p.sum()), n_voltage_violations=0, n_overloads=0,
+            trafo_loading_pct=pd.Series(nan, index=self._trafo_ids, name="loading_pct"),
+            trafo_vm_pu=pd.Series(nan, index=self._trafo_ids, name="vm_pu"),
+            line_loading_pct=pd.Series(nan, index=self._line_ids, name="loading_pct"),
+            substation_loading_pct=pd.Series(nan, index=self._sub_ids, name="loading_pct"),
+            unsupplied=np.ones(len(self.building_ids), dtype=bool),
+            message="no infeed in service: every building unsupplied",
+        )
 
     def _collect_fast(self, r: dict[str, Any], p: np.ndarray, sgen_mw: np.ndarray) -> StepFlow:
         tl = r["trafo_pct"][self._trafo_idx]

@@ -173,3 +173,12 @@ def test_fast_path_equals_pandapower(small_city, solver):
             np.testing.assert_allclose(a.trafo_vm_pu, b.trafo_vm_pu, rtol=1e-9)
             np.testing.assert_allclose(a.substation_loading_pct, b.substation_loading_pct, rtol=1e-7)
             assert abs(a.ext_grid_kw - (a.load_kw + a.losses_kw - a.generation_kw)) <= 1e-6 * a.ext_grid_kw
+
+
+def test_every_infeed_out_is_all_dark_not_an_error(small_city, solver):
+    subs = [n for n, d in small_city.power.nodes(data=True) if d["kind"] == "substation"]
+    p = _design(solver)
+    f = solver.solve(p, out_of_service=set(subs))
+    assert f.converged and f.unsupplied.all() and f.unsupplied_kw == pytest.approx(p.sum())
+    assert f.ext_grid_kw == 0.0 and "no infeed" in f.message
+    assert not solver.solve(p).unsupplied.any()
