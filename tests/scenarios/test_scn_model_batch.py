@@ -119,7 +119,8 @@ def test_batch_serial_pool_and_dask_give_identical_tables(tiny_city_path, tmp_pa
     assert len(serial.ran) == 2 and serial.ok, serial.failed
     pool = run_batch(scs, out=tmp_path / "pool", replications=2, workers=2)
     assert len(pool.ran) == 2 and pool.ok, pool.failed
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+    # an in-process Dask worker keeps the test fast; the pool above covers other processes
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
         dask = run_batch(scs, out=tmp_path / "dask", replications=2,
                          scheduler=cluster.scheduler_address)
