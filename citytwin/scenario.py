@@ -355,7 +355,7 @@ def _read_toml(path: Path, problems: list[str], *, top: bool = True) -> dict[str
     except FileNotFoundError:
         problems.append(f"file not found: {path}")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         problems.append(f"cannot read {path} ({exc})")
         return None
     return _parse_toml(text, "" if top else f"{path}: ", problems)
@@ -372,37 +372,48 @@ def _parse_toml(text: str, prefix: str, problems: list[str]) -> dict[str, Any] |
 def _resolve(
     data: dict[str, Any],
     *,
-    source: str,
+    prefix: str,
     base_dir: Path,
     problems: list[str],
     stack: tuple[Path, ...],
 ) -> dict[str, Any]:
-    """Resolve ``extends`` (recursively) and make ``city`` absolute relative to its file."""
+    """Resolve ``extends`` (recursively) and make ``city`` absolute relative to its file.
+
+    ``prefix`` names the file in problems of inherited files ("" for the top file).
+    """
     data = dict(data)
     if isinstance(data.get("city"), str):
-        city = Path(data["city"])
-        data["city"] = str(city if city.is_absolute() else (base_dir / city).resolve())
+        try:
+            city = Path(data["city"])
+            data["city"] = str(city if city.is_absolute() else (base_dir / city).resolve())
+        except (OSError, ValueError) as exc:
+            problems.append(f"{prefix}city: not a usable path {data['city']!r:.80} ({exc})")
     ext = data.pop("extends", None)
     if ext is None:
         return data
     targets = [ext] if isinstance(ext, str) else ext
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-        problems.append(f"{source}: extends: expected a file name or a list of file names "
-                        f"(got {ext!r})")
+        problems.append(f"{prefix}extends: expected a file name or a list of file names "
+                        f"(got {ext!r:.80})")
         return data
     merged: dict[str, Any] = {}
     for target in targets:
-        path = (base_dir / target).resolve()
-        if path in stack:
-            problems.append(f"{source}: extends: circular extends through {path.name}")
+        try:
+            path = (base_dir / target).resolve()
+            exists = path.is_file()
+        except (OSError, ValueError) as exc:
+            problems.append(f"{prefix}extends: not a usable path {target!r:.80} ({exc})")
             continue
-        if not path.is_file():
-            problems.append(f"{source}: extends: file {target!r} not found (looked for {path})")
+        if path in stack:
+            problems.append(f"{prefix}extends: circular extends through {path.name}")
+            continue
+        if not exists:
+            problems.append(f"{prefix}extends: file {target!r} not found (looked for {path})")
             continue
         parent = _read_toml(path, problems, top=False)
         if parent is None:
             continue
-        parent = _resolve(parent, source=str(path), base_dir=path.parent, problems=problems,
+        parent = _resolve(parent, prefix=f"{path}: ", base_dir=path.parent, problems=problems,
                           stack=(*stack, path))
         parent.pop("name", None)  # a name is never inherited: it defaults to the file stem
         merged = _deep_merge(merged, parent)
@@ -424,8 +435,7 @@ def scenario_from_dict(
     if not isinstance(data, Mapping):
         raise ScenarioError(f"expected a table of keys, got {type(data).__name__}", source=source)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    resolved = _resolve(dict(data), source=source, base_dir=base, problems=problems,
-                        stack=())
+    resolved = _resolve(dict(data), prefix="", base_dir=base, problems=problems, stack=())
     if "name" not in resolved and default_name:
         resolved["name"] = default_name
     try:

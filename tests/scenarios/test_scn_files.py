@@ -150,6 +150,19 @@ def test_extends_list_and_problems(tmp_path: Path) -> None:
     assert "broken.toml" in str(exc.value) and "TOML syntax error" in str(exc.value)
 
 
+@pytest.mark.parametrize("data", [
+    {"name": "n", "city": "a\x00b"},
+    {"name": "n", "city": "c.gpkg", "extends": "x\x00"},
+    {"name": "n", "city": "c.gpkg", "extends": ["a" * 5000]},
+    {"name": "n", "city": "c.gpkg", "extends": 3},
+])
+def test_unusable_paths_are_scenario_errors(data: dict) -> None:
+    with pytest.raises(ScenarioError) as exc:
+        scenario_from_dict(data, base_dir="/nonexistent")
+    assert len(exc.value.problems) == 1
+    assert exc.value.problems[0].startswith(("city:", "extends:"))
+
+
 def test_content_hash_ignores_location_and_seed(tmp_path: Path) -> None:
     a = scenario_from_dict({"name": "s", "city": "/x/c.gpkg", "seed": 1})
     b = scenario_from_dict({"name": "s", "city": "/y/c.gpkg", "seed": 2})
@@ -179,7 +192,8 @@ _keys = st.sampled_from(["name", "city", "seed", "start", "duration_h", "step_s"
                          "description", "interventions", "type", "share", "street", "edges",
                          "traffic", "energy", "emergency", "factor", "x"])
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                     st.floats(allow_nan=True), st.text(max_size=12))
+                     st.floats(allow_nan=True), st.text(max_size=12),
+                     st.sampled_from(["\x00", "a" * 300, "../" * 40, "baseline.toml", "."]))
 _values = st.recursive(
     _scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=3),
