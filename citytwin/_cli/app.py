@@ -59,9 +59,10 @@ def serve(*, port: int, host: str, data: Path, results: Path, city: str = "helsi
 def _warm(path: Path) -> None:
     """Load the default city and its map arrays while the server starts (first map fast)."""
     try:
-        from citytwin.app.data import load_map_data
+        from citytwin.app.data import city_figure_cached
+        from citytwin.app.maps import LAYERS
 
-        load_map_data(path)
+        city_figure_cached(path, layers=LAYERS)
     except Exception:  # the page shows the real error when it loads the city itself
         log.warning("could not preload %s", path, exc_info=True)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from citytwin.app.maps import CityMapData
     from citytwin.city import City
 
-__all__ = ["load_city", "load_map_data", "load_results", "clear_caches"]
+__all__ = ["load_city", "load_map_data", "city_figure_cached", "load_results", "clear_caches"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,29 @@ def load_map_data(path: Path) -> CityMapData:
     return _city_entry(path)[1]
 
 
+_figures: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def city_figure_cached(path: Path, *, layers: tuple[str, ...],
+                       closed_edges: tuple[int, ...] = ()) -> Any:
+    """The City page figure (built once per city, layer set and closures; read-only)."""
+    from citytwin.app.maps import city_figure
+
+    data = load_map_data(path)
+    key = (_key(path), layers, closed_edges)
+    with _lock:
+        hit = _figures.get(key)
+        if hit is not None:
+            _figures.move_to_end(key)
+            return hit
+    fig = city_figure(data, layers=list(layers), closed_edges=closed_edges)
+    with _lock:
+        _figures[key] = fig
+        while len(_figures) > 32:
+            _figures.popitem(last=False)
+    return fig
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Tables and manifest of a results folder: ``{"manifest": dict, "<table>": DataFrame}``."""
     from citytwin.results import Results
@@ -95,3 +118,4 @@ def clear_caches() -> None:
     with _lock:
         _cities.clear()
         _results.clear()
+        _figures.clear()

@@ -128,7 +128,7 @@ def _layout(fig: go.Figure, *, title: str | None = None, height: int = 620) -> g
         title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         plot_bgcolor="white", paper_bgcolor="white", hovermode="closest", clickmode="event",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        uirevision="city",
+        uirevision="city", template="none",
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
@@ -253,7 +253,7 @@ def link_figure(data: CityMapData, values: pd.Series, *, title: str, bins: Seque
                 height: int = 420) -> go.Figure:
     """Road links coloured by ``values`` (indexed by edge_id) in ``len(bins)-1`` classes."""
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=data.road_x, y=data.road_y, mode="lines", name="roads",
+    fig.add_trace(go.Scatter(x=data.road_x, y=data.road_y, mode="lines", name="roads",
                                line=dict(color="#e0e0e0", width=1), hoverinfo="skip",
                                showlegend=False))
     vals = values.dropna()
@@ -264,7 +264,7 @@ def link_figure(data: CityMapData, values: pd.Series, *, title: str, bins: Seque
         if len(ids) == 0:
             continue
         x, y = _segments(data.edge_xy[ids])
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=label,
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label,
                                    line=dict(color=(colors or _BINS_COLORS)[k % 5], width=2.5),
                                    hoverinfo="skip"))
     return _layout(fig, title=title, height=height)
@@ -275,11 +275,11 @@ def point_value_figure(points: pd.DataFrame, *, background: CityMapData, title: 
                        height: int = 420) -> go.Figure:
     """Markers at ``points.x/y`` coloured by ``points.value`` over a faint road network."""
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=background.road_x, y=background.road_y, mode="lines",
+    fig.add_trace(go.Scatter(x=background.road_x, y=background.road_y, mode="lines",
                                line=dict(color="#e0e0e0", width=1), hoverinfo="skip",
                                showlegend=False))
     if len(points):
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=points["x"], y=points["y"], mode="markers", name=value_label,
             text=[f"{value_label}: {v:.1f}" for v in points["value"]], hoverinfo="text",
             marker=dict(color=points["value"], colorscale="RdYlGn_r", size=7, cmin=0,

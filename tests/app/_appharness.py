@@ -33,6 +33,7 @@ class AppServer:
                "--host", "127.0.0.1", "--results", str(results)]
         if data is not None:
             cmd += ["--data", str(data)]
+        self.log_path = Path(log)
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,

@@ -44,9 +44,24 @@ def _choose(page, select_class: str, option: str) -> None:
 
 
 def test_run_two_scenarios_and_compare(server: AppServer, browser, tmp_path: Path) -> None:
+    pages: list = []
+    try:
+        _scenario_flow(server, browser, tmp_path, pages)
+    except Exception:
+        out = Path(os.environ.get("CITYTWIN_TEST_ARTIFACTS", tmp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(pages):
+            p.screenshot(path=str(out / f"failure-{i}.png"), full_page=True)
+        (out / "server.log").write_text(server.log_path.read_text())
+        print(f"failure screenshots and server log in {out}")
+        raise
+
+
+def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> None:
     ctx_a = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx_b = browser.new_context(viewport={"width": 1400, "height": 1000})
     a, b = ctx_a.new_page(), ctx_b.new_page()
+    pages.extend([a, b])
     t0 = time.perf_counter()
     a.goto(server.url)
     a.wait_for_selector(MAP_DRAWN, timeout=90_000)
@@ -77,13 +92,13 @@ def test_run_two_scenarios_and_compare(server: AppServer, browser, tmp_path: Pat
     a.locator(".v-tab", has_text="Compare").first.click()
     _choose(a, "citytwin-compare-select", "baseline-s1-1")
     _choose(a, "citytwin-compare-select", "ev_40-s1-2")
+    a.wait_for_selector(".citytwin-kpi-table table thead >> text=ev_40-s1-2", timeout=90_000)
     table = a.locator(".citytwin-kpi-table table")
-    table.wait_for(timeout=90_000)
     header = table.locator("thead").inner_text()
     assert "baseline-s1-1" in header and "ev_40-s1-2" in header
     row = table.locator("tr", has_text="vehicle_km_ev_km").first.inner_text()
     assert any(ch.isdigit() for ch in row) and "%" in row
-    a.wait_for_selector(".citytwin-charts .js-plotly-plot .scatterlayer .trace path",
+    a.wait_for_selector(".citytwin-charts .js-plotly-plot .scatterlayer .trace",
                         timeout=60_000)
     shot = tmp_path / "compare.png"
     a.screenshot(path=str(shot), full_page=True)

@@ -7,8 +7,8 @@ from typing import Any
 import solara
 
 from citytwin.app.config import safe_join
-from citytwin.app.data import load_city, load_map_data
-from citytwin.app.maps import LAYERS, city_figure, inspect
+from citytwin.app.data import city_figure_cached, load_city, load_map_data
+from citytwin.app.maps import LAYERS, inspect
 from citytwin.app.state import use_app
 from citytwin.app.widgets import KeyValueTable, Para
 from citytwin.errors import CitytwinError
@@ -35,9 +35,10 @@ def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
     app = use_app()
     path = solara.use_memo(lambda: safe_join(app.config.data_dir, city_file, what="city file"),
                            [city_file])
-    data = solara.use_memo(lambda: load_map_data(path), [path])
-    fig = solara.use_memo(lambda: city_figure(data, layers=layers, closed_edges=closed_edges),
-                          [data, tuple(layers), tuple(closed_edges)])
+    fig = solara.use_memo(
+        lambda: city_figure_cached(path, layers=tuple(layers),
+                                   closed_edges=tuple(sorted(set(closed_edges)))),
+        [path, tuple(layers), tuple(closed_edges)])
 
     def on_click(event: dict[str, Any]) -> None:
         pts = (event or {}).get("points", {})

@@ -23,7 +23,7 @@ from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "comparison_figures", "format_kpi_table"]
+__all__ = ["Page", "comparison_figures", "format_kpi_table", "result_maps"]
 
 MAX_COMPARE = 4
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
@@ -74,13 +74,14 @@ def comparison_figures(results: dict[str, dict[str, Any]]) -> list[go.Figure]:
             fig.add_trace(go.Scatter(x=part["time_s"] / 3600.0, y=part["value"], mode="lines",
                                      name=str(label), line=dict(color=_COLORS[i % 4])))
         fig.update_layout(title=f"{domain}: {series}", height=300, xaxis_title="hour",
+                          template="none",
                           margin=dict(l=40, r=10, t=40, b=40),
                           legend=dict(orientation="h", y=-0.3))
         figs.append(fig)
     return figs
 
 
-def _maps(results: dict[str, dict[str, Any]], mapdata: Any) -> dict[str, list[go.Figure]]:
+def result_maps(results: dict[str, dict[str, Any]], mapdata: Any) -> dict[str, list[go.Figure]]:
     ff = mapdata.road_mid.set_index("edge_id")["speed_kph"]
     pos = mapdata.power_nodes.set_index("node")[["x", "y"]]
     out: dict[str, list[go.Figure]] = {"congestion": [], "transformers": [], "response": []}
@@ -113,6 +114,8 @@ def Page():
     available = app.session.results()
     chosen = [c for c in app.compare.value if c in available]
     group = solara.use_reactive("label")
+    series = solara.use_reactive("")
+    map_kind = solara.use_reactive("none")
     error = ""
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -126,10 +129,6 @@ def Page():
         lambda: kpi_table(results, group_by=group.value) if len(results) >= 1 else None,
         [key, group.value])
     figs = solara.use_memo(lambda: comparison_figures(results), [key])
-    mapdata = solara.use_memo(
-        lambda: load_map_data(safe_join(app.config.data_dir, app.city.value, what="city file")),
-        [app.city.value])
-    maps = solara.use_memo(lambda: _maps(results, mapdata), [key, mapdata])
 
     solara.Title("citytwin · Compare")
     solara.SelectMultiple(f"Results to compare (2-{MAX_COMPARE})", values=chosen,
@@ -153,19 +152,42 @@ def Page():
                             label="Download CSV", mime_type="text/csv")
         solara.FileDownload(lambda: _parquet_bytes(table), filename="comparison.parquet",
                             label="Download Parquet")
-    Heading("Time series")
-    with solara.Div(classes=["citytwin-charts"]):
-        with solara.ColumnsResponsive(6, large=4):
-            for fig in figs:
-                solara.FigurePlotly(fig)
-    for title, key_ in (("Congestion per link", "congestion"),
-                        ("Transformer loading", "transformers"),
-                        ("Response time per area", "response")):
-        if maps[key_]:
-            Heading(title)
-            with solara.Columns([1] * len(maps[key_])):
-                for fig in maps[key_]:
+    Heading("Time series (overlaid)")
+    names = [f.layout.title.text for f in figs]
+    if names:
+        current = series.value if series.value in names else _default_series(names)
+        solara.Select("Series", values=names, value=current, on_value=series.set,
+                      classes=["citytwin-series-select"], style={"max-width": "520px"})
+        with solara.Div(classes=["citytwin-charts"]):
+            solara.FigurePlotly(figs[names.index(current)])
+    Heading("Maps side by side")
+    kinds = [k for k in MAP_KINDS if k == "none" or maps_available(results, k)]
+    solara.ToggleButtonsSingle(value=map_kind.value if map_kind.value in kinds else "none",
+                               values=kinds, on_value=map_kind.set)
+    if map_kind.value != "none" and map_kind.value in kinds:
+        figs_m = result_maps(results, load_map_data(
+            safe_join(app.config.data_dir, app.city.value, what="city file")))[map_kind.value]
+        with solara.Div(classes=["citytwin-result-maps"]):
+            with solara.ColumnsResponsive(12 // max(1, len(figs_m))):
+                for fig in figs_m:
                     solara.FigurePlotly(fig)
+
+
+def _default_series(names: list[str]) -> str:
+    for prefer in ("traffic: network mean speed", "energy:", "emergency:"):
+        for n in names:
+            if n.startswith(prefer):
+                return n
+    return names[0]
+
+
+MAP_KINDS = ("none", "congestion", "transformers", "response")
+
+
+def maps_available(results: dict[str, dict[str, Any]], kind: str) -> bool:
+    """Whether any of the results has the table the map ``kind`` needs."""
+    table = {"congestion": "links", "transformers": "assets", "response": "incidents"}[kind]
+    return any(r.get(table) is not None and len(r[table]) for r in results.values())
 
 
 def _parquet_bytes(table: pd.DataFrame) -> bytes:

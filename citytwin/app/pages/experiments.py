@@ -38,7 +38,7 @@ def outcome_figure(results: dict[str, dict[str, Any]], kpi: str) -> go.Figure:
         marker=dict(size=11, color="#1f77b4"),
         error_y=dict(type="data", symmetric=False, array=err_hi, arrayminus=err_lo)))
     unit = str(sub["unit"].iloc[0]) if len(sub) else ""
-    fig.update_layout(title=f"{kpi} by scenario", yaxis_title=f"{kpi} [{unit}]", height=420,
+    fig.update_layout(title=f"{kpi} by scenario", template="none", yaxis_title=f"{kpi} [{unit}]", height=420,
                       margin=dict(l=50, r=10, t=40, b=60))
     return fig
 
