@@ -7,8 +7,9 @@ Per city it prints: the power graph's size and build time (``build_power_graph``
 layers), pandapower export time, the first solve (numba JIT + full Newton-Raphson), the mean time
 of a warm ``GridSolver.solve`` step over a 24 h day at 15 min (96 steps, loads = design load × a
 daily shape), and — as the peer, same network, same process — a plain ``pandapower.runpp`` per step
-(no recycling). Then one substation-feeder outage (topology + capacity-checked restoration) and
-96 steps of transformer aging.
+(no recycling). Then one outage of the most loaded feeder cable (topology, then capacity-checked
+restoration through ties with sectionalizing, then a power flow of the restored grid) and 96 steps
+of transformer aging. Figures depend on the machine's load; compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def bench(city, label: str, *, peer_steps: int = 8) -> dict:
 
     from citytwin.energy.aging import TransformerAging
     from citytwin.energy.grid import GridSolver, to_pandapower
-    from citytwin.energy.outages import restoration, unsupplied_buildings
+    from citytwin.energy.outages import restoration_plan, unsupplied_buildings
     from citytwin.network.power import build_power_graph
 
     out: dict = {"city": label, "buildings": len(city.buildings)}
@@ -93,15 +94,19 @@ def bench(city, label: str, *, peer_steps: int = 8) -> dict:
     el = max(lines)[1]
     t = time.perf_counter()
     dark = unsupplied_buildings(G, [el])
-    ties = restoration(G, [el])
+    plan = restoration_plan(G, [el])
     out["outage_topology_s"] = time.perf_counter() - t
     out["outage_dark_buildings"] = int(dark.sum())
-    out["outage_ties_closed"] = len(ties)
-    out["outage_after_ties_dark"] = int(unsupplied_buildings(G, [el], closed_ties=ties).sum())
+    out["outage_ties_closed"] = len(plan.closed_ties)
+    out["outage_lines_opened"] = len(plan.opened_lines)
+    failed = {el, *plan.opened_lines}
+    out["outage_after_restoration_dark"] = int(unsupplied_buildings(
+        G, failed, closed_ties=plan.closed_ties).sum())
     t = time.perf_counter()
-    f = solver.solve(design, out_of_service={el}, closed_ties=ties)
+    f = solver.solve(design, out_of_service=failed, closed_ties=plan.closed_ties)
     out["outage_solve_s"] = time.perf_counter() - t
     out["outage_converged"] = f.converged
+    out["outage_max_line_loading_pct"] = f.max_line_loading_pct
     aging = TransformerAging(list(flows[0].trafo_loading_pct.index))
     t = time.perf_counter()
     for fl in flows:

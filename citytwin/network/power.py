@@ -689,12 +689,13 @@ def _add_ties(G: nx.Graph, leaves: list[str], depth: dict[str, float], radial: n
     A pair of feeder ends qualifies when the tie (straight line × detour) is under
     :data:`_TIE_MAX_M` and the path between them along the radial tree is at least three times the
     tie and 300 m longer (or they hang under different substations). Greedy by that ratio, each end
-    used once, at most ``max(2, leaves / 8)`` ties.
+    used once: first until every feeder has a tie where a candidate exists, then up to
+    ``max(2, leaves / 8)`` ties in all.
     """
     if len(leaves) < 2:
         return 0
     xy = np.array([[G.nodes[t]["x"], G.nodes[t]["y"]] for t in leaves])
-    dd, jj = cKDTree(xy).query(xy, k=min(9, len(leaves)))
+    dd, jj = cKDTree(xy).query(xy, k=min(17, len(leaves)))
     cand = {(min(a, int(b)), max(a, int(b))): float(d) for a in range(len(leaves))
             for d, b in zip(dd[a][1:], jj[a][1:], strict=True) if d * _TIE_DETOUR <= _TIE_MAX_M}
     pairs = sorted(cand)
@@ -709,22 +710,35 @@ def _add_ties(G: nx.Graph, leaves: list[str], depth: dict[str, float], radial: n
         if tree >= 3 * tie_len and tree - tie_len >= 300.0:
             scored.append((-min(tree / tie_len, 1e9), tie_len, a, b))
     scored.sort()
-    cap = max(2, len(leaves) // 8)
+    feeder = {i: G.nodes[t].get("feeder", "") for i, t in enumerate(leaves)}
+    has_tie: set[str] = set()
     used: set[int] = set()
     n = 0
-    for _, tie_len, a, b in scored:
-        if n >= cap:
-            break
-        if a in used or b in used:
-            continue
+
+    def add(a: int, b: int, tie_len: float) -> bool:
+        nonlocal n
         ma = next(x for x in G.neighbors(leaves[a]) if G.nodes[x]["kind"] == "mv_node")
         mb = next(x for x in G.neighbors(leaves[b]) if G.nodes[x]["kind"] == "mv_node")
         if ma == mb or G.has_edge(ma, mb):
-            continue
-        used |= {a, b}
+            return False
+        used.update((a, b))
+        has_tie.update((feeder[a], feeder[b]))
         G.add_edge(ma, mb, kind="tie", length_m=tie_len, element_id=f"tie{n}", normally_open=True,
                    n_cables=1)
         n += 1
+        return True
+
+    # first every feeder gets a tie where it can (an open ring, as urban MV grids are run) ...
+    for _, tie_len, a, b in scored:
+        if a not in used and b not in used and (feeder[a] not in has_tie or feeder[b] not in has_tie):
+            add(a, b, tie_len)
+    # ... then a few more where they shorten restoration paths most
+    cap = max(2, len(leaves) // 8, n)
+    for _, tie_len, a, b in scored:
+        if n >= cap:
+            break
+        if a not in used and b not in used:
+            add(a, b, tie_len)
     return n
 
 

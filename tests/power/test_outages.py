@@ -134,13 +134,13 @@ def test_unknown_asset_and_bad_failure(small_city):
 
 def _chain_grid():
     """sub0 ─ a ─ b ─ c   (feeder 1: transformers ta 5 MVA, tb 4 MVA, tc 4 MVA)
-       sub0 ─ d          (feeder 2: td 6 MVA);  tie c ┄ d (normally open)."""
+       sub0 ─ d          (feeder 2: td 5.5 MVA);  tie c ┄ d (normally open)."""
     G = nx.Graph(mv_kv=20.0)
     G.add_node("sub0", kind="substation", x=0, y=0, rated_mva=63.0)
     for i, n in enumerate("abcd"):
         G.add_node(f"m{n}", kind="mv_node", x=i, y=0)
         G.add_node(f"t{n}", kind="transformer", x=i, y=1, rated_kva=800, parallel=8,
-                   design_kva={"a": 5000.0, "b": 4000.0, "c": 4000.0, "d": 6000.0}[n])
+                   design_kva={"a": 5000.0, "b": 4000.0, "c": 4000.0, "d": 5500.0}[n])
         G.add_node(f"b{i}", kind="building", x=i, y=2, building_id=i, transformer=f"t{n}", customers=1)
         G.add_edge(f"m{n}", f"t{n}", kind="mv_line", element_id=f"stub_{n}", length_m=10.0)
         G.add_edge(f"t{n}", f"b{i}", kind="service", element_id=f"svc{i}", length_m=10.0)
@@ -155,7 +155,7 @@ def test_sectionalizing_picks_up_what_fits():
     from citytwin.energy.outages import restoration_plan
 
     G = _chain_grid()
-    # the cable from sub0 to d carries 6 MVA of its 14.6 MVA: 8.6 MVA headroom < 13 MVA dark
+    # the cable from sub0 to d carries 5.5 MVA of its 0.95 x 14.6 MVA: 8.4 MVA headroom < 13 MVA dark
     assert unsupplied_buildings(G, ["l_a"]).tolist() == [True, True, True, False]
     assert restoration(G, ["l_a"]) == frozenset()  # whole area does not fit
     plan = restoration_plan(G, ["l_a"])
