@@ -90,7 +90,10 @@ def series_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """All time series of all results (recorded and derived) with a ``label`` column."""
     parts = []
     for label, res in results.items():
-        for ts in (res.get("timeseries"), derived_series(res)):
+        derived = res.get("_derived")
+        if derived is None:
+            derived = derived_series(res)
+        for ts in (res.get("timeseries"), derived):
             if ts is not None and len(ts):
                 ts = ts.copy()
                 ts["label"] = label

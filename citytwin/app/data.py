@@ -12,8 +12,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 if TYPE_CHECKING:
     from citytwin.app.maps import CityMapData
     from citytwin.city import City
@@ -102,11 +100,11 @@ def load_results(path: Path) -> dict[str, Any]:
         if hit is not None:
             _results.move_to_end(key)
             return hit
+    from citytwin.app.compare_view import derived_series
+
     res = Results.read(Path(path))
     entry: dict[str, Any] = {"manifest": res.manifest, **res.tables}
-    for name, df in list(entry.items()):
-        if isinstance(df, pd.DataFrame):
-            entry[name] = df
+    entry["_derived"] = derived_series(entry)  # computed once per results folder
     with _lock:
         _results[key] = entry
         while len(_results) > _MAX_RESULTS:

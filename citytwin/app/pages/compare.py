@@ -23,7 +23,7 @@ from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "comparison_figures", "format_kpi_table", "result_maps"]
+__all__ = ["Page", "comparison_figures", "series_names", "format_kpi_table", "result_maps"]
 
 MAX_COMPARE = 4
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
@@ -61,13 +61,26 @@ def _fmt(v: float, *, signed: bool = False) -> str:
     return s
 
 
-def comparison_figures(results: dict[str, dict[str, Any]]) -> list[go.Figure]:
-    """One overlaid line chart per (domain, series) present in any of the results."""
+def series_names(results: dict[str, dict[str, Any]]) -> list[str]:
+    """``"domain: series"`` names of every series in any of the results."""
+    ts = series_table(results)
+    if ts.empty:
+        return []
+    pairs = ts[["domain", "series"]].drop_duplicates().sort_values(["domain", "series"])
+    return [f"{d}: {s}" for d, s in zip(pairs["domain"], pairs["series"], strict=True)]
+
+
+def comparison_figures(results: dict[str, dict[str, Any]],
+                       only: str | None = None) -> list[go.Figure]:
+    """One overlaid line chart per (domain, series) present in any of the results
+    (only the series named ``only``, ``"domain: series"``, when given)."""
     ts = series_table(results)
     figs = []
     if ts.empty:
         return figs
     for (domain, series), sub in ts.groupby(["domain", "series"], sort=True):
+        if only is not None and f"{domain}: {series}" != only:
+            continue
         fig = go.Figure()
         for i, (label, part) in enumerate(sub.groupby("label", sort=False)):
             part = part.groupby("time_s", as_index=False)["value"].mean()
@@ -128,7 +141,10 @@ def Page():
     table = solara.use_memo(
         lambda: kpi_table(results, group_by=group.value) if len(results) >= 1 else None,
         [key, group.value])
-    figs = solara.use_memo(lambda: comparison_figures(results), [key])
+    names = solara.use_memo(lambda: series_names(results), [key])
+    current = series.value if series.value in names else (_default_series(names) if names else "")
+    figs = solara.use_memo(lambda: comparison_figures(results, only=current) if current else [],
+                           [key, current])
 
     solara.Title("citytwin · Compare")
     solara.SelectMultiple(f"Results to compare (2-{MAX_COMPARE})", values=chosen,
@@ -153,13 +169,11 @@ def Page():
         solara.FileDownload(lambda: _parquet_bytes(table), filename="comparison.parquet",
                             label="Download Parquet")
     Heading("Time series (overlaid)")
-    names = [f.layout.title.text for f in figs]
-    if names:
-        current = series.value if series.value in names else _default_series(names)
+    if figs:
         solara.Select("Series", values=names, value=current, on_value=series.set,
                       classes=["citytwin-series-select"], style={"max-width": "520px"})
         with solara.Div(classes=["citytwin-charts"]):
-            solara.FigurePlotly(figs[names.index(current)])
+            solara.FigurePlotly(figs[0])
     Heading("Maps side by side")
     kinds = [k for k in MAP_KINDS if k == "none" or maps_available(results, k)]
     solara.ToggleButtonsSingle(value=map_kind.value if map_kind.value in kinds else "none",
