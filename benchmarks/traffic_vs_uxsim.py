@@ -36,7 +36,7 @@ def make_trips(G, n: int, seed: int) -> pd.DataFrame:
 
 def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
                  dynamic: bool = False) -> tuple[float, pd.DataFrame, dict]:
-    routing = {"route_refresh_s": 300.0, "reroute_share": 0.1} if dynamic else {
+    routing = {"route_refresh_s": 60.0, "reroute_share": 0.3} if dynamic else {
         "route_refresh_s": 1e9}
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
                            ev_share=0.0, record_interval_s=3600.0, **routing)
@@ -91,8 +91,9 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=7200.0,
                     help="simulated period in both engines (trips unfinished by then: not completed)")
     ap.add_argument("--dynamic", action="store_true",
-                    help="congestion-aware routing in both (citytwin: trees refreshed every 300 s "
-                         "+ 10 %% en-route; UXsim: its DUO every 300 s) instead of fixed routes")
+                    help="congestion-aware routing in both (citytwin: trees refreshed every 60 s, "
+                         "30 %% of cars en route re-routed; UXsim: its DUO every 300 s) instead of "
+                         "fixed routes")
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
     ap.add_argument("--deltan", type=int, nargs="*", default=[1],
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
