@@ -10,8 +10,9 @@ from citytwin.app.config import safe_join
 from citytwin.app.data import city_figure_cached, load_city, load_map_data
 from citytwin.app.maps import LAYERS, inspect
 from citytwin.app.state import use_app
+from citytwin.app.upload import save_upload
 from citytwin.app.widgets import KeyValueTable, Para
-from citytwin.errors import CitytwinError
+from citytwin.errors import CitytwinError, InputError
 
 __all__ = ["Page", "CityMap"]
 
@@ -63,7 +64,8 @@ def Page():
     layers = solara.use_reactive(list(LAYERS))
     picked = solara.use_reactive(None)
     error = solara.use_reactive("")
-    files = solara.use_memo(app.config.city_files, [])
+    uploads = solara.use_reactive(0)
+    files = solara.use_memo(app.config.city_files, [uploads.value])
     path = safe_join(app.config.data_dir, app.city.value, what="city file")
     city = solara.use_memo(lambda: load_city(path), [path])
 
@@ -72,6 +74,19 @@ def Page():
             picked.value = inspect(city, load_map_data(path), layer, ident)
             error.value = ""
         except CitytwinError as exc:
+            error.value = str(exc)
+
+    def on_file(info: dict[str, Any]) -> None:
+        try:
+            if info["size"] > app.config.max_upload_bytes:
+                raise InputError(f"uploaded file {info['name']!r} is {info['size']:,} bytes; "
+                                 f"the limit is {app.config.max_upload_bytes:,} bytes")
+            data = info["file_obj"].read(app.config.max_upload_bytes + 1)
+            saved = save_upload(app.config, info["name"], data)
+            uploads.value += 1
+            app.city.value = saved.name
+            error.value = ""
+        except (CitytwinError, ValueError) as exc:
             error.value = str(exc)
 
     def close_road(edge_id: int) -> None:
@@ -101,6 +116,9 @@ def Page():
             if error.value:
                 solara.Error(error.value)
             InspectPanel(picked.value, on_close_road=close_road)
+            solara.FileDrop(label="Drop a city file (GeoPackage, GeoJSON, GeoParquet, .osm.pbf) "
+                                  f"up to {app.config.max_upload_bytes // 2**20} MB",
+                            on_file=on_file, lazy=True)
             if app.closed_edges.value:
                 Para(f"Draft closures (edge ids): {app.closed_edges.value}")
                 solara.Button("Clear draft closures", text=True,
