@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import STEP, X0, Y0
+from .conftest import STEP, X0, Y0
 from pyproj import Transformer
 
 from citytwin.errors import ObservationError
