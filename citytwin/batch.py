@@ -214,8 +214,8 @@ def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     run = inflight.pop(fut)
-                    exc = fut.exception()
-                    record(run.run_id, None if exc else fut.result(), exc)
+                    error = fut.exception()
+                    record(run.run_id, None if error else fut.result(), error)
 
         feeder = threading.Thread(target=feed, name="citytwin-batch-feeder", daemon=True)
         feeder.start()

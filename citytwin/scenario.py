@@ -560,7 +560,9 @@ def _snap_lonlat(city: Any, lon: float, lat: float, *, max_m: float = 2000.0) ->
 def _emergency_override(data: dict[str, Any], iv: Any, city: Any) -> None:
     if isinstance(iv, AddStation):
         spec = StationSpec(kind=iv.kind, road_node=_snap_lonlat(city, iv.lon, iv.lat),
-                           name=iv.name, units=dict(iv.units) if iv.units is not None else None)
+                           name=iv.name,
+                           units={str(k): v for k, v in iv.units.items()}
+                           if iv.units is not None else None)
         data["extra_stations"] = (*data["extra_stations"], spec.model_dump())
     elif isinstance(iv, RemoveStation):
         fac = city.facilities
