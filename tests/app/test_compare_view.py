@@ -94,3 +94,34 @@ def test_result_map_values() -> None:
     b = pd.DataFrame({"building_id": [1, 5], "x": [0.0, 10.0], "y": [1.0, 2.0]})
     pts = response_points(inc, b)
     assert pts["value"].tolist() == [10.0, 5.0] and pts["x"].tolist() == [0.0, 10.0]
+
+
+def test_experiment_outputs_lever_plot(tmp_path: Path) -> None:
+    from citytwin.app.pages.experiments import (
+        find_experiments,
+        lever_figure,
+        load_experiment_output,
+    )
+
+    out = tmp_path / "exp1"
+    out.mkdir()
+    rows = [{"experiment": "e", "point": p, "replication": r, "seed": r, "scenario": f"e{p}",
+             "ev_share": share, "peak_kw": 100 + 50 * share + r}
+            for p, share in enumerate((0.1, 0.4)) for r in range(3)]
+    pd.DataFrame(rows).to_parquet(out / "outcomes.parquet")
+    pd.DataFrame({"outcome": ["peak_kw"], "factor": ["ev_share"], "kind": ["lever"],
+                  "src": [0.9], "r2": [0.9], "main_effect": [15.0], "n": [6]}).to_parquet(
+        out / "sensitivity.parquet")
+    (tmp_path / "sessions" / "x" / "exp2").mkdir(parents=True)
+    (tmp_path / "sessions" / "x" / "exp2" / "outcomes.parquet").write_bytes(b"")
+    assert list(find_experiments(tmp_path)) == ["exp1"]
+    outcomes, sens, factors, names = load_experiment_output(out)
+    assert factors == ["ev_share"] and names == ["peak_kw"]
+    fig = lever_figure(outcomes, "ev_share", "peak_kw")
+    means = fig.data[1]
+    assert list(means.x) == [0.1, 0.4]
+    assert list(means.y) == pytest.approx([106.0, 121.0])
+    half = stats.t.ppf(0.975, 2) * stats.sem([0.0, 1.0, 2.0])
+    assert means.error_y.array[0] == pytest.approx(half)
+    with pytest.raises(InputError):
+        lever_figure(outcomes, "lanes", "peak_kw")

@@ -7,6 +7,7 @@ each replication is drawn as a point.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,10 +17,70 @@ import solara
 from citytwin.app.compare_view import kpi_table
 from citytwin.app.data import load_results
 from citytwin.app.state import use_app
-from citytwin.app.widgets import Para
+from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "outcome_figure"]
+__all__ = ["Page", "outcome_figure", "find_experiments", "lever_figure", "load_experiment_output"]
+
+_RUN_COLUMNS = {"experiment", "point", "replication", "seed", "scenario"}
+
+
+def find_experiments(root: Path, *, max_depth: int = 2) -> dict[str, Path]:
+    """Experiment output folders (holding ``outcomes.parquet``) under the results folder."""
+    root = Path(root).resolve()
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+
+    def walk(d: Path, depth: int) -> None:
+        for p in sorted(d.iterdir()):
+            if not p.is_dir() or p.is_symlink() or p.name.startswith(".") or p.name == "sessions":
+                continue
+            if (p / "outcomes.parquet").is_file():
+                found[p.relative_to(root).as_posix()] = p
+            elif depth + 1 < max_depth:
+                walk(p, depth + 1)
+
+    walk(root, 0)
+    return found
+
+
+def load_experiment_output(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+    """``(outcomes, sensitivity, factors, outcome_names)`` of an experiment output folder."""
+    outcomes = pd.read_parquet(path / "outcomes.parquet")
+    sens_path = path / "sensitivity.parquet"
+    sens = pd.read_parquet(sens_path) if sens_path.is_file() else pd.DataFrame()
+    if len(sens) and "factor" in sens:
+        factors = [f for f in dict.fromkeys(sens["factor"]) if f in outcomes.columns]
+        names = [o for o in dict.fromkeys(sens["outcome"]) if o in outcomes.columns]
+    else:
+        factors, names = [], [c for c in outcomes.columns if c not in _RUN_COLUMNS]
+    return outcomes, sens, factors, names
+
+
+def lever_figure(outcomes: pd.DataFrame, lever: str, outcome: str) -> go.Figure:
+    """Outcome vs one lever: every run as a dot, mean with a 95 % t interval per lever value."""
+    from citytwin.compare import mean_ci
+    from citytwin.errors import InputError
+
+    missing = [c for c in (lever, outcome) if c not in outcomes.columns]
+    if missing:
+        raise InputError(f"experiment outcomes have no column(s) {missing}")
+    df = outcomes[[lever, outcome]].dropna()
+    stats_rows = []
+    for x, g in df.groupby(lever, sort=True):
+        mean, half = mean_ci(g[outcome].to_numpy(float))
+        stats_rows.append((x, mean, 0.0 if pd.isna(half) else half, len(g)))
+    st = pd.DataFrame(stats_rows, columns=["x", "mean", "half", "n"])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=df[lever], y=df[outcome], mode="markers", name="runs",
+                             marker=dict(color="#9e9e9e", size=7, opacity=0.7)))
+    fig.add_trace(go.Scatter(x=st["x"], y=st["mean"], mode="markers+lines",
+                             name="mean [95 % CI]", marker=dict(size=11, color="#1f77b4"),
+                             error_y=dict(type="data", array=st["half"], visible=True)))
+    fig.update_layout(title=f"{outcome} vs {lever}", xaxis_title=lever, yaxis_title=outcome,
+                      template="none", height=420, margin=dict(l=60, r=10, t=40, b=50))
+    return fig
 
 
 def outcome_figure(results: dict[str, dict[str, Any]], kpi: str) -> go.Figure:
@@ -44,6 +105,36 @@ def outcome_figure(results: dict[str, dict[str, Any]], kpi: str) -> go.Figure:
 
 
 @solara.component
+def ExperimentOutputs():
+    """Outputs of ``citytwin experiment`` (outcomes.parquet) found in the results folder."""
+    app = use_app()
+    exps = solara.use_memo(lambda: find_experiments(app.config.results_dir), [])
+    chosen = solara.use_reactive(next(iter(exps), None))
+    lever = solara.use_reactive(None)
+    outcome = solara.use_reactive(None)
+    path = exps.get(chosen.value) if chosen.value else None
+    loaded = solara.use_memo(lambda: load_experiment_output(path) if path else None, [path])
+    if not exps:
+        return
+    Heading("Policy experiments")
+    solara.Select("Experiment", values=list(exps), value=chosen, style={"max-width": "360px"})
+    if loaded is None:
+        return
+    outcomes, sens, factors, names = loaded
+    if not factors or not names:
+        solara.Warning("this experiment has no factors or outcomes to plot")
+        return
+    lv = lever.value if lever.value in factors else factors[0]
+    oc = outcome.value if outcome.value in names else names[0]
+    with solara.Row():
+        solara.Select("Lever / uncertainty", values=factors, value=lv, on_value=lever.set)
+        solara.Select("Outcome", values=names, value=oc, on_value=outcome.set)
+    solara.FigurePlotly(lever_figure(outcomes, lv, oc))
+    if len(sens):
+        solara.DataFrame(sens[sens["outcome"] == oc].reset_index(drop=True), items_per_page=20)
+
+
+@solara.component
 def Page():
     app = use_app()
     _ = app.runs_version.value
@@ -64,6 +155,7 @@ def Page():
                           [tuple(results), current])
 
     solara.Title("citytwin · Experiments")
+    ExperimentOutputs()
     Para("Outcome versus lever (scenario), seeds pooled as replications.")
     solara.SelectMultiple("Results", values=[c for c in chosen.value if c in available],
                           all_values=sorted(available), on_value=chosen.set)
