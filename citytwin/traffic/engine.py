@@ -223,45 +223,49 @@ class TrafficEngine:
             grown[: self._route_used] = self.route_edges[: self._route_used]
             self.route_edges = grown
         starts = self._route_used + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-        if keep_prefix is None:
-            idx = np.repeat(starts - off[:-1], np.diff(off)) + np.arange(off[-1])
-            self.route_edges[idx] = edges
-        else:
-            for i, k in enumerate(trips.tolist()):
-                kp = int(keep_prefix[i])
-                s = int(starts[i])
-                old = self.route_edges[self.route_off[k]: self.route_off[k] + kp].copy()
-                self.route_edges[s: s + kp] = old
-                self.route_edges[s + kp: s + kp + off[i + 1] - off[i]] = edges[off[i]: off[i + 1]]
+        kp = np.zeros(trips.shape[0], dtype=np.int64) if keep_prefix is None else keep_prefix
+        if kp.sum() > 0:  # copy the kept prefixes (the links already driven) to the new slots
+            n_kp = int(kp.sum())
+            within = np.arange(n_kp) - np.repeat(np.cumsum(kp) - kp, kp)
+            self.route_edges[np.repeat(starts, kp) + within] = \
+                self.route_edges[np.repeat(self.route_off[trips], kp) + within]
+        idx = np.repeat(starts + kp - off[:-1], np.diff(off)) + np.arange(off[-1])
+        self.route_edges[idx] = edges
         self.route_off[trips] = starts
         self.route_len[trips] = lens
         self._route_used = need
 
     def _refresh_routes(self, horizon_s: float) -> None:
+        """Route trips departing before ``horizon_s`` and re-route a share of the cars en route,
+        all on one set of shortest-path trees of the current link times."""
         cost = self.link_travel_times()
         todo = np.flatnonzero(~self.routed & (self.depart_plan < horizon_s))
-        if todo.size:
-            off, edges = route_trips(self.arrays, self.o_pos[todo], self.d_pos[todo], cost=cost,
-                                     csr=self.csr)
-            self._store_routes(todo, off, edges)
-            self.routed[todo] = True
+        pick = np.zeros(0, dtype=np.int64)
         share = self.params.reroute_share
         if share > 0 and self.t > 0:
             on = np.flatnonzero(self.state == K.ON_LINK)
-            # not already on their last link
-            on = on[self.ridx[on] < self.route_len[on] - 1]
+            on = on[self.ridx[on] < self.route_len[on] - 1]  # not already on their last link
             pick = on[self._rng_route.random(on.shape[0]) < share]
-            if pick.size:
-                here = self.arrays.edge_to[self.cur_link[pick]]
-                off, edges = route_trips(self.arrays, here, self.d_pos[pick], cost=cost, csr=self.csr)
-                lens = np.diff(off)
-                ok = lens > 0
-                if not ok.all():  # keep the old route where no new one exists
-                    edges = edges[np.repeat(ok, lens)]
-                    off = np.concatenate([[0], np.cumsum(lens[ok])]).astype(np.int64)
-                    pick = pick[ok]
-                self._store_routes(pick, off, edges, keep_prefix=self.ridx[pick] + 1)
-                self.rerouted[pick] += 1
+        if todo.size + pick.size == 0:
+            return
+        src = np.concatenate([self.o_pos[todo], self.arrays.edge_to[self.cur_link[pick]]])
+        dst = np.concatenate([self.d_pos[todo], self.d_pos[pick]])
+        off, edges = route_trips(self.arrays, src, dst, cost=cost, csr=self.csr)
+        nt = todo.size
+        if nt:
+            self._store_routes(todo, off[: nt + 1], edges[: off[nt]])
+            self.routed[todo] = True
+        if pick.size:
+            o2 = off[nt:] - off[nt]
+            e2 = edges[off[nt]:]
+            lens = np.diff(o2)
+            ok = lens > 0
+            if not ok.all():  # keep the old route where no new one exists
+                e2 = e2[np.repeat(ok, lens)]
+                o2 = np.concatenate([[0], np.cumsum(lens[ok])]).astype(np.int64)
+                pick = pick[ok]
+            self._store_routes(pick, o2, e2, keep_prefix=self.ridx[pick] + 1)
+            self.rerouted[pick] += 1
 
     # ------------------------------------------------------------------ protocol
     def advance(self, until_s: float) -> None:

@@ -160,3 +160,21 @@ def test_vehicle_agents_follow_their_plans(city_of):
     assert v7.experienced_s[0] == tab.loc[0, "arrive_s"] - tab.loc[0, "depart_s"]
     route = v7.route(0)
     assert eng.arrays.edge_from[route[0]] == eng.arrays.node_pos(0)
+
+
+def test_rerouted_routes_stay_connected(city_of):
+    G = grid_roads(6, 6, seed=2)
+    rng = np.random.default_rng(3)
+    o, d = rng.choice(36, 4000), rng.choice(36, 4000)
+    trips = pd.DataFrame({"origin_node": o, "dest_node": d,
+                          "depart_s": rng.uniform(0, 900, 4000)})[o != d]
+    eng = run_traffic(city_of(G), TrafficParams(route_refresh_s=60, reroute_share=0.5), seed=2,
+                      trips=trips)
+    assert (eng.rerouted > 0).sum() > 100
+    off, edges = eng.routes()
+    a = eng.arrays
+    for k in np.flatnonzero(eng.rerouted > 0)[:300]:
+        r = edges[off[k]:off[k + 1]]
+        assert (a.edge_to[r[:-1]] == a.edge_from[r[1:]]).all()
+        assert a.edge_from[r[0]] == eng.o_pos[k] and a.edge_to[r[-1]] == eng.d_pos[k]
+    assert (eng.state == 3).all()
