@@ -7,7 +7,7 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import CRS, grid_roads, make_buildings
+from .conftest import CRS, grid_roads, make_buildings
 
 from citytwin.errors import GeodataError
 from citytwin.network.power import (

@@ -131,7 +131,7 @@ def test_assets_table(solver):
 
 
 def test_large_building_gets_parallel_800kva_units():
-    from conftest import CRS, grid_roads, make_buildings
+    from .conftest import CRS, grid_roads, make_buildings
 
     from citytwin.network.power import build_power_graph
 

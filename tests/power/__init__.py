@@ -1,0 +1,1 @@
+"""Power-grid tests (a package, so helper imports never clash with other areas)."""
