@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 import ipyvuetify as v
 import solara
 from _apphelpers import series_frame, write_results
 from plotly.graph_objs._figurewidget import FigureWidget
-from solara.components.datatable import DataTableWidget
 
 from citytwin.app.config import AppConfig
 from citytwin.app.pages import city, compare, experiments, scenarios
@@ -30,6 +30,35 @@ def _render(page, config: AppConfig):
 
 def _html_text(rc) -> str:
     return " ".join(str(w.unsafe_innerHTML) for w in rc.find(solara.widgets.HTML).widgets)
+
+
+def _table_cells(html: str) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of the first HTML table in ``html`` (stdlib parser)."""
+
+    class P(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                self.rows[-1].append("".join(self.cell).strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    p = P()
+    p.feed(html)
+    return p.rows[0], p.rows[1:]
 
 
 def _alerts(rc) -> str:
@@ -90,9 +119,10 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
     figs = rc.find(FigureWidget).widgets
     assert figs, "time-series chart rendered"
     assert [t.name for t in figs[0].data] == ["baseline", "ev"]
-    table = rc.find(DataTableWidget).widget
-    row = [r for r in table.items if r["kpi"] == "peak_load_kw"][0]
-    assert row["baseline"] == "10" and row["ev"] == "14" and "+40.0 %" in row["Δ ev"]
+    header, rows = _table_cells(_html_text(rc))
+    row = dict(zip(header, next(r for r in rows if "peak_load_kw" in r), strict=True))
+    assert row["baseline"] == "10" and row["ev"] == "14"
+    assert "+40.0 %" in row["Δ ev"]
     state.compare.value = ["baseline", "../../etc"]
     # names outside the session's results are ignored: only the baseline remains
     assert [t.name for t in rc.find(FigureWidget).widgets[0].data] == ["baseline"]

@@ -162,7 +162,9 @@ def Page():
     shown = format_kpi_table(table)
     with solara.Div(classes=["citytwin-kpi-table"]):
         Heading("KPIs (mean [95 % CI]; Δ vs the first)")
-        solara.DataFrame(shown, items_per_page=50)
+        solara.HTML(tag="div", unsafe_innerHTML=shown.to_html(index=False, border=0,
+                                                              classes="citytwin-kpis"),
+                    style="max-height: 520px; overflow: auto; font-size: 13px")
     with solara.Row():
         solara.FileDownload(lambda: table.to_csv(index=False), filename="comparison.csv",
                             label="Download CSV", mime_type="text/csv")
