@@ -8,8 +8,13 @@ is for identical work:
 * library: `run_batch` called in this process after one warm-up run (the pool still pays for
   spawning its worker and that worker's imports).
 
-    .venv/bin/python benchmarks/batch.py            # 8 runs of scenarios/baseline.toml
-    .venv/bin/python benchmarks/batch.py --quick    # 4 runs, 6 simulated hours each
+    .venv/bin/python benchmarks/batch.py            # 8 runs: baseline with every car trip
+    .venv/bin/python benchmarks/batch.py --quick    # 4 runs of baseline (10 % sample), 6 h
+    .venv/bin/python benchmarks/batch.py --scenario scenarios/baseline.toml   # 8 short runs
+
+The default is the shipped baseline with the whole population driving (traffic sample 1.0,
+as a planner's batch would run it); the shipped baseline itself (10 % sample, ~3-5 s a run)
+is too short to amortize a spawned worker's start-up (~10-20 s of imports).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="4 runs of 6 simulated hours")
     ap.add_argument("--runs", type=int, default=None, help="runs per batch (default 8)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "baseline.toml")
+    ap.add_argument("--scenario", type=Path, default=None,
+                    help="default: scenarios/baseline.toml with traffic sample 1.0")
     args = ap.parse_args()
     runs = args.runs or (4 if args.quick else 8)
     load0 = os.getloadavg()[0]
@@ -46,10 +52,14 @@ def main() -> int:
     from citytwin.results import Results
 
     with tempfile.TemporaryDirectory(prefix="ct-bench-") as tmp:
-        scenario = args.scenario.resolve()
+        base = (args.scenario or ROOT / "scenarios" / "baseline.toml").resolve()
+        scenario = base
         if args.quick:
             scenario = Path(tmp) / "quick.toml"
-            scenario.write_text(f'extends = "{args.scenario.resolve()}"\nduration_h = 6\n')
+            scenario.write_text(f'extends = "{base}"\nduration_h = 6\n')
+        elif args.scenario is None:
+            scenario = Path(tmp) / "full_sample.toml"
+            scenario.write_text(f'extends = "{base}"\n[traffic]\nsample = 1.0\n')
         # build the city cache once, outside the timings
         from citytwin.model import load_city
         from citytwin.scenario import load_scenario
@@ -80,7 +90,7 @@ def main() -> int:
                          for t in a if a[t] != b.get(t)})
     print(f"load average before/after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
           "(2 cores; figures above ~2 mean other work shared the CPUs)")
-    print(f"scenario: {args.scenario.name}{' (6 h, quick)' if args.quick else ''}, "
+    print(f"scenario: {scenario.name} (extends {base.name}), "
           f"runs: {runs}, cpus: {os.cpu_count()}")
     print(f"mean run wall time (inside workers): {sum(walls) / len(walls):.2f} s")
     print(f"end to end (CLI):  serial {serial:.1f} s, {args.workers} workers {pool:.1f} s, "

@@ -185,6 +185,13 @@ def run_batch(
     return report
 
 
+def _warm_up() -> int:
+    """Worker start-up: import the model and the domain engines."""
+    import citytwin.model  # noqa: F401
+
+    return os.getpid()
+
+
 def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
     """Runs from one queue: ``workers - 1`` spawned processes (fed by a helper thread) and
     this process."""
@@ -199,6 +206,9 @@ def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
 
         def feed() -> None:
+            # hand runs to the spawned workers only once they have imported everything, so no
+            # run waits behind a worker's start-up while this process could have done it
+            wait([pool.submit(_warm_up) for _ in range(workers - 1)])
             inflight: dict[Future[dict[str, Any]], RunSpec] = {}
             while True:
                 while len(inflight) < workers - 1:
