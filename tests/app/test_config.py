@@ -73,3 +73,14 @@ def test_list_results_skips_sessions(config: AppConfig) -> None:
     assert s.resolve_result("batch1/ev-s1") == found["batch1/ev-s1"]
     with pytest.raises(InputError):
         s.resolve_result("sessions/other/run")
+
+
+def test_cli_refuses_bad_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from citytwin.cli import main
+
+    assert main(["app", "--data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["app", "--data", str(tmp_path), "--city", "../x.gpkg"]) == 2
+    assert "not allowed" in capsys.readouterr().err
+    assert main(["app", "--data", str(tmp_path), "--results", str(tmp_path / "r")]) == 2
+    assert "helsinki.gpkg" in capsys.readouterr().err

@@ -75,3 +75,27 @@ def test_link_figure_classes(tiny) -> None:
     fig = link_figure(data, vals, title="t", bins=[0, 0.5, 0.9, 1.01],
                       labels=["low", "mid", "high"])
     assert [t.name for t in fig.data[1:]] == ["low", "mid", "high"]
+
+
+def test_result_maps_side_by_side(tiny) -> None:
+    import pandas as pd
+
+    from citytwin.app.pages.compare import maps_available, result_maps
+
+    city, data = tiny
+    b0 = int(city.buildings.index[0])
+    res = {
+        "a": {"links": pd.DataFrame({"edge_id": [0, 1], "time_s": [0.0, 0.0],
+                                     "volume": [5, 5], "speed_kph": [5.0, 50.0], "queue": 0}),
+              "assets": pd.DataFrame(columns=["asset_id", "kind", "time_s", "loading_pct",
+                                              "vm_pu"]),
+              "incidents": pd.DataFrame({"building_id": [b0], "time_s": [10.0],
+                                         "response_s": [420.0]})},
+        "b": {"links": pd.DataFrame({"edge_id": [0], "time_s": [0.0], "volume": [1],
+                                     "speed_kph": [40.0], "queue": 0})},
+    }
+    maps = result_maps(res, data)
+    assert len(maps["congestion"]) == 2 and len(maps["response"]) == 1
+    assert maps["transformers"] == []
+    assert maps_available(res, "congestion") and not maps_available(res, "transformers")
+    assert maps["response"][0].data[1].marker.color[0] == pytest.approx(7.0)
