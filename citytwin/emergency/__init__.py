@@ -8,7 +8,6 @@ from citytwin.emergency.incidents import building_rates, generate_incidents, rea
 from citytwin.emergency.kpis import emergency_kpis
 from citytwin.emergency.params import INCIDENT_TYPES, UNIT_TYPES, EmergencyParams, StationSpec
 from citytwin.emergency.queueing import erlang_b, erlang_c, hypercube
-from citytwin.emergency.siting import SitingResult, site_stations
 from citytwin.emergency.stations import UNIT_STATES, EmergencyUnit, build_stations
 
 __all__ = [
@@ -35,3 +34,13 @@ __all__ = [
     "UNIT_STATES",
     "INCIDENT_TYPES",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # siting pulls in spopt (seconds to import): load it only when asked for, so engines,
+    # batch workers and the app start fast
+    if name in ("SitingResult", "site_stations"):
+        from citytwin.emergency import siting
+
+        return getattr(siting, name)
+    raise AttributeError(f"module 'citytwin.emergency' has no attribute {name!r}")

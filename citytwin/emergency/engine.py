@@ -174,8 +174,10 @@ class EmergencyEngine:
         if lt is None:
             cost = ff.copy()
         else:
-            extra = np.where(np.isfinite(lt), np.maximum(lt - ff, 0.0), np.inf)
-            cost = ff + np.where(np.isfinite(extra), self.params.congestion_share * extra, np.inf)
+            # closed links (inf free-flow or experienced time) stay closed; no inf - inf arithmetic
+            ok = np.isfinite(lt) & np.isfinite(ff)
+            cost = np.full_like(ff, np.inf)
+            cost[ok] = ff[ok] + self.params.congestion_share * np.maximum(lt[ok] - ff[ok], 0.0)
         if self.params.closed_edges:
             cost[list(self.params.closed_edges)] = np.inf
         if self._cost is not None and np.array_equal(cost, self._cost):
