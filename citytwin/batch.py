@@ -106,6 +106,16 @@ def plan_runs(
     return runs
 
 
+def _execute_and_record(run: Any, record: Any) -> None:
+    """Run one batch entry in this process and record its result or its error."""
+    try:
+        result = _execute(run.payload())
+    except Exception as exc:  # a failed run must not stop the batch
+        record(run.run_id, None, exc)
+    else:
+        record(run.run_id, result, None)
+
+
 def _execute(payload: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point: run one scenario × seed and write its directory atomically."""
     from citytwin.model import run_scenario  # late: keeps worker start-up cheap
@@ -173,12 +183,7 @@ def run_batch(
             _run_dask(todo, scheduler, _record)
         elif workers == 1:
             for run in todo:
-                try:
-                    result = _execute(run.payload())
-                except Exception as exc:  # a failed run must not stop the batch
-                    _record(run.run_id, None, exc)
-                else:
-                    _record(run.run_id, result, None)
+                _execute_and_record(run, _record)
         else:
             _run_hybrid_pool(todo, workers, _record)
     report.wall_time_s = time.perf_counter() - t0
@@ -230,12 +235,7 @@ def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
         feeder = threading.Thread(target=feed, name="citytwin-batch-feeder", daemon=True)
         feeder.start()
         while (run := take()) is not None:
-            try:
-                result = _execute(run.payload())
-            except Exception as exc:  # a failed run must not stop the batch
-                record(run.run_id, None, exc)
-            else:
-                record(run.run_id, result, None)
+            _execute_and_record(run, record)
         feeder.join()
 
 
