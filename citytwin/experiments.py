@@ -150,9 +150,9 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         return Experiment.model_validate(data)
     except ValidationError as exc:
-        from citytwin.scenario import _problems_from_validation
+        from citytwin.scenario import problems_from_validation
 
-        raise ScenarioError(_problems_from_validation(exc), source=str(path)) from None
+        raise ScenarioError(problems_from_validation(exc), source=str(path)) from None
 
 
 def design_points(exp: Experiment) -> pd.DataFrame:

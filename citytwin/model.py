@@ -1,15 +1,14 @@
 """``CityModel``: one Mesa model, one clock, the three domain engines.
 
-The model applies a scenario's interventions to the city (pure City -> City functions and
-parameter overrides), creates the engines of the domains that are on in a fixed order
-(traffic, energy, emergency) and, on Mesa's event clock, advances them at every sync step in
-that order. ``run_scenario`` is the one-call Python entry point; it returns :class:`Results`
+The model applies a scenario's interventions (:func:`citytwin.interventions.apply`: the city
+after its City -> City changes, each domain's parameters, the fleet), creates the engines of
+the domains that are on in a fixed order (traffic, energy, emergency) and, on Mesa's event
+clock, advances them at every sync step in that order. ``run_scenario`` is the one-call Python entry point; it returns :class:`Results`
 and optionally writes them atomically.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,17 +21,15 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
+from citytwin import interventions
+from citytwin.emergency.engine import EmergencyEngine
+from citytwin.energy.engine import EnergyEngine
+from citytwin.engine import Engine
 from citytwin.errors import ScenarioError
 from citytwin.results import Results, versions
 from citytwin.rng import stream
-from citytwin.scenario import (
-    DOMAINS,
-    Scenario,
-    apply_interventions,
-    check_interventions,
-    domain_params,
-    load_scenario,
-)
+from citytwin.scenario import DOMAINS, Scenario, load_scenario
+from citytwin.traffic.engine import TrafficEngine
 
 if TYPE_CHECKING:  # pragma: no cover
     from citytwin.city import City
@@ -41,11 +38,11 @@ __all__ = ["CityModel", "run_scenario", "ENGINES", "load_city"]
 
 log = logging.getLogger(__name__)
 
-#: domain -> (module, engine class). Imported only when the domain is on.
-ENGINES: dict[str, tuple[str, str]] = {
-    "traffic": ("citytwin.traffic", "TrafficEngine"),
-    "energy": ("citytwin.energy", "EnergyEngine"),
-    "emergency": ("citytwin.emergency", "EmergencyEngine"),
+#: domain -> engine class, in the order they are built and advanced
+ENGINES: dict[str, type[TrafficEngine] | type[EnergyEngine] | type[EmergencyEngine]] = {
+    "traffic": TrafficEngine,
+    "energy": EnergyEngine,
+    "emergency": EmergencyEngine,
 }
 
 ProgressFn = Callable[[float, float], None]
@@ -101,25 +98,27 @@ class CityModel(mesa.Model):
         self._default_schedule.stop()  # the clock is driven by sync events, not unit steps
         self.spec = scenario
         base = city if city is not None else load_city(scenario.city)
-        check_interventions(scenario, base)
-        self.city = apply_interventions(base, scenario)
+        setup = interventions.apply(scenario, base)
+        self.city = setup.city
+        self.fleet = setup.fleet
         self.start = pd.Timestamp(scenario.start)
         self.duration_s = float(scenario.duration_s)
         self.step_s = float(scenario.step_s)
         self._progress = progress
-        self.traffic: Any = None
-        self.energy: Any = None
-        self.emergency: Any = None
-        self.engines: dict[str, Any] = {}
-        for domain in DOMAINS:
-            params = domain_params(scenario, domain, self.city)
-            if params is None:
-                continue
-            module, cls_name = ENGINES[domain]
-            engine_cls = getattr(importlib.import_module(module), cls_name)
-            engine = engine_cls(self, params)
-            setattr(self, domain, engine)
-            self.engines[domain] = engine
+        self.traffic: TrafficEngine | None = None
+        self.energy: EnergyEngine | None = None
+        self.emergency: EmergencyEngine | None = None
+        self.engines: dict[str, Engine] = {}
+        if setup.traffic is not None:
+            self.traffic = TrafficEngine(self, setup.traffic)
+            self.engines["traffic"] = self.traffic
+        if setup.energy is not None:
+            self.energy = EnergyEngine(self, setup.energy)
+            self.engines["energy"] = self.energy
+        if setup.emergency is not None:
+            self.emergency = EmergencyEngine(self, setup.emergency)
+            self.engines["emergency"] = self.emergency
+        assert tuple(self.engines) == tuple(d for d in DOMAINS if d in self.engines)
         self.syncs = 0
         self._sync_gen = self.schedule_recurring(
             self._sync,
@@ -141,6 +140,10 @@ class CityModel(mesa.Model):
         wrapped = _ConcernRng(generator.bit_generator)
         wrapped._seed = self.seed
         self._concern_rng = wrapped
+
+    def stream(self, concern: str) -> np.random.Generator:
+        """The independent random stream of ``concern`` for this run's seed."""
+        return stream(self.seed, concern)
 
     def _sync(self) -> None:
         t = float(self.time)

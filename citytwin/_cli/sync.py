@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from citytwin.scenario import load_scenario
-    from citytwin.sync import calibrate_scenario
+    from citytwin.twin.sync import calibrate_scenario
 
     spec = load_scenario(args.scenario)
     out = args.out or Path("results") / "calibration" / spec.name
@@ -84,7 +84,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     from citytwin.model import load_city
     from citytwin.scenario import load_scenario
-    from citytwin.sync import load_observations, make_feed, replay, scenario_twin, states_table
+    from citytwin.twin.sync import load_observations, make_feed, replay, scenario_twin, states_table
 
     spec = load_scenario(args.scenario)
     city = load_city(spec.city)

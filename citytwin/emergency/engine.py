@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import mesa
 import numpy as np
@@ -24,6 +24,7 @@ from citytwin.emergency.incidents import generate_incidents, read_incidents
 from citytwin.emergency.kpis import emergency_kpis
 from citytwin.emergency.params import UNIT_TYPES, EmergencyParams
 from citytwin.emergency.stations import EmergencyUnit, build_stations, hospitals
+from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays
 from citytwin.rng import stream
@@ -74,6 +75,8 @@ class EmergencyEngine:
     ``energy`` (None when off). If ``model`` is not a ``mesa.Model`` the unit agents live in a
     private one. ``incidents``: an incident log to replay instead of generated incidents.
     """
+
+    domain: ClassVar[str] = "emergency"
 
     def __init__(self, model: Any, params: EmergencyParams, *,
                  incidents: pd.DataFrame | None = None,
@@ -624,21 +627,6 @@ class EmergencyEngine:
         return k
 
 
-class _StandaloneModel(mesa.Model):
-    """The smallest CityModel stand-in: one city, one seed, no traffic or energy engine."""
-
-    def __init__(self, city: Any, *, seed: int, duration_s: float,
-                 start: pd.Timestamp | None) -> None:
-        super().__init__(rng=seed)
-        self.city = city
-        self.seed = seed
-        self.duration_s = duration_s
-        self.start = start if start is not None else pd.Timestamp("2026-01-01")
-        self.traffic: Any = None
-        self.energy: Any = None
-        self.emergency: Any = None
-
-
 def run_emergency(
     city: Any,
     params: EmergencyParams | None = None,
@@ -647,7 +635,7 @@ def run_emergency(
     duration_s: float = 86400.0,
     incidents: pd.DataFrame | None = None,
     link_times: np.ndarray | None = None,
-    start: pd.Timestamp | None = None,
+    start: Any = None,
     step_s: float = 3600.0,
 ) -> EmergencyEngine:
     """Run the emergency engine alone over ``duration_s``; returns the finished engine.
@@ -655,7 +643,7 @@ def run_emergency(
     ``link_times``: fixed experienced link times (s per edge_id) standing in for traffic.
     """
     params = params or EmergencyParams()
-    model = _StandaloneModel(city, seed=seed, duration_s=duration_s, start=start)
+    model = StandaloneModel(city, seed=seed, duration_s=duration_s, start=start)
     engine = EmergencyEngine(model, params, incidents=incidents, link_times=link_times)
     model.emergency = engine
     t = 0.0

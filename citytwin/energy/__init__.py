@@ -7,16 +7,20 @@ Public face of the energy-demand side; the grid side lives in :mod:`citytwin.ene
 from citytwin.energy.engine import (
     EnergyEngine,
     EnergyParams,
-    FailureSpec,
-    HeatWaveSpec,
-    apply_interventions,
     building_agent_class,
+    compute_building_loads,
     run_energy,
 )
 from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
 from citytwin.energy.loads import BuildingLoads, compute_loads
+from citytwin.energy.outages import FailureSpec
 from citytwin.energy.pv import PVFleet, clear_sky_kw_per_kwp, pv_fleet
-from citytwin.energy.weather import apply_heat_wave, read_weather_csv, typical_year
+from citytwin.energy.weather import (
+    TemperatureShift,
+    apply_heat_wave,
+    read_weather_csv,
+    typical_year,
+)
 
 __all__ = [
     "BuildingLoads",
@@ -25,11 +29,11 @@ __all__ = [
     "EnergyEngine",
     "EnergyParams",
     "FailureSpec",
-    "HeatWaveSpec",
     "PVFleet",
+    "TemperatureShift",
     "apply_heat_wave",
-    "apply_interventions",
     "building_agent_class",
+    "compute_building_loads",
     "clear_sky_kw_per_kwp",
     "compute_loads",
     "pv_fleet",

@@ -15,10 +15,11 @@ aggregated apparent power per transformer and supply from the graph topology.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
@@ -27,50 +28,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
 from citytwin.energy.loads import USES, BuildingLoads, compute_loads
+from citytwin.energy.outages import FailureSpec, unknown_assets
 from citytwin.energy.pv import PVFleet, clear_sky_kw_per_kwp, pv_fleet
 from citytwin.energy.weather import (
-    apply_heat_wave,
+    TemperatureShift,
     read_weather_csv,
     temperature_at,
     typical_year,
 )
+from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
+from citytwin.fleet import Fleet
 from citytwin.rng import stream
 
 __all__ = [
     "EnergyEngine",
     "EnergyParams",
-    "FailureSpec",
-    "HeatWaveSpec",
-    "apply_interventions",
     "building_agent_class",
+    "compute_building_loads",
     "run_energy",
 ]
 
 log = logging.getLogger(__name__)
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+Use = Literal["residential", "office", "retail", "industrial", "education", "health", "public",
+              "hospitality", "other"]
+assert USES == Use.__args__  # type: ignore[attr-defined]  # one list of uses
 COS_PHI = 0.95
 TAN_PHI = math.tan(math.acos(COS_PHI))
 HELSINKI_LAT_LON = (60.17, 24.94)
-
-
-class HeatWaveSpec(BaseModel):
-    """Outdoor temperature + ``delta_c`` (negative: cold snap) from ``start_h`` for
-    ``duration_h`` hours after the period start."""
-
-    model_config = _FROZEN
-    delta_c: float = Field(ge=-40, le=20)
-    start_h: float = Field(default=0.0, ge=0)
-    duration_h: float = Field(default=24.0, gt=0)
-
-
-class FailureSpec(BaseModel):
-    """A power asset (substation, transformer node id or line/tie element id) out of service."""
-
-    model_config = _FROZEN
-    asset_id: str = Field(min_length=1)
-    start_s: float = Field(ge=0)
-    duration_s: float = Field(gt=0)
 
 
 class EnergyParams(BaseModel):
@@ -79,11 +65,12 @@ class EnergyParams(BaseModel):
     model_config = _FROZEN
     step_minutes: Literal[5, 10, 15, 30, 60] = 15
     weather: str = Field(default="typical", description="'typical' or a CSV path (time, temp_c)")
-    heat_wave: HeatWaveSpec | None = None
+    temperature_shifts: tuple[TemperatureShift, ...] = Field(
+        default=(), description="set by temperature_shift (heat_wave/cold_snap) interventions")
     heat_pump_share: float = Field(default=0.0, ge=0, le=1)
-    ev_share: float = Field(default=0.0, ge=0, le=1,
-                            description="EV share for synthetic home arrivals when traffic is off")
-    ev_charging: Literal["uncontrolled", "delayed", "smart"] = "uncontrolled"
+    use_load_factors: dict[Use, Annotated[float, Field(gt=0, le=10)]] = Field(
+        default_factory=dict, description="electricity multiplier per building use "
+        "(what `citytwin calibrate` fits to meters); absent uses: 1")
     ev_home_kw: float = Field(default=11.0, gt=0, le=50)
     ev_work_kw: float = Field(default=11.0, gt=0, le=350)
     ev_battery_kwh: float = Field(default=60.0, gt=0, le=200)
@@ -95,7 +82,8 @@ class EnergyParams(BaseModel):
     emission_factor_g_per_kwh: float = Field(
         default=80.0, ge=0, le=2000,
         description="grid CO2 intensity; order of the Finnish grid in the early 2020s")
-    failures: tuple[FailureSpec, ...] = ()
+    failures: tuple[FailureSpec, ...] = Field(
+        default=(), description="set by asset_failure interventions")
     restore_with_ties: bool = Field(default=True, description="close normally-open ties to "
                                     "re-supply dark parts when the live side has capacity")
     switching_time_s: float = Field(default=1800.0, ge=0, description="tie switching delay")
@@ -107,29 +95,6 @@ class EnergyParams(BaseModel):
                                  "standard time from the longitude")
     site_lat: float | None = Field(default=None, ge=-90, le=90)
     site_lon: float | None = Field(default=None, ge=-180, le=180)
-
-
-def apply_interventions(params: EnergyParams, interventions: Any) -> EnergyParams:
-    """``params`` with the scenario's energy interventions applied (duck-typed on ``type``):
-    ``ev_share`` (share, charging), ``pv_share`` (share), ``heat_wave`` (delta_c, start_h,
-    duration_h) and ``asset_failure`` (asset, at_h, duration_h)."""
-    upd: dict[str, Any] = {}
-    failures = list(params.failures)
-    for iv in interventions or ():
-        kind = getattr(iv, "type", None)
-        if kind == "ev_share":
-            upd["ev_share"] = iv.share
-            upd["ev_charging"] = getattr(iv, "charging", params.ev_charging)
-        elif kind == "pv_share":
-            upd["pv_share"] = iv.share
-        elif kind == "heat_wave":
-            upd["heat_wave"] = HeatWaveSpec(delta_c=iv.delta_c, start_h=iv.start_h,
-                                            duration_h=iv.duration_h)
-        elif kind == "asset_failure":
-            failures.append(FailureSpec(asset_id=iv.asset, start_s=iv.at_h * 3600.0,
-                                        duration_s=iv.duration_h * 3600.0))
-    upd["failures"] = tuple(failures)
-    return params.model_copy(update=upd)
 
 
 _BUILDING_CLS: type | None = None
@@ -187,11 +152,38 @@ def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp
     else:
         path = Path(params.weather)
         s = read_weather_csv(path)
-    if params.heat_wave is not None:
-        hw = params.heat_wave
-        s = apply_heat_wave(s, start=start + pd.Timedelta(hours=hw.start_h),
-                            days=hw.duration_h / 24.0, delta_c=hw.delta_c)
+    for shift in params.temperature_shifts:
+        s = shift.apply(s, start)
     return s
+
+
+def compute_building_loads(city: Any, params: EnergyParams, *, seed: int,
+                           start: pd.Timestamp, duration_s: float) -> BuildingLoads:
+    """The building electricity and heat model of the energy engine over a period: the
+    scenario's weather (typical year or its CSV, with its temperature shifts), its heat-pump
+    share (drawn from the ``"energy"`` stream of ``seed``), at ``params.step_minutes``.
+
+    This is the one builder of modelled loads: the engine runs it, and the twin's calibration
+    fits meters against it, so both see the same model."""
+    start = pd.Timestamp(start)
+    dt_s = params.step_minutes * 60.0
+    n_steps = max(1, math.ceil(float(duration_s) / dt_s - 1e-9))
+    index = start + pd.to_timedelta(np.arange(n_steps) * dt_s, unit="s")
+    mids = index + pd.Timedelta(seconds=dt_s / 2)
+    wx = _weather_series(params, start, index[-1] + pd.Timedelta(seconds=dt_s))
+    temp_c = temperature_at(wx, mids)
+    b = city.buildings
+    n = len(b)
+    rng = stream(int(seed), "energy")
+    hp = np.zeros(n, bool)
+    k_hp = int(round(params.heat_pump_share * n))
+    if k_hp:
+        hp[rng.choice(n, size=k_hp, replace=False)] = True
+    loads = compute_loads(b, temp_c, index=index, step_minutes=params.step_minutes, heat_pump=hp)
+    if params.use_load_factors:
+        f = np.array([params.use_load_factors.get(str(u), 1.0) for u in loads.use], dtype=float)
+        loads = dataclasses.replace(loads, multiplier=f)
+    return loads
 
 
 def _headroom_kw(rated_kva: np.ndarray, p_net_kw: np.ndarray, p_load_kw: np.ndarray) -> np.ndarray:
@@ -211,10 +203,13 @@ def _headroom_kw(rated_kva: np.ndarray, p_net_kw: np.ndarray, p_load_kw: np.ndar
 class EnergyEngine:
     """Energy domain engine (see module docstring)."""
 
+    domain: ClassVar[str] = "energy"
+
     def __init__(self, model: Any, params: EnergyParams | None = None, *,
                  ev_arrivals: pd.DataFrame | None = None) -> None:
         self.model = model
         self.params = params = params if params is not None else EnergyParams()
+        self.fleet: Fleet = getattr(model, "fleet", None) or Fleet()
         city = model.city
         self.city = city
         self.seed = int(model.seed)
@@ -225,19 +220,12 @@ class EnergyEngine:
         self.n = len(b)
         self.dt_s = params.step_minutes * 60.0
         self.n_steps = max(1, math.ceil(self.duration_s / self.dt_s - 1e-9))
-        self.index = self.start + pd.to_timedelta(np.arange(self.n_steps) * self.dt_s, unit="s")
+        # weather, loads: the same builder the twin's calibration uses
+        self.loads: BuildingLoads = compute_building_loads(
+            city, params, seed=self.seed, start=self.start, duration_s=self.duration_s)
+        self.index = self.loads.index
+        self.temp_c = self.loads.temp_c
         mids = self.index + pd.Timedelta(seconds=self.dt_s / 2)
-        # weather, loads
-        wx = _weather_series(params, self.start, self.index[-1] + pd.Timedelta(seconds=self.dt_s))
-        self.temp_c = temperature_at(wx, mids)
-        rng = stream(self.seed, "energy")
-        hp = np.zeros(self.n, bool)
-        k_hp = int(round(params.heat_pump_share * self.n))
-        if k_hp:
-            hp[rng.choice(self.n, size=k_hp, replace=False)] = True
-        self.loads: BuildingLoads = compute_loads(b, self.temp_c, index=self.index,
-                                                  step_minutes=params.step_minutes,
-                                                  heat_pump=hp)
         self.use_code = pd.Categorical(self.loads.use, categories=USES).codes
         # PV
         self.pv: PVFleet = pv_fleet(b, share=params.pv_share, seed=self.seed) if params.pv_share \
@@ -264,10 +252,10 @@ class EnergyEngine:
         self._check_failures()
         self.outages: Any = None
         if params.failures and G is not None:
-            from citytwin.energy.outages import Failure, OutageSchedule
+            from citytwin.energy.outages import OutageSchedule
 
             self.outages = OutageSchedule(
-                G, [Failure(f.asset_id, f.start_s, f.duration_s) for f in params.failures],
+                G, [f.failure() for f in params.failures],
                 switching_time_s=params.switching_time_s,
                 restore_with_ties=params.restore_with_ties, building_ids=list(b.index))
         self.customers = self._customers()
@@ -290,11 +278,11 @@ class EnergyEngine:
             home_kw=params.ev_home_kw, work_kw=params.ev_work_kw,
             work_charger_share=params.ev_work_charger_share)
         self.ev = ChargingState(building_ids=b.index.to_numpy(), building_trafo=self.building_trafo,
-                                policy=params.ev_charging, seed=self.seed, start=self.start,
+                                policy=self.fleet.charging, seed=self.seed, start=self.start,
                                 assumptions=ev_params)
         self._traffic_ev = ev_arrivals is None and getattr(model, "traffic", None) is not None
-        if ev_arrivals is None and not self._traffic_ev and params.ev_share > 0:
-            ev_arrivals = synthetic_ev_arrivals(b, ev_share=params.ev_share, seed=self.seed,
+        if ev_arrivals is None and not self._traffic_ev and self.fleet.ev_share > 0:
+            ev_arrivals = synthetic_ev_arrivals(b, ev_share=self.fleet.ev_share, seed=self.seed,
                                                 days=math.ceil(self.duration_s / 86400.0))
         self._arrivals = (ev_arrivals.sort_values("arrive_s", kind="stable").reset_index(drop=True)
                           if ev_arrivals is not None else None)
@@ -336,20 +324,14 @@ class EnergyEngine:
     def _check_failures(self) -> None:
         if not self.params.failures:
             return
-        G = self.graph
-        known: set[str] = set()
-        if G is not None:
-            known = {str(n) for n, d in G.nodes(data=True) if d.get("kind") != "building"}
-            known |= {str(d.get("element_id")) for _u, _v, d in G.edges(data=True)}
-        bad = [f"failures[{i}].asset_id: no power asset {f.asset_id!r} in the city grid "
-               "(expected a substation/transformer node id or a line element_id)"
-               for i, f in enumerate(self.params.failures) if f.asset_id not in known]
+        bad = [f"failures[{i}].asset: {p}" for i, f in enumerate(self.params.failures)
+               for p in unknown_assets(self.graph, [f])]
         if bad:
             raise InputError(bad, source="energy.failures")
 
     def active_failures(self, t_s: float) -> frozenset[str]:
-        return frozenset(f.asset_id for f in self.params.failures
-                         if f.start_s <= t_s < f.start_s + f.duration_s)
+        return frozenset(f.asset for f in self.params.failures
+                         if f.at_h * 3600.0 <= t_s < (f.at_h + f.duration_h) * 3600.0)
 
     def _customers(self) -> np.ndarray:
         """Customers per building: the power graph's ``customers`` (dwellings), else 1."""
@@ -595,20 +577,14 @@ def run_energy(
     *,
     seed: int,
     ev_arrivals: pd.DataFrame | None = None,
-    start: str | pd.Timestamp = "2026-07-01",
+    start: Any = None,
     duration_s: float = 86400.0,
+    fleet: Fleet | None = None,
 ) -> EnergyEngine:
-    """Run the energy domain alone on ``city`` for ``duration_s`` from ``start``; returns the
-    finished engine (``tables()``, ``kpis()``, ``series()``)."""
-    import mesa
-
-    model = mesa.Model(rng=int(seed))
-    model.city = city
-    model.seed = int(seed)
-    model.start = pd.Timestamp(start)
-    model.duration_s = float(duration_s)
-    model.traffic = None
-    model.emergency = None
+    """Run the energy domain alone on ``city`` for ``duration_s`` from ``start`` (default: the
+    scenario default date); returns the finished engine (``tables()``, ``kpis()``,
+    ``series()``). ``ev_arrivals`` replaces the synthetic home arrivals of ``fleet``."""
+    model = StandaloneModel(city, seed=seed, start=start, duration_s=duration_s, fleet=fleet)
     engine = EnergyEngine(model, params or EnergyParams(), ev_arrivals=ev_arrivals)
     model.energy = engine
     engine.advance(model.duration_s)

@@ -231,6 +231,7 @@ class BuildingLoads:
     heat_dh_k: np.ndarray            # (T,) max(0, T_base − T)
     cool_dh_k: np.ndarray            # (T,) max(0, T − T_cool)
     cop: np.ndarray                  # (T,)
+    multiplier: np.ndarray | None = None  # (B,) calibrated electricity factor (None: 1)
 
     @property
     def step_h(self) -> float:
@@ -259,6 +260,8 @@ class BuildingLoads:
             cop = self.cop[steps]
             rows.append(np.stack([self.heat_dh_k[steps] / cop, 1.0 / cop,
                                   self.cool_dh_k[steps] / EER_COOLING]))
+        if self.multiplier is not None:
+            coef *= self.multiplier[:, None]
         return coef, np.vstack(rows)
 
     def base_kw(self, steps: slice = slice(None)) -> np.ndarray:

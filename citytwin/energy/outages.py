@@ -25,12 +25,14 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from citytwin.energy.grid import COS_PHI, power_graph_of
 from citytwin.errors import InputError
 
 __all__ = [
     "Failure",
+    "FailureSpec",
     "OutageState",
     "OutageSchedule",
     "asset_ids",
@@ -59,6 +61,33 @@ class Failure:
     @property
     def end_s(self) -> float:
         return self.start_s + self.duration_s
+
+
+class FailureSpec(BaseModel):
+    """A power asset out of service: ``asset`` (a substation or transformer node id, or a
+    line/tie ``element_id`` — the keys of :func:`asset_ids`) fails ``at_h`` hours after the
+    period start for ``duration_h`` hours."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    asset: str = Field(min_length=1, description="substation/transformer id or line element_id")
+    at_h: float = Field(ge=0, description="hours after the period start")
+    duration_h: float = Field(default=4.0, gt=0, description="hours out of service")
+
+    def failure(self) -> Failure:
+        return Failure(self.asset, self.at_h * 3600.0, self.duration_h * 3600.0)
+
+
+def unknown_assets(G: nx.Graph | None, specs: Iterable[FailureSpec]) -> list[str]:
+    """One problem per spec whose asset is not a failable asset of ``G`` (the same check for
+    the scenario and the engine)."""
+    known = set(asset_ids(G)) if G is not None else set()
+    out = []
+    for spec in specs:
+        if spec.asset not in known:
+            some = sorted(known)[:6]
+            out.append(f"no power asset {spec.asset!r} in the city grid (expected a substation "
+                       f"or transformer node id or a line/tie element_id, e.g. {some})")
+    return out
 
 
 @dataclass(frozen=True)

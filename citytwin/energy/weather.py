@@ -29,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from citytwin.errors import InputError
 from citytwin.rng import stream
 
 __all__ = [
     "DATA_DIR",
+    "TemperatureShift",
     "apply_heat_wave",
     "build_typical_year",
     "read_normals",
@@ -199,6 +201,25 @@ def read_weather_csv(path: Path | str) -> pd.Series:
 def _rows(rows: np.ndarray, limit: int = 8) -> str:
     shown = ", ".join(str(int(r)) for r in rows[:limit])
     return shown + (f" … ({rows.size} rows)" if rows.size > limit else "")
+
+
+class TemperatureShift(BaseModel):
+    """Outdoor temperature + ``delta_c`` (negative: a cold snap) from ``start_h`` for
+    ``duration_h`` hours after the period start (ramped in and out, :func:`apply_heat_wave`).
+
+    The bounds are physical, not a policy: −40 K is below any recorded cold snap relative to a
+    seasonal mean, +20 K above any recorded heat wave's anomaly.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    delta_c: float = Field(ge=-40, le=20, description="temperature change, K (negative: colder)")
+    start_h: float = Field(default=0.0, ge=0, description="hours after the period start")
+    duration_h: float = Field(default=24.0, gt=0, description="length of the shift, h")
+
+    def apply(self, series: pd.Series, period_start: pd.Timestamp) -> pd.Series:
+        """``series`` with this shift applied (``period_start`` is t = 0 of the simulation)."""
+        return apply_heat_wave(series, start=period_start + pd.Timedelta(hours=self.start_h),
+                               days=self.duration_h / 24.0, delta_c=self.delta_c)
 
 
 def apply_heat_wave(

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-import mesa
 import numpy as np
 import pandas as pd
 
+from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
+from citytwin.fleet import Fleet
 from citytwin.network.routing import RoadArrays, road_arrays
 from citytwin.rng import stream
 from citytwin.traffic import _kernel as K
@@ -78,11 +79,14 @@ def prepare_trips(trips: pd.DataFrame, arrays: RoadArrays, *, source: str = "tri
 class TrafficEngine:
     """Mesoscopic queue simulation of car trips on ``model.city.roads``."""
 
+    domain: ClassVar[str] = "traffic"
+
     def __init__(self, model: Any, params: TrafficParams | None = None, *,
                  trips: pd.DataFrame | None = None,
                  routes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.model = model
         self.params = params = params or TrafficParams()
+        self.fleet: Fleet = getattr(model, "fleet", None) or Fleet()
         city = model.city
         self.arrays: RoadArrays = getattr(city, "road_arrays", None) or road_arrays(city.roads)
         seed = int(model.seed)
@@ -193,7 +197,7 @@ class TrafficEngine:
         # one vehicle type per vehicle, seeded
         uveh, inv = np.unique(veh, return_inverse=True)
         draws = stream(self.seed, "traffic_vehicle_type").random(uveh.shape[0])
-        is_ev: np.ndarray = np.asarray(draws < self.params.ev_share)
+        is_ev: np.ndarray = np.asarray(draws < self.fleet.ev_share)
         self.is_ev: np.ndarray = is_ev[inv]
 
     def _create_agents(self) -> None:
@@ -405,25 +409,14 @@ class TrafficEngine:
             raise AssertionError("; ".join(problems))
 
 
-class _StandaloneModel(mesa.Model):
-    """The smallest model the engine needs when run outside ``CityModel``."""
-
-    def __init__(self, city: Any, *, seed: int, duration_s: float) -> None:
-        super().__init__(rng=seed)
-        self.city = city
-        self.seed = seed
-        self.duration_s = duration_s
-        self.traffic: TrafficEngine | None = None
-        self.energy: Any = None
-        self.emergency: Any = None
-
-
 def run_traffic(city: Any, params: TrafficParams | None = None, *, seed: int,
                 trips: pd.DataFrame | None = None, duration_s: float | None = None,
-                routes: tuple[np.ndarray, np.ndarray] | None = None) -> TrafficEngine:
+                routes: tuple[np.ndarray, np.ndarray] | None = None,
+                fleet: Fleet | None = None, start: Any = None) -> TrafficEngine:
     """Simulate ``trips`` (or the city's generated demand) until every trip has ended or
     ``duration_s`` (default: last departure + 4 h) has passed; returns the finished engine."""
-    model = _StandaloneModel(city, seed=seed, duration_s=duration_s or 0.0)
+    model = StandaloneModel(city, seed=seed, start=start, duration_s=duration_s or 0.0,
+                            fleet=fleet)
     engine = TrafficEngine(model, params, trips=trips, routes=routes)
     model.traffic = engine
     end = duration_s if duration_s is not None else float(engine.depart_plan.max(initial=0) + 4 * 3600)

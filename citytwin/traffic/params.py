@@ -40,7 +40,7 @@ class TrafficParams(BaseModel):
     other_sd_h: float = Field(default=3.0, gt=0)
     min_activity_s: float = Field(default=1800.0, ge=0, description="shortest stay between two trips of a chain")
     # --- vehicles and emissions
-    ev_share: float = Field(default=0.15, ge=0, le=1, description="share of vehicles that are battery electric")
+    # (the EV share is the scenario's [fleet], read by traffic and energy alike)
     co2_ice_g_per_km: float = Field(
         default=170.0, ge=0,
         description="real-world fleet-average passenger car, tailpipe (EEA/ICCT real-world gap studies)",

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin.energy import EnergyEngine, EnergyParams, apply_interventions, run_energy
+from citytwin.energy import EnergyEngine, EnergyParams, run_energy
+from citytwin.engine import StandaloneModel
+from citytwin.fleet import Fleet
 from citytwin.errors import InputError
 
 
@@ -40,9 +42,11 @@ def _city(rated_kva: float = 100.0) -> SimpleNamespace:
     return SimpleNamespace(name="stand-in", buildings=b, power=G)
 
 
-def _model(city, *, hours=24.0, start="2026-07-01", seed=3):
-    return SimpleNamespace(city=city, seed=seed, start=pd.Timestamp(start),
-                           duration_s=hours * 3600.0, traffic=None)
+def _model(city, *, hours=24.0, start="2026-07-01", seed=3, fleet=None):
+    return StandaloneModel(city, seed=seed, start=start, duration_s=hours * 3600.0, fleet=fleet)
+
+
+ALL_EV = Fleet(ev_share=1.0)
 
 
 def _run(params, **kw):
@@ -55,7 +59,7 @@ NO_PF = {"power_flow": False}
 
 
 def test_standin_model_runs_and_reports_contract_tables():
-    e = _run(EnergyParams(**NO_PF, pv_share=0.5, ev_share=1.0, heat_pump_share=0.5))
+    e = _run(EnergyParams(**NO_PF, pv_share=0.5, heat_pump_share=0.5), fleet=ALL_EV)
     t = e.tables()
     assert list(t["timeseries"].columns) == ["series", "time_s", "value"]
     assert list(t["assets"].columns) == ["asset_id", "kind", "time_s", "loading_pct", "vm_pu"]
@@ -74,17 +78,17 @@ def test_standin_model_runs_and_reports_contract_tables():
 
 
 def test_same_seed_identical_tables_other_seed_differs():
-    p = EnergyParams(**NO_PF, pv_share=0.5, ev_share=1.0, heat_pump_share=0.5)
-    a, b = _run(p).tables(), _run(p).tables()
+    p = EnergyParams(**NO_PF, pv_share=0.5, heat_pump_share=0.5)
+    a, b = _run(p, fleet=ALL_EV).tables(), _run(p, fleet=ALL_EV).tables()
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name])
-    c = _run(p, seed=4).tables()
+    c = _run(p, seed=4, fleet=ALL_EV).tables()
     assert not a["timeseries"].equals(c["timeseries"])
 
 
 def test_line_failure_cuts_exactly_the_buildings_below_it():
-    p = EnergyParams(**NO_PF, failures=[{"asset_id": "line2", "start_s": 3600.0,
-                                          "duration_s": 7200.0}])
+    p = EnergyParams(**NO_PF, failures=[{"asset": "line2", "at_h": 1.0,
+                                          "duration_h": 2.0}])
     e = EnergyEngine(_model(_city()), p)
     e.advance(3600.0)
     assert not e.unsupplied_buildings().any()
@@ -103,8 +107,8 @@ def test_line_failure_cuts_exactly_the_buildings_below_it():
 
 
 def test_unknown_failure_asset_named():
-    p = EnergyParams(**NO_PF, failures=[{"asset_id": "nope", "start_s": 0, "duration_s": 60},
-                                         {"asset_id": "line9", "start_s": 0, "duration_s": 60}])
+    p = EnergyParams(**NO_PF, failures=[{"asset": "nope", "at_h": 0},
+                                         {"asset": "line9", "at_h": 0}])
     with pytest.raises(InputError) as e:
         EnergyEngine(_model(_city()), p)
     assert "'nope'" in str(e.value) and "'line9'" in str(e.value)
@@ -123,13 +127,13 @@ def test_params_are_frozen_and_strict():
 
 def test_heat_wave_raises_cooling_and_cold_snap_raises_heat_pump_load():
     base = _run(EnergyParams(**NO_PF)).kpis()
-    hot = _run(EnergyParams(**NO_PF, heat_wave={"delta_c": 10.0, "duration_h": 24})).kpis()
+    hot = _run(EnergyParams(**NO_PF, temperature_shifts=[{"delta_c": 10.0, "duration_h": 24}])).kpis()
     assert hot["energy_office_kwh"] > base["energy_office_kwh"]  # cooled use
     assert hot["energy_residential_kwh"] == pytest.approx(base["energy_residential_kwh"])
     jan = {"start": "2026-01-15"}
     hp = EnergyParams(**NO_PF, heat_pump_share=1.0)
     normal = _run(hp, **jan).kpis()
-    cold = _run(EnergyParams(**NO_PF, heat_pump_share=1.0, heat_wave={"delta_c": -15.0}), **jan).kpis()
+    cold = _run(EnergyParams(**NO_PF, heat_pump_share=1.0, temperature_shifts=[{"delta_c": -15.0}]), **jan).kpis()
     assert cold["energy_residential_kwh"] > 1.2 * normal["energy_residential_kwh"]
     assert cold["heat_demand_kwh"] > normal["heat_demand_kwh"]
 
@@ -140,8 +144,8 @@ def test_smart_charging_keeps_transformers_below_uncontrolled_peak():
                         "arrive_s": 17.5 * 3600.0, "distance_km": 150.0, "purpose": "home"})
 
     def run(policy):
-        e = EnergyEngine(_model(city, hours=36), EnergyParams(**NO_PF, ev_charging=policy),
-                         ev_arrivals=arr)
+        e = EnergyEngine(_model(city, hours=36, fleet=Fleet(charging=policy)),
+                         EnergyParams(**NO_PF), ev_arrivals=arr)
         e.advance(e.duration_s)
         w = e.series()
         return {**e.kpis(), "first_ev_h": w.loc[w["ev_kw"] > 0, "time_s"].min() / 3600}
@@ -170,17 +174,6 @@ def test_mesa_model_gets_building_agents():
     assert a0.use == "office" and a0.load_kw() == pytest.approx(e.last_demand_kw[2])
 
 
-def test_apply_interventions_maps_scenario_changes():
-    ivs = [SimpleNamespace(type="ev_share", share=0.4, charging="smart"),
-           SimpleNamespace(type="pv_share", share=0.2),
-           SimpleNamespace(type="heat_wave", delta_c=5.0, start_h=2.0, duration_h=10.0),
-           SimpleNamespace(type="asset_failure", asset="line1", at_h=1.0, duration_h=2.0)]
-    p = apply_interventions(EnergyParams(), ivs)
-    assert (p.ev_share, p.ev_charging, p.pv_share) == (0.4, "smart", 0.2)
-    assert p.heat_wave.start_h == 2.0
-    assert p.failures[0].asset_id == "line1" and p.failures[0].duration_s == 7200.0
-
-
 def test_run_energy_standalone_with_traffic_like_arrivals():
     arr = pd.DataFrame({"vehicle_id": [1, 2], "building_id": [0, 5], "arrive_s": [3600.0, 7000.0],
                         "distance_km": [20.0, 30.0], "purpose": ["home", "home"]})
@@ -202,11 +195,12 @@ def tiny_city():
 
 
 def test_power_flow_energy_balance_and_agreement_with_aggregate(tiny_city):
-    p = dict(pv_share=0.6, ev_share=1.0, heat_pump_share=0.5, power_flow_numba=False)
+    p = dict(pv_share=0.6, heat_pump_share=0.5, power_flow_numba=False)
     start = "2026-07-01 10:00"
-    pf = run_energy(tiny_city, EnergyParams(**p), seed=1, start=start, duration_s=3 * 3600)
+    pf = run_energy(tiny_city, EnergyParams(**p), seed=1, start=start, duration_s=3 * 3600,
+                    fleet=ALL_EV)
     agg = run_energy(tiny_city, EnergyParams(**p, power_flow=False), seed=1, start=start,
-                     duration_s=3 * 3600)
+                     duration_s=3 * 3600, fleet=ALL_EV)
     w = pf.series()
     assert (w["converged"] == 1).all()
     # external grid = loads + losses − generation, every step
@@ -226,7 +220,7 @@ def test_power_flow_energy_balance_and_agreement_with_aggregate(tiny_city):
 def test_tie_restores_supply_after_switching_time_and_aging_is_reported():
     city = _city(rated_kva=400.0)
     city.power.add_edge("t0", "t1", kind="tie", length_m=150.0, element_id="tie0")
-    fail = [{"asset_id": "line2", "start_s": 3600.0, "duration_s": 4 * 3600.0}]
+    fail = [{"asset": "line2", "at_h": 1.0, "duration_h": 4.0}]
     with_tie = _run_city(city, EnergyParams(**NO_PF, failures=fail, switching_time_s=1800.0))
     no_tie = _run_city(city, EnergyParams(**NO_PF, failures=fail, restore_with_ties=False))
     w = with_tie.series().set_index("time_s")["unsupplied_buildings"]
@@ -263,7 +257,7 @@ def test_weather_csv_param_used_and_coverage_checked(tmp_path):
 
 def test_whole_grid_outage_with_power_flow_does_not_end_the_run(tiny_city):
     p = EnergyParams(power_flow_numba=False,
-                     failures=[{"asset_id": "sub0", "start_s": 3600.0, "duration_s": 3600.0}])
+                     failures=[{"asset": "sub0", "at_h": 1.0, "duration_h": 1.0}])
     e = run_energy(tiny_city, p, seed=1, start="2026-07-01 16:00", duration_s=3 * 3600)
     w = e.series().set_index("time_s")
     n = len(tiny_city.buildings)

@@ -7,7 +7,6 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from .conftest import CRS, grid_roads, make_buildings
 
 from citytwin.errors import GeodataError
 from citytwin.network.power import (
@@ -18,6 +17,8 @@ from citytwin.network.power import (
     installed_kw,
     transformer_size_kva,
 )
+
+from .conftest import CRS, grid_roads, make_buildings
 
 
 def test_coincidence_formula_analytic():

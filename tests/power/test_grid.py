@@ -131,9 +131,9 @@ def test_assets_table(solver):
 
 
 def test_large_building_gets_parallel_800kva_units():
-    from .conftest import CRS, grid_roads, make_buildings
-
     from citytwin.network.power import build_power_graph
+
+    from .conftest import CRS, grid_roads, make_buildings
 
     roads = grid_roads(4)
     b = make_buildings(roads, 30, seed=9)

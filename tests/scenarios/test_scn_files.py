@@ -13,9 +13,8 @@ from pydantic import ValidationError
 
 from citytwin.cli import main
 from citytwin.errors import ScenarioError
+from citytwin.interventions import CloseRoad, EvShare
 from citytwin.scenario import (
-    CloseRoad,
-    EvShare,
     Scenario,
     load_scenario,
     loads_scenario,

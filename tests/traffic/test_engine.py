@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from citytwin.errors import InputError
+from citytwin.fleet import Fleet
 from citytwin.traffic import TrafficParams, run_traffic
 from citytwin.traffic.grid import chain_roads as chain_graph
 from citytwin.traffic.grid import grid_roads
@@ -53,7 +54,8 @@ def test_conservation_at_every_step_and_determinism(city_of):
     o, d = rng.choice(nodes, 3000), rng.choice(nodes, 3000)
     trips = pd.DataFrame({"origin_node": o, "dest_node": d, "depart_s": rng.uniform(0, 1800, 3000)})
     trips = trips[trips.origin_node != trips.dest_node]
-    from citytwin.traffic.engine import TrafficEngine, _StandaloneModel
+    from citytwin.engine import StandaloneModel as _StandaloneModel
+    from citytwin.traffic.engine import TrafficEngine
 
     p = TrafficParams(reroute_share=0.2, route_refresh_s=120, stuck_s=10)
     model = _StandaloneModel(city_of(G), seed=7, duration_s=7200)
@@ -125,7 +127,7 @@ def test_ev_arrivals_and_kpis(city_of):
     G = grid_roads(4, 4, seed=1)
     trips = pd.DataFrame({"origin_node": [0, 15, 3, 12] * 50, "dest_node": [15, 0, 12, 3] * 50,
                           "depart_s": np.arange(200) * 5.0, "dest_building": np.arange(200)})
-    eng = run_traffic(city_of(G), TrafficParams(ev_share=0.5), seed=4, trips=trips)
+    eng = run_traffic(city_of(G), TrafficParams(), seed=4, trips=trips, fleet=Fleet(ev_share=0.5))
     k = eng.kpis()
     assert k["trips_completed"] == 200
     ev = eng.ev_arrivals(0, 1e9)
@@ -143,7 +145,8 @@ def test_vehicle_agents_follow_their_plans(city_of):
     G = grid_roads(4, 4, seed=1)
     trips = pd.DataFrame({"vehicle_id": [7, 7, 9], "origin_node": [0, 15, 3],
                           "dest_node": [15, 0, 12], "depart_s": [0.0, 60.0, 30.0]})
-    from citytwin.traffic.engine import TrafficEngine, _StandaloneModel
+    from citytwin.engine import StandaloneModel as _StandaloneModel
+    from citytwin.traffic.engine import TrafficEngine
 
     model = _StandaloneModel(city_of(G), seed=1, duration_s=3600)
     eng = TrafficEngine(model, TrafficParams(), trips=trips)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from citytwin.calibrate import (
+from citytwin.errors import InputError
+from citytwin.twin.calibrate import (
     adjust_od,
     cv_rmse,
     energy_fit,
@@ -20,7 +21,6 @@ from citytwin.calibrate import (
     response_fit,
     traffic_fit,
 )
-from citytwin.errors import InputError
 
 
 def test_geh_hand_values():
@@ -108,7 +108,7 @@ def test_use_multipliers_and_incident_rates():
 def test_counts_from_links_pro_rata():
     import pandas as pd
 
-    from citytwin.calibrate import counts_from_links
+    from citytwin.twin.calibrate import counts_from_links
 
     links = pd.DataFrame({"edge_id": [3, 3, 3, 4], "time_s": [900.0, 1800.0, 2700.0, 900.0],
                           "volume": [10.0, 20.0, 30.0, 99.0]})

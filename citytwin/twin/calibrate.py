@@ -377,7 +377,7 @@ def count_incidence(
     ``trips`` has the contract columns ``origin_node``, ``dest_node`` (road graph node ids) and
     ``depart_s``; cells group trips by (origin zone, destination zone, departure bin of
     ``cell_s``), where ``zones`` maps road node -> zone (default: every node its own zone).
-    ``counts`` is :func:`citytwin.observations.read_counts`'s table (``edge_id``, ``start_s``,
+    ``counts`` is :func:`citytwin.twin.observations.read_counts`'s table (``edge_id``, ``start_s``,
     ``end_s``). A trip passes count k when its route enters the counted edge within the bin,
     entry time = departure + free-flow time (or ``cost``) of the edges before it.
     Returns (A, cells): A (counts x cells) is the share of a cell's trips passing each count (so
@@ -559,7 +559,7 @@ def meter_use_loads(
 ) -> pd.DataFrame:
     """Modelled mean load (kW) per building use behind each reading: readings x uses.
 
-    ``meters`` is :func:`citytwin.observations.read_meters`'s table; ``loads_kw`` is
+    ``meters`` is :func:`citytwin.twin.observations.read_meters`'s table; ``loads_kw`` is
     (buildings x steps) in ``city.buildings`` row order, steps of ``step_s`` from t = 0. A
     transformer meter sees every building whose ``transformer`` is that id.
     """

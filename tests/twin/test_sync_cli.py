@@ -13,8 +13,8 @@ from citytwin.city import City
 from citytwin.cli import main
 from citytwin.rng import stream
 from citytwin.scenario import load_scenario
-from citytwin.sync import expected_incidents, scenario_loads
 from citytwin.synth import write_synthetic_city
+from citytwin.twin.sync import expected_incidents, scenario_loads
 
 DAYS = 3
 BASE_RATE = 100.0  # stress-test multiplier so a 60-building city has a usable incident log
@@ -115,7 +115,7 @@ TRUE_DEMAND = 1.4
 
 def _counts_from_twin(city, trips: pd.DataFrame, *, factor: float) -> pd.DataFrame:
     """Hourly counts on the 20 busiest links that ``factor`` x the modelled trips produce."""
-    from citytwin.calibrate import count_incidence, reweight_trips
+    from citytwin.twin.calibrate import count_incidence, reweight_trips
 
     truth = reweight_trips(trips, np.full(len(trips), factor), seed=8)
     edges = np.arange(city.road_arrays.n_edges)
@@ -136,7 +136,7 @@ def traffic_world(world):
         'name = "traffic"\ncity = "city.gpkg"\nseed = 4\nstart = 2024-01-15\nduration_h = 24\n'
         "\n[traffic]\nsample = 1.0\n", encoding="utf-8")
     spec = load_scenario(d / "traffic.toml")
-    from citytwin.sync import scenario_trips
+    from citytwin.twin.sync import scenario_trips
 
     trips = scenario_trips(spec, city)
     obs = d / "traffic_obs"

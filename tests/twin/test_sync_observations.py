@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .conftest import STEP, X0, Y0
 from pyproj import Transformer
 
 from citytwin.errors import ObservationError
-from citytwin.observations import read_closures, read_counts, read_incidents, read_meters
+from citytwin.twin.observations import read_closures, read_counts, read_incidents, read_meters
+
+from .conftest import STEP, X0, Y0
 
 
 def test_counts_by_edge_id_csv_roundtrip(twin, tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin.calibrate import calibrate_traffic, count_incidence, reweight_trips
 from citytwin.rng import stream
+from citytwin.twin.calibrate import calibrate_traffic, count_incidence, reweight_trips
 
 TRUE_SCALE = 1.5
 

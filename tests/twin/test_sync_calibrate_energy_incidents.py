@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin.calibrate import (
+from citytwin.errors import InputError
+from citytwin.rng import stream
+from citytwin.twin.calibrate import (
     calibrate_energy,
     calibrate_incidents,
     incident_param_updates,
     meter_use_loads,
 )
-from citytwin.errors import InputError
-from citytwin.observations import read_meters
-from citytwin.rng import stream
+from citytwin.twin.observations import read_meters
 
 TRUE_K = {"office": 0.6, "residential": 1.5, "retail": 1.2}
 

@@ -9,7 +9,7 @@ see :func:`make_feed`) in steps of ``step_s`` and yields one :class:`SyncState` 
   simulated); observed counts update a per-edge demand ratio the same way;
 * **simulated** — what the twin says for the same records under its current state: counts from an
   all-or-nothing fastest-path assignment of the twin's trips under the current closures
-  (:func:`citytwin.calibrate.count_incidence`), meter loads from the modelled building loads
+  (:func:`citytwin.twin.calibrate.count_incidence`), meter loads from the modelled building loads
   summed per meter, incident travel time from the nearest station under the current closures;
 * **forecast** — for the next ``horizon_s``: the simulated value of every counted edge and every
   seen meter times its smoothed observed / simulated ratio (a persistence-of-ratio forecast on
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tomli_w
 
-from citytwin.calibrate import count_incidence, energy_fit, traffic_fit
+from citytwin import interventions
+from citytwin.city import City
+from citytwin.emergency.engine import run_emergency
+from citytwin.emergency.incidents import YEAR_S, building_rates
+from citytwin.emergency.params import COMMUTE_PROFILE, EMS_PROFILE
+from citytwin.energy.engine import EnergyParams, compute_building_loads
 from citytwin.errors import InputError
-from citytwin.observations import Observations, OnBad
+from citytwin.interventions import Setup
+from citytwin.model import load_city
+from citytwin.network.routing import road_arrays, travel_times
+from citytwin.scenario import Scenario, load_scenario
+from citytwin.traffic.demand import generate_demand
+from citytwin.traffic.engine import run_traffic
+from citytwin.twin import calibrate as cal
+from citytwin.twin import observations as ob
+from citytwin.twin.calibrate import count_incidence, energy_fit, traffic_fit
+from citytwin.twin.observations import Observations, OnBad
 
 __all__ = ["SyncState", "SyncTwin", "make_feed", "replay", "FEED_COLUMNS"]
 
@@ -242,8 +258,6 @@ class SyncTwin:
         b = self.city.buildings
         if fac is None or len(fac) == 0 or "road_node" not in fac or building_id not in b.index:
             return float("nan")
-        from citytwin.network.routing import travel_times
-
         pos = self.arrays._pos
         src = [pos[n] for n in fac["road_node"].tolist() if n in pos]
         target = pos.get(b.loc[building_id, "road_node"])
@@ -254,8 +268,6 @@ class SyncTwin:
 
 
 def _arrays(city: Any) -> Any:
-    from citytwin.network.routing import road_arrays
-
     return road_arrays(city.roads)
 
 
@@ -364,8 +376,6 @@ def load_observations(
 ) -> dict[str, Observations]:
     """Read ``counts``, ``meters``, ``incidents``, ``closures`` (``.csv`` or ``.parquet``) found in
     ``folder``; at least one must exist. Record problems become counted rejections by default."""
-    from citytwin import observations as ob
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"observations folder not found: {folder}")
@@ -387,47 +397,55 @@ def load_observations(
     return out
 
 
-def scenario_trips(scenario: Any, city: Any) -> pd.DataFrame:
-    """The scenario's modelled car trips (its traffic demand model, its seed)."""
-    from citytwin.scenario import domain_params
+def scenario_setup(scenario: Scenario, city: City) -> Setup:
+    """The scenario's interventions applied to ``city``: what the model builds its engines
+    from (the twin never assembles a model of its own)."""
+    return interventions.apply(scenario, city)
 
-    params = domain_params(scenario, "traffic")
-    if params is None:
+
+def scenario_trips(scenario: Scenario, city: City) -> pd.DataFrame:
+    """The scenario's modelled car trips: the traffic engine's demand model with the
+    scenario's traffic parameters after its interventions, on the city after them."""
+    setup = scenario_setup(scenario, city)
+    if setup.traffic is None:
         raise InputError("the scenario has no [traffic] section: no modelled trips to compare "
                          "with counts", source=scenario.name)
-    from citytwin.traffic.demand import generate_demand
-
-    return generate_demand(city, params, seed=int(scenario.seed))
+    return generate_demand(setup.city, setup.traffic, seed=int(scenario.seed))
 
 
-def scenario_loads(scenario: Any, city: Any, *, step_s: float = 3600.0) -> np.ndarray:
-    """Modelled electric load (kW, buildings x steps) over the scenario's period: the energy
-    domain's building load model under the shipped typical-year weather."""
-    from citytwin.energy.loads import compute_loads
-    from citytwin.energy.weather import temperature_at, typical_year
+def scenario_loads(scenario: Scenario, city: City, *, step_s: float = 3600.0) -> np.ndarray:
+    """Modelled electric load (kW, buildings x steps of ``step_s``) over the scenario's period:
+    the energy engine's own load builder (its weather file, temperature shifts, heat-pump
+    share and per-use factors), averaged to ``step_s``."""
+    setup = scenario_setup(scenario, city)
+    params = setup.energy if setup.energy is not None else EnergyParams()
+    loads = compute_building_loads(setup.city, params, seed=int(scenario.seed),
+                                   start=pd.Timestamp(scenario.start),
+                                   duration_s=scenario.duration_s)
+    kw = np.asarray(loads.electric_kw(), dtype=float)
+    per = step_s / (params.step_minutes * 60.0)
+    k = int(round(per))
+    if k < 1 or abs(per - k) > 1e-9:
+        raise InputError(f"step_s={step_s:g} must be a whole multiple of the energy step "
+                         f"({params.step_minutes} min)", source=scenario.name)
+    n = int(np.ceil(kw.shape[1] / k))
+    pad = n * k - kw.shape[1]
+    if pad:
+        kw = np.concatenate([kw, np.repeat(kw[:, -1:], pad, axis=1)], axis=1)
+    return kw.reshape(kw.shape[0], n, k).mean(axis=2)
 
-    start = pd.Timestamp(scenario.start)
-    n = int(np.ceil(scenario.duration_s / step_s))
-    index = pd.date_range(start, periods=n, freq=pd.Timedelta(seconds=step_s))
-    temp = temperature_at(typical_year(year=start.year), index)
-    loads = compute_loads(city.buildings, temp, index=index, step_minutes=int(step_s // 60))
-    return np.asarray(loads.electric_kw(), dtype=float)
 
-
-def expected_incidents(scenario: Any, city: Any, *, duration_s: float | None = None
+def expected_incidents(scenario: Scenario, city: City, *, duration_s: float | None = None
                        ) -> dict[str, float]:
     """Expected incident count per type over the period under the scenario's emergency rates
     (building rates x the hourly profile, as the emergency model generates them)."""
-    from citytwin.emergency.incidents import YEAR_S, building_rates
-    from citytwin.emergency.params import COMMUTE_PROFILE, EMS_PROFILE
-    from citytwin.scenario import domain_params
-
-    params = domain_params(scenario, "emergency")
+    setup = scenario_setup(scenario, city)
+    params = setup.emergency
     if params is None:
         raise InputError("the scenario has no [emergency] section: no modelled incidents to "
                          "compare with the log", source=scenario.name)
     dur = float(scenario.duration_s if duration_s is None else duration_s)
-    rates = building_rates(city.buildings, params).sum(axis=0)
+    rates = building_rates(setup.city.buildings, params).sum(axis=0)
     hours = np.arange(int(np.ceil(dur / 3600.0)))
     span = np.minimum(3600.0, dur - hours * 3600.0)
     out = {}
@@ -480,10 +498,6 @@ def calibrate_scenario(
     ``engine_iterations`` > 0 then rescales the demand that many times so the engine's volumes
     match the counts in total (congestion and re-routing move traffic off the counted links).
     """
-    from citytwin import calibrate as cal
-    from citytwin.model import load_city
-    from citytwin.scenario import domain_params, load_scenario
-
     spec = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
     city = city if city is not None else load_city(spec.city)
     start = pd.Timestamp(spec.start)
@@ -496,8 +510,13 @@ def calibrate_scenario(
     traffic: dict[str, Any] | None = None
     energy: dict[str, Any] | None = None
     emergency: dict[str, Any] | None = None
+    setup = scenario_setup(spec, city)
+    city = setup.city  # the city the scenario's engines run on (after its interventions)
     if "counts" in obs and len(obs["counts"].table):
-        params = domain_params(spec, "traffic")
+        params = setup.traffic
+        if params is None:
+            raise InputError("the scenario has no [traffic] section: no modelled trips to "
+                             "compare with counts", source=spec.name)
         trips = scenario_trips(spec, city)
         t = cal.calibrate_traffic(city, trips, obs["counts"].table, od=od,
                                   zones=_grid_zones(city, zone_m), sample=params.sample)
@@ -521,7 +540,11 @@ def calibrate_scenario(
         loads = scenario_loads(spec, city)
         e = cal.calibrate_energy(city, obs["meters"].table, loads, step_s=3600.0)
         energy = {"multipliers_by_use": e.multipliers, "before": e.before, "after": e.after,
-                  "model": "energy building loads (BDEW shapes, typical-year weather), hourly"}
+                  "model": "the energy engine's building loads (BDEW shapes, the scenario's "
+                           "weather and temperature shifts, heat-pump share), hourly"}
+        prior = dict(setup.energy.use_load_factors) if setup.energy is not None else {}
+        factors = {u: float(prior.get(u, 1.0) * k) for u, k in e.multipliers.items()}
+        updates["energy"] = {"use_load_factors": factors}  # type: ignore[dict-item]
         e.readings.to_parquet(out / "meters_fit.parquet")
         files["meters_fit"] = "meters_fit.parquet"
     if "incidents" in obs and len(obs["incidents"].table):
@@ -529,15 +552,13 @@ def calibrate_scenario(
         expected = expected_incidents(spec, city)
         modelled = None
         if response:
-            from citytwin.emergency.engine import run_emergency
-
-            eng = run_emergency(city, domain_params(spec, "emergency"), seed=int(spec.seed),
+            eng = run_emergency(city, setup.emergency, seed=int(spec.seed),
                                 duration_s=spec.duration_s, start=start)
             modelled = eng.tables()["incidents"]["response_s"].to_numpy(float)
             if not np.isfinite(modelled).any():
                 modelled = None
         i = cal.calibrate_incidents(log_, expected, modelled_response_s=modelled)
-        updates["emergency"] = cal.incident_param_updates(domain_params(spec, "emergency"),
+        updates["emergency"] = cal.incident_param_updates(setup.emergency,
                                                           i.multipliers)
         emergency = {"multipliers_by_type": i.multipliers,
                      "counts": i.counts.to_dict(orient="records"), "response": i.response}
@@ -566,9 +587,6 @@ def _verify_traffic(spec: Any, city: Any, params: Any, trips: pd.DataFrame, t: A
     ``iterations`` > 0 the demand factors are rescaled that many times by the Poisson maximum
     likelihood scale (total counted / total modelled) of the engine's volumes (engine in the
     loop)."""
-    from citytwin import calibrate as cal
-    from citytwin.traffic.engine import run_traffic
-
     obs = counts["flow_vph"].to_numpy(float)
 
     def engine_fit(tr: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
@@ -599,34 +617,21 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float | np.number):
-        return repr(float(v)) if isinstance(v, float | np.floating) else str(int(v))
-    return json.dumps(str(v))
-
-
-def _calibrated_toml(spec: Any, report: CalibrationReport, target: Path) -> str:
-    import os
-
+def _calibrated_toml(spec: Scenario, report: CalibrationReport, target: Path) -> str:
+    """The calibrated scenario: ``extends`` the original and overrides every fitted
+    parameter (written with ``tomli_w``)."""
     src = spec.source
-    lines = ["# Calibrated by `citytwin calibrate` from observations; see report.md beside this "
-             "file.", f"name = {_toml_value(spec.name + '_calibrated')}"]
-    if src is not None:
-        lines.append(f"extends = {_toml_value(os.path.relpath(src, target.parent))}")
-    else:  # built in Python: write the whole scenario
+    if src is None:  # built in Python: nothing to extend
         raise InputError("calibrate_scenario needs a scenario loaded from a TOML file (extends)")
-    if report.energy:
-        lines.append("# energy: fitted load multipliers per building use (the energy parameters "
-                     "have no per-use multiplier yet; apply them there):")
-        for u, k in sorted(report.energy["multipliers_by_use"].items()):
-            lines.append(f"#   {u} = {k:.4f}")
+    doc: dict[str, Any] = {"name": spec.name + "_calibrated",
+                           "extends": os.path.relpath(src, target.parent)}
     for section, values in report.updates.items():
         if values:
-            lines.append(f"\n[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(values.items())]
-    return "\n".join(lines) + "\n"
+            doc[section] = {k: (v if isinstance(v, dict) else float(v))
+                            for k, v in sorted(values.items())}
+    head = ("# Calibrated by `citytwin calibrate` from observations; see report.md beside this "
+            "file.\n")
+    return head + tomli_w.dumps(doc)
 
 
 def _fmt_fit(d: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
@@ -674,7 +679,9 @@ def _markdown(r: CalibrationReport) -> str:
                 m["response"], ("n_observed", "n_modelled", "p50_observed_s", "p50_modelled_s",
                                 "p90_observed_s", "p90_modelled_s", "ks_distance", "ks_pvalue"))]
     out += ["", "## Scenario updates", ""]
-    out += [f"- `[{s}] {k} = {v:.6g}`" for s, vals in r.updates.items() for k, v in vals.items()]
+    out += [f"- `[{s}] {k} = {v:.6g}`" if not isinstance(v, dict) else
+            f"- `[{s}.{k}]` " + ", ".join(f"{u} = {x:.4g}" for u, x in sorted(v.items()))
+            for s, vals in r.updates.items() for k, v in vals.items()]
     out += ["", "Files: " + ", ".join(f"`{v}`" for v in r.files.values()), ""]
     return "\n".join(out)
 
@@ -683,10 +690,8 @@ def scenario_twin(scenario: Any, city: Any, *, traffic: bool = True, loads: bool
                   bin_s: float = 900.0) -> SyncTwin:
     """A :class:`SyncTwin` of a scenario: its modelled trips (if it has traffic and ``traffic``)
     and its modelled building loads (if ``loads``)."""
-    from citytwin.scenario import domain_params
-
     trips, scale = None, 1.0
-    params = domain_params(scenario, "traffic")
+    params = scenario_setup(scenario, city).traffic
     if traffic and params is not None:
         trips = scenario_trips(scenario, city)
         scale = 1.0 / params.sample

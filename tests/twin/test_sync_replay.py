@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin.calibrate import count_incidence, reweight_trips
 from citytwin.errors import InputError
-from citytwin.observations import read_closures, read_counts, read_meters
 from citytwin.rng import stream
-from citytwin.sync import SyncTwin, make_feed, replay
+from citytwin.twin.calibrate import count_incidence, reweight_trips
+from citytwin.twin.observations import read_closures, read_counts, read_meters
+from citytwin.twin.sync import SyncTwin, make_feed, replay
 
 CLOSE_AT = 8 * 3600.0
 
@@ -135,7 +135,7 @@ def test_replay_rejects_bad_feed(twin):
 
 
 def test_states_table_and_same_inputs_same_states(replayed, twin):
-    from citytwin.sync import states_table
+    from citytwin.twin.sync import states_table
 
     states, feed, _, _, st = replayed
     tab = states_table(states)
