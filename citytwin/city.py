@@ -177,8 +177,25 @@ class City:
 
     @classmethod
     def _build(cls, path: Path, *, crs: str | CRS | None, max_attach_m: float) -> City:
+        name = path.name.split(".")[0]
+        return cls.from_layers(read_layers(path), name=name, source=path, crs=crs,
+                               max_attach_m=max_attach_m)
+
+    @classmethod
+    def from_layers(
+        cls,
+        raw: dict[str, gpd.GeoDataFrame],
+        *,
+        name: str,
+        source: str | Path | None = None,
+        crs: str | CRS | None = None,
+        max_attach_m: float = DEFAULT_MAX_ATTACH_M,
+    ) -> City:
+        """Build a city from raw layers in memory (``roads``, ``buildings`` and optionally
+        ``facilities``, ``power``, ``landuse``, ``pois``), through the same checks, projection
+        and graph builders as :meth:`from_path` (not cached)."""
+        path = Path(source) if source is not None else Path(f"<{name}>")
         source = str(path)
-        raw = read_layers(path)
         layers, crs_, report = prepare_layers(raw, source=source, crs=crs)
         problems: list[str] = []
         G: nx.MultiDiGraph | None = None
@@ -231,7 +248,6 @@ class City:
                 "year_built", "vintage", "population", "jobs", "road_node", "road_dist_m",
                 "transformer", "geometry"]
         buildings = buildings[cols]
-        name = path.name.split(".")[0]
         extra = {k: v for k, v in layers.items() if k in ("landuse", "pois", "power")}
         return cls(name=name, crs=crs_, source=path.resolve(), roads=G, buildings=buildings,
                    facilities=facilities, power=power, layers=extra, report=report)

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _appharness import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer
+
+from ._appharness import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer
 
 pytestmark = [
     pytest.mark.browser,

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _apphelpers import series_frame, write_results
 from scipy import stats
 
 from citytwin.app.compare_view import (
@@ -21,6 +20,8 @@ from citytwin.app.data import load_results
 from citytwin.app.pages.compare import comparison_figures, format_kpi_table
 from citytwin.app.pages.experiments import outcome_figure
 from citytwin.errors import InputError
+
+from ._apphelpers import series_frame, write_results
 
 
 @pytest.fixture()

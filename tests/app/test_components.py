@@ -8,12 +8,13 @@ from pathlib import Path
 
 import ipyvuetify as v
 import solara
-from _apphelpers import series_frame, write_results
 from plotly.graph_objs._figurewidget import FigureWidget
 
 from citytwin.app.config import AppConfig
 from citytwin.app.pages import city, compare, experiments, scenarios
 from citytwin.app.state import AppContext, StateProvider
+
+from ._apphelpers import series_frame, write_results
 
 
 def _render(page, config: AppConfig):

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from _apphelpers import write_results
 
 from citytwin.app.config import AppConfig, safe_join, safe_name
 from citytwin.app.session import Session, list_results
 from citytwin.errors import InputError
+
+from ._apphelpers import write_results
 
 
 @pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "/etc/passwd", "..\\x", "", ".hidden",

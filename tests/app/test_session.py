@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from _apphelpers import write_results
 
 from citytwin.app.config import AppConfig
 from citytwin.app.session import Session
 from citytwin.errors import InputError
+
+from ._apphelpers import write_results
 
 
 def test_failed_and_cancelled_runs(config: AppConfig) -> None:

@@ -43,7 +43,8 @@ def test_emergency_cli_and_bad_log(tmp_path, capsys) -> None:
 
 
 def test_site_stations_toml_loads_as_scenario_interventions(tmp_path, capsys) -> None:
-    scenario_mod = pytest.importorskip("citytwin.scenario")
+    from citytwin import scenario as scenario_mod
+
     assert main(["site-stations", str(CITY), "--new", "1", "--radius", "90", "--toml"]) == 0
     snippet = capsys.readouterr().out
     toml = tmp_path / "s.toml"

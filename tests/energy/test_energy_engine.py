@@ -10,8 +10,8 @@ import pytest
 
 from citytwin.energy import EnergyEngine, EnergyParams, run_energy
 from citytwin.engine import StandaloneModel
-from citytwin.fleet import Fleet
 from citytwin.errors import InputError
+from citytwin.fleet import Fleet
 
 
 def _city(rated_kva: float = 100.0) -> SimpleNamespace:
@@ -186,12 +186,10 @@ def test_run_energy_standalone_with_traffic_like_arrivals():
 def tiny_city():
     from pathlib import Path
 
-    pytest.importorskip("citytwin.energy.grid")
-    city_mod = pytest.importorskip("citytwin.city")
-    path = Path(__file__).resolve().parents[1] / "data" / "tiny.gpkg"
-    if not path.exists():
-        pytest.skip("tests/data/tiny.gpkg (foundation fixture) not present")
-    return city_mod.City.from_path(path, use_cache=False)
+    from citytwin.city import City
+
+    return City.from_path(Path(__file__).resolve().parents[1] / "data" / "tiny.gpkg",
+                          use_cache=False)
 
 
 def test_power_flow_energy_balance_and_agreement_with_aggregate(tiny_city):

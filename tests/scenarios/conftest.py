@@ -11,7 +11,8 @@ SCENARIOS = ROOT / "scenarios"
 @pytest.fixture(scope="session")
 def tiny_city_path(tmp_path_factory) -> Path:
     """A tiny synthetic city GeoPackage (foundation's generator), shared by the session."""
-    synth = pytest.importorskip("citytwin.synth")
+    from citytwin import synth
+
     out = tmp_path_factory.mktemp("city") / "tiny.gpkg"
     return synth.write_synthetic_city(out, n_buildings=48, seed=3)
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from citytwin import interventions
 from citytwin.compare import compare, mean_ci, to_wide
 from citytwin.errors import InputError
-from citytwin import interventions
 from citytwin.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

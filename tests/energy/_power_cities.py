@@ -1,13 +1,11 @@
-"""Tiny hand-built cities for the power tests (no foundation code needed)."""
+"""Hand-built road grids and buildings for the power-graph builder tests (inputs of
+``build_power_graph``, not cities)."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
-import pytest
 from shapely.geometry import Polygon
 
 from citytwin.rng import stream
@@ -46,20 +44,3 @@ def make_buildings(roads: nx.MultiDiGraph, n: int, *, seed: int = 1) -> gpd.GeoD
     near = ids[np.argmin((xs[None, :] - x[:, None]) ** 2 + (ys[None, :] - y[:, None]) ** 2, axis=1)]
     return gpd.GeoDataFrame({"use": use, "floor_area_m2": area, "road_node": near},
                             geometry=geom, crs=CRS)
-
-
-@pytest.fixture(scope="session")
-def small_city():
-    from citytwin.network.power import build_power_graph
-
-    roads = grid_roads(8)
-    b = make_buildings(roads, 300)
-    G = build_power_graph(b, roads, crs=CRS)
-    return SimpleNamespace(roads=roads, buildings=b, power=G, crs=CRS, name="grid8")
-
-
-@pytest.fixture(scope="session")
-def small_solver(small_city):
-    from citytwin.energy.grid import GridSolver
-
-    return GridSolver(small_city, numba=False)

@@ -17,8 +17,7 @@ from citytwin.network.power import (
     installed_kw,
     transformer_size_kva,
 )
-
-from .conftest import CRS, grid_roads, make_buildings
+from tests.energy._power_cities import CRS, grid_roads, make_buildings
 
 
 def test_coincidence_formula_analytic():

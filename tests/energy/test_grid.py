@@ -132,8 +132,7 @@ def test_assets_table(solver):
 
 def test_large_building_gets_parallel_800kva_units():
     from citytwin.network.power import build_power_graph
-
-    from .conftest import CRS, grid_roads, make_buildings
+    from tests.energy._power_cities import CRS, grid_roads, make_buildings
 
     roads = grid_roads(4)
     b = make_buildings(roads, 30, seed=9)

@@ -1,1 +1,0 @@
-"""Power-grid tests (a package, so helper imports never clash with other areas)."""
