@@ -13,7 +13,7 @@ FIND_PY = for c in $(CANDIDATES); do \
     if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
         command -v "$$c" 2>/dev/null || echo "$$c"; exit 0; fi; done; exit 1
 
-.PHONY: run test bench venv lint clean-cache
+.PHONY: run test bench venv lint typecheck check clean-cache
 
 $(STAMP): pyproject.toml
 	@py=$$($(FIND_PY)) || { echo "citytwin needs Python >= 3.12; none of these ran: $(CANDIDATES)." >&2; \
@@ -36,6 +36,12 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check citytwin tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# what CI runs: style, types, then the tests
+check: lint typecheck test
 
 clean-cache:
 	rm -rf .citytwin-cache

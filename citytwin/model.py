@@ -132,7 +132,7 @@ class CityModel(mesa.Model):
 
     # Mesa assigns ``self.rng`` in ``Model.__init__``; keep its generator, make it callable.
     @property
-    def rng(self) -> _ConcernRng:  # type: ignore[override]
+    def rng(self) -> _ConcernRng:
         return self._concern_rng
 
     @rng.setter

@@ -73,7 +73,7 @@ def _coverage(args: argparse.Namespace) -> int:
 
 
 def _site(args: argparse.Namespace) -> int:
-    from citytwin.emergency import site_stations
+    from citytwin.emergency.siting import site_stations
 
     city = _load(args.path)
     res = site_stations(city, new=args.new, kind=args.kind, radius_s=args.radius,

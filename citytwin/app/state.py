@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import solara
 
@@ -32,7 +32,7 @@ class AppState:
     compare: solara.Reactive[list[str]]  # results chosen on the Compare page
 
 
-AppContext = solara.create_context(None)
+AppContext = solara.create_context(cast("AppState | None", None))
 
 
 def use_app() -> AppState:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import networkx as nx
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
 from citytwin.energy.loads import USES, BuildingLoads, compute_loads
@@ -51,9 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-Use = Literal["residential", "office", "retail", "industrial", "education", "health", "public",
-              "hospitality", "other"]
-assert USES == Use.__args__  # type: ignore[attr-defined]  # one list of uses
 COS_PHI = 0.95
 TAN_PHI = math.tan(math.acos(COS_PHI))
 HELSINKI_LAT_LON = (60.17, 24.94)
@@ -68,7 +65,7 @@ class EnergyParams(BaseModel):
     temperature_shifts: tuple[TemperatureShift, ...] = Field(
         default=(), description="set by temperature_shift (heat_wave/cold_snap) interventions")
     heat_pump_share: float = Field(default=0.0, ge=0, le=1)
-    use_load_factors: dict[Use, Annotated[float, Field(gt=0, le=10)]] = Field(
+    use_load_factors: dict[str, Annotated[float, Field(gt=0, le=10)]] = Field(
         default_factory=dict, description="electricity multiplier per building use "
         "(what `citytwin calibrate` fits to meters); absent uses: 1")
     ev_home_kw: float = Field(default=11.0, gt=0, le=50)
@@ -95,6 +92,14 @@ class EnergyParams(BaseModel):
                                  "standard time from the longitude")
     site_lat: float | None = Field(default=None, ge=-90, le=90)
     site_lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("use_load_factors")
+    @classmethod
+    def _known_uses(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(USES))
+        if bad:
+            raise ValueError(f"unknown building use(s) {bad} (expected some of {list(USES)})")
+        return v
 
 
 _BUILDING_CLS: type | None = None
@@ -181,7 +186,8 @@ def compute_building_loads(city: Any, params: EnergyParams, *, seed: int,
         hp[rng.choice(n, size=k_hp, replace=False)] = True
     loads = compute_loads(b, temp_c, index=index, step_minutes=params.step_minutes, heat_pump=hp)
     if params.use_load_factors:
-        f = np.array([params.use_load_factors.get(str(u), 1.0) for u in loads.use], dtype=float)
+        factors: dict[str, float] = dict(params.use_load_factors)
+        f = np.array([factors.get(str(u), 1.0) for u in loads.use], dtype=float)
         loads = dataclasses.replace(loads, multiplier=f)
     return loads
 

@@ -384,7 +384,7 @@ def count_incidence(
     ``A @ cells.trips`` are the modelled counts) and ``cells`` = origin, dest (zones),
     depart_bin, trips.
     """
-    arrays: RoadArrays = (city.road_arrays if hasattr(city, "road_arrays")  # type: ignore[attr-defined]
+    arrays: RoadArrays = (city.road_arrays if hasattr(city, "road_arrays")
                           else _road_arrays(city))
     missing = [c for c in ("origin_node", "dest_node", "depart_s") if c not in trips.columns]
     if missing:

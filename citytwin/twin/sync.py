@@ -542,7 +542,8 @@ def calibrate_scenario(
         energy = {"multipliers_by_use": e.multipliers, "before": e.before, "after": e.after,
                   "model": "the energy engine's building loads (BDEW shapes, the scenario's "
                            "weather and temperature shifts, heat-pump share), hourly"}
-        prior = dict(setup.energy.use_load_factors) if setup.energy is not None else {}
+        prior: dict[str, float] = (dict(setup.energy.use_load_factors)
+                                   if setup.energy is not None else {})
         factors = {u: float(prior.get(u, 1.0) * k) for u, k in e.multipliers.items()}
         updates["energy"] = {"use_load_factors": factors}  # type: ignore[dict-item]
         e.readings.to_parquet(out / "meters_fit.parquet")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import solara
 
@@ -16,6 +16,15 @@ from citytwin.errors import CitytwinError, InputError
 
 __all__ = ["Page", "CityMap"]
 
+
+
+def _toggle(layers: Any, layer: str) -> Any:
+    """The checkbox handler that shows or hides ``layer`` (order kept as in ``LAYERS``)."""
+
+    def on_value(on: bool) -> None:
+        layers.set([x for x in LAYERS if (x in layers.value or x == layer) and (on or x != layer)])
+
+    return on_value
 
 @solara.component
 def InspectPanel(info: dict[str, Any] | None, on_close_road: Any = None):
@@ -62,7 +71,7 @@ def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
 def Page():
     app = use_app()
     layers = solara.use_reactive(list(LAYERS))
-    picked = solara.use_reactive(None)
+    picked = solara.use_reactive(cast(dict[str, Any] | None, None))
     error = solara.use_reactive("")
     uploads = solara.use_reactive(0)
     files = solara.use_memo(app.config.city_files, [uploads.value])
@@ -97,11 +106,8 @@ def Page():
     with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Select("City file", values=files, value=app.city, style={"max-width": "260px"})
         for layer in LAYERS:
-            solara.Checkbox(
-                label=layer, value=layer in layers.value,
-                on_value=lambda on, layer=layer: layers.set(
-                    [x for x in LAYERS if (x in layers.value or x == layer) and (on or x != layer)]),
-            )
+            solara.Checkbox(label=layer, value=layer in layers.value,
+                            on_value=_toggle(layers, layer))
     s = city.summary()
     Para(
         f" · {city.roads.number_of_nodes():,} road nodes · "

@@ -75,7 +75,7 @@ def comparison_figures(results: dict[str, dict[str, Any]],
     """One overlaid line chart per (domain, series) present in any of the results
     (only the series named ``only``, ``"domain: series"``, when given)."""
     ts = series_table(results)
-    figs = []
+    figs: list[Any] = []
     if ts.empty:
         return figs
     for (domain, series), sub in ts.groupby(["domain", "series"], sort=True):
@@ -166,7 +166,8 @@ def Page():
                                                               classes="citytwin-kpis"),
                     style="max-height: 520px; overflow: auto; font-size: 13px")
     with solara.Row():
-        solara.FileDownload(lambda: table.to_csv(index=False), filename="comparison.csv",
+        solara.FileDownload(lambda: table.to_csv(index=False) if table is not None else "",
+                            filename="comparison.csv",
                             label="Download CSV", mime_type="text/csv")
         solara.FileDownload(lambda: _parquet_bytes(table), filename="comparison.parquet",
                             label="Download Parquet")

@@ -8,7 +8,7 @@ each replication is drawn as a point.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -110,8 +110,8 @@ def ExperimentOutputs():
     app = use_app()
     exps = solara.use_memo(lambda: find_experiments(app.config.results_dir), [])
     chosen = solara.use_reactive(next(iter(exps), None))
-    lever = solara.use_reactive(None)
-    outcome = solara.use_reactive(None)
+    lever = solara.use_reactive(cast(str | None, None))
+    outcome = solara.use_reactive(cast(str | None, None))
     path = exps.get(chosen.value) if chosen.value else None
     loaded = solara.use_memo(lambda: load_experiment_output(path) if path else None, [path])
     if not exps:
@@ -124,8 +124,8 @@ def ExperimentOutputs():
     if not factors or not names:
         solara.Warning("this experiment has no factors or outcomes to plot")
         return
-    lv = lever.value if lever.value in factors else factors[0]
-    oc = outcome.value if outcome.value in names else names[0]
+    lv: str = lever.value if lever.value in factors and lever.value else factors[0]
+    oc: str = outcome.value if outcome.value in names and outcome.value else names[0]
     with solara.Row():
         solara.Select("Lever / uncertainty", values=factors, value=lv, on_value=lever.set)
         solara.Select("Outcome", values=names, value=oc, on_value=outcome.set)
