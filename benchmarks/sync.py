@@ -38,17 +38,17 @@ def main() -> None:
     hours = 8 if args.quick else 24
     n_links = 50 if args.quick else 200
 
-    from citytwin.calibrate import (
+    from citytwin.model import load_city
+    from citytwin.rng import stream
+    from citytwin.scenario import load_scenario
+    from citytwin.twin.calibrate import (
         calibrate_energy,
         calibrate_traffic,
         count_incidence,
         reweight_trips,
     )
-    from citytwin.model import load_city
-    from citytwin.observations import read_closures, read_counts
-    from citytwin.rng import stream
-    from citytwin.scenario import load_scenario
-    from citytwin.sync import (
+    from citytwin.twin.observations import read_closures, read_counts
+    from citytwin.twin.sync import (
         SyncTwin,
         _grid_zones,
         make_feed,
