@@ -33,7 +33,7 @@ _LAZY = {
     "CityModel": "citytwin.model",
     "run_scenario": "citytwin.model",
     "Results": "citytwin.results",
-    "compare": "citytwin.compare",
+    "compare": "citytwin.comparison",
     "run_batch": "citytwin.batch",
     "run_experiment": "citytwin.experiments",
     "load_experiment": "citytwin.experiments",

@@ -1,4 +1,4 @@
-"""Compare scenarios: every KPI side by side, difference to a baseline, 95 % CIs.
+"""Compare scenarios (``citytwin.compare`` is :func:`compare` of this module): every KPI side by side, difference to a baseline, 95 % CIs.
 
 Inputs are results directories (one run each) or folders of them (a batch output). Runs are
 grouped by scenario name; replications are the seeds. The confidence interval of a mean uses
@@ -9,11 +9,8 @@ otherwise Welch's interval is used.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +50,8 @@ def collect_kpis(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its t confidence interval (NaN half-width when n < 2)."""
+    """Mean and the half-width of its t confidence interval (``scipy.stats.ttest_1samp``;
+    NaN half-width when n < 2, 0 when every value is the same)."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
@@ -61,26 +59,27 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> tup
     mean = float(x.mean())
     if n < 2:
         return mean, float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
-    return mean, half
+    if np.ptp(x) == 0:
+        return mean, 0.0
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return mean, float(ci.high - ci.low) / 2.0
 
 
 def _diff_ci(a: pd.Series, b: pd.Series, *, level: float) -> tuple[float, float, str]:
-    """Difference b - a (indexed by seed): paired when the seeds match, else Welch."""
+    """Difference b - a (indexed by seed): paired (``ttest_rel``) when the seeds match, else
+    Welch (``ttest_ind(equal_var=False)``)."""
     if len(a) and set(a.index) == set(b.index) and len(a) >= 2:
         d = (b - a.reindex(b.index)).to_numpy()
         mean, half = mean_ci(d, level=level)
         return mean, half, "paired"
     diff = float(b.mean() - a.mean())
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
+    if len(a) < 2 or len(b) < 2:
         return diff, float("nan"), "none"
-    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
-    se = np.sqrt(va + vb)
-    if se == 0:
+    if np.ptp(a.to_numpy()) == 0 and np.ptp(b.to_numpy()) == 0:
         return diff, 0.0, "welch"
-    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    return diff, float(stats.t.ppf(0.5 + level / 2, dof) * se), "welch"
+    ci = stats.ttest_ind(b.to_numpy(float), a.to_numpy(float),
+                         equal_var=False).confidence_interval(level)
+    return diff, float(ci.high - ci.low) / 2.0, "welch"
 
 
 def compare(
@@ -170,14 +169,3 @@ def to_wide(table: pd.DataFrame) -> pd.DataFrame:
             if sc != base:
                 out[f"Δ {sc}"].append(_fmt(r["diff"], r["diff_ci_low"], r["diff_ci_high"]))
     return pd.DataFrame(out)
-
-
-class _CallableModule(types.ModuleType):
-    """``citytwin.compare`` is both this module and, called, :func:`compare`: importing the
-    submodule rebinds the package attribute to the module, so the module itself is callable."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

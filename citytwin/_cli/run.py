@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from citytwin.compare import compare, to_wide
+    from citytwin.comparison import compare, to_wide
 
     table = compare(args.results, baseline=args.baseline)
     if args.csv:

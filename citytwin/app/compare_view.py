@@ -1,6 +1,6 @@
 """Comparison tables for the Compare and Experiments pages (pure pandas, no UI).
 
-The statistics are :func:`citytwin.compare.compare` (the same as ``citytwin compare``): mean
+The statistics are :func:`citytwin.comparison.compare` (the same as ``citytwin compare``): mean
 and 95 % t interval over replications (seeds), difference to the first group with a paired
 or Welch interval. This module adds the app's grouping (per results folder or per scenario)
 and the per-link / per-transformer / per-incident values the result maps show.
@@ -35,7 +35,7 @@ def _label_kpis(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 def kpi_table(results: Mapping[str, Mapping[str, Any]], *, group_by: str = "label",
               level: float = 0.95) -> pd.DataFrame:
-    """KPI comparison via :func:`citytwin.compare.compare`, one row per (domain, kpi, group).
+    """KPI comparison via :func:`citytwin.comparison.compare`, one row per (domain, kpi, group).
 
     ``results`` maps a display label to loaded results (see :func:`citytwin.app.data.load_results`).
     ``group_by="label"`` treats every results folder as its own group; ``"scenario"`` pools
@@ -43,7 +43,7 @@ def kpi_table(results: Mapping[str, Mapping[str, Any]], *, group_by: str = "labe
     group when the seeds match, else Welch). The first group is the baseline of ``diff``.
     The ``scenario`` column of the returned table holds the group.
     """
-    from citytwin.compare import compare
+    from citytwin.comparison import compare
 
     if group_by not in ("label", "scenario"):
         raise InputError(f"group_by must be 'label' or 'scenario', got {group_by!r}")

@@ -60,7 +60,7 @@ def load_experiment_output(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list
 
 def lever_figure(outcomes: pd.DataFrame, lever: str, outcome: str) -> go.Figure:
     """Outcome vs one lever: every run as a dot, mean with a 95 % t interval per lever value."""
-    from citytwin.compare import mean_ci
+    from citytwin.comparison import mean_ci
     from citytwin.errors import InputError
 
     missing = [c for c in (lever, outcome) if c not in outcomes.columns]
