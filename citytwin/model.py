@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
@@ -22,6 +22,7 @@ import pandas as pd
 from mesa.time import Priority, Schedule
 
 from citytwin import interventions
+from citytwin.city import City
 from citytwin.emergency.engine import EmergencyEngine
 from citytwin.energy.engine import EnergyEngine
 from citytwin.engine import Engine
@@ -30,9 +31,6 @@ from citytwin.results import Results, versions
 from citytwin.rng import stream
 from citytwin.scenario import DOMAINS, Scenario, load_scenario
 from citytwin.traffic.engine import TrafficEngine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from citytwin.city import City
 
 __all__ = ["CityModel", "run_scenario", "ENGINES", "load_city"]
 
@@ -58,22 +56,19 @@ class _ConcernRng(np.random.Generator):
         return stream(self._seed, concern)
 
 
-_CITY_CACHE: dict[str, Any] = {}
-
-
 def load_city(path: str | Path) -> City:
-    """Load (and memoise per process) the city file a scenario names."""
-    from citytwin.city import City  # the foundation module; imported late on purpose
+    """Load the city file a scenario names (memoised per process: one city, the last one
+    asked for — batch workers run one scenario family; a changed file is re-read)."""
+    p = Path(path).resolve()
+    if not p.exists():
+        raise ScenarioError(f"city: file not found: {p}")
+    st = p.stat()
+    return _load_city(str(p), st.st_mtime_ns, st.st_size)
 
-    key = str(Path(path).resolve())
-    city = _CITY_CACHE.get(key)
-    if city is None:
-        if not Path(key).exists():
-            raise ScenarioError(f"city: file not found: {key}")
-        city = City.from_path(key)
-        _CITY_CACHE.clear()  # keep one city per process (workers run one scenario family)
-        _CITY_CACHE[key] = city
-    return city
+
+@lru_cache(maxsize=1)
+def _load_city(path: str, mtime_ns: int, size: int) -> City:
+    return City.from_path(path)
 
 
 class CityModel(mesa.Model):
