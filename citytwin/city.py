@@ -32,9 +32,11 @@ from pyproj import CRS
 
 from citytwin.errors import GeodataError
 from citytwin.layers import (
+    BuildOptions,
     LoadReport,
     file_hash_inputs,
     infer_buildings,
+    parse_crs,
     prepare_layers,
     read_layers,
 )
@@ -127,6 +129,7 @@ class City:
     report: LoadReport = field(default_factory=LoadReport)
     build_s: float = 0.0
     from_cache: bool = False
+    options: BuildOptions = field(default_factory=BuildOptions)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -137,12 +140,15 @@ class City:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         crs: str | CRS | None = None,
-        max_attach_m: float = DEFAULT_MAX_ATTACH_M,
+        max_attach_m: float | None = None,
+        options: BuildOptions | None = None,
     ) -> City:
         """Build (or read from the cache) the city in ``path`` (GPKG, .osm.pbf or a directory of
-        GeoParquet/GeoJSON/Shapefile layers). ``crs`` overrides the local UTM zone."""
+        GeoParquet/GeoJSON/Shapefile layers) with build ``options`` (:class:`BuildOptions`, the
+        scenario's ``[build]``); ``crs`` and ``max_attach_m`` override those fields."""
         t0 = time.perf_counter()
         path = Path(path)
+        opts = _options(options, crs=crs, max_attach_m=max_attach_m, source=str(path))
         if not path.exists():
             raise GeodataError([f"file not found: {path}"], source=str(path))
         cache_file: Path | None = None
@@ -151,7 +157,7 @@ class City:
 
             key = _hash_files(
                 file_hash_inputs(path),
-                f"v{CACHE_VERSION}|{__version__}|{crs}|{max_attach_m}|{_code_hash()}",
+                f"v{CACHE_VERSION}|{__version__}|{opts.cache_key()}|{_code_hash()}",
             )
             cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
             cache_file = cdir / f"{path.name.split('.')[0]}-{key}.pkl"
@@ -166,7 +172,7 @@ class City:
                     return city
                 except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
                     log.warning("ignoring unreadable cache %s: %s", cache_file, exc)
-        city = cls._build(path, crs=crs, max_attach_m=max_attach_m)
+        city = cls._build(path, options=opts)
         city.build_s = time.perf_counter() - t0
         if cache_file is not None:
             try:
@@ -176,10 +182,9 @@ class City:
         return city
 
     @classmethod
-    def _build(cls, path: Path, *, crs: str | CRS | None, max_attach_m: float) -> City:
+    def _build(cls, path: Path, *, options: BuildOptions) -> City:
         name = path.name.split(".")[0]
-        return cls.from_layers(read_layers(path), name=name, source=path, crs=crs,
-                               max_attach_m=max_attach_m)
+        return cls.from_layers(read_layers(path), name=name, source=path, options=options)
 
     @classmethod
     def from_layers(
@@ -189,24 +194,33 @@ class City:
         name: str,
         source: str | Path | None = None,
         crs: str | CRS | None = None,
-        max_attach_m: float = DEFAULT_MAX_ATTACH_M,
+        max_attach_m: float | None = None,
+        options: BuildOptions | None = None,
     ) -> City:
         """Build a city from raw layers in memory (``roads``, ``buildings`` and optionally
         ``facilities``, ``power``, ``landuse``, ``pois``), through the same checks, projection
-        and graph builders as :meth:`from_path` (not cached)."""
+        and graph builders as :meth:`from_path` (not cached).
+
+        Buildings and facilities farther than ``max_attach_m`` from the connected road network
+        are dropped and reported (``City.report``); the build fails only when more than
+        ``max_dropped_share`` of the buildings are dropped.
+        """
         path = Path(source) if source is not None else Path(f"<{name}>")
         source = str(path)
-        layers, crs_, report = prepare_layers(raw, source=source, crs=crs)
+        opts = _options(options, crs=crs, max_attach_m=max_attach_m, source=source)
+        n_in = len(raw["buildings"]) if "buildings" in raw else 0
+        layers, crs_, report = prepare_layers(raw, source=source, crs=opts.crs)
         problems: list[str] = []
         G: nx.MultiDiGraph | None = None
         try:
-            G = build_road_graph(layers["roads"], report=report, source=source)
+            G = build_road_graph(layers["roads"], report=report, source=source,
+                                 speeds_kph=opts.speeds_kph)
         except GeodataError as exc:
             problems += exc.problems
         try:
             buildings = infer_buildings(
                 layers["buildings"], landuse=layers.get("landuse"), pois=layers.get("pois"),
-                report=report, source=source,
+                report=report, source=source, options=opts,
             )
         except GeodataError as exc:
             problems += exc.problems
@@ -214,28 +228,50 @@ class City:
         if problems or G is None or buildings is None:
             raise GeodataError(problems, source=source)
 
-        node, dist = attach_to_roads(buildings.geometry.values, G, max_distance_m=max_attach_m)
-        far = np.flatnonzero(node < 0)
-        if len(far):
-            problems.append(
-                f"layer 'buildings': {len(far)} building(s) cannot reach any road: no node of the "
-                f"connected road network within {max_attach_m:g} m (rows {_rows(far)})"
-            )
+        rows_in = layers["buildings"]["_row"].to_numpy()
+        node, dist = attach_to_roads(buildings.geometry.values, G, max_distance_m=opts.max_attach_m)
         buildings["road_node"] = node
         buildings["road_dist_m"] = dist
+        far = node < 0
+        if far.any():
+            report.issue("buildings", "dropped", f"no node of the connected road network within "
+                         f"{opts.max_attach_m:g} m ([build] max_attach_m)", rows_in[far],
+                         buildings["osm_id"].to_numpy()[far])
+            buildings = buildings.loc[~far].reset_index(drop=True)
+            buildings.index.name = "building_id"
+        dropped = sum(int(i["count"]) for i in report.issues  # type: ignore[call-overload]
+                      if i["layer"] == "buildings" and i["action"] == "dropped")
+        if n_in and (dropped / n_in > opts.max_dropped_share or len(buildings) == 0):
+            reasons = "; ".join(f"{i['count']} {i['reason']}" for i in report.issues
+                                if i["layer"] == "buildings" and i["action"] == "dropped")
+            raise GeodataError(
+                [f"layer 'buildings': {dropped} of {n_in} buildings dropped "
+                 f"({dropped / n_in:.1%}), more than the {opts.max_dropped_share:.0%} allowed "
+                 f"([build] max_dropped_share): {reasons}"], source=source)
         facilities = _facilities(layers.get("facilities"), crs_)
         if len(facilities):
+            frows = layers["facilities"]["_row"].to_numpy()
             fnode, fdist = attach_to_roads(facilities.geometry.values, G,
-                                           max_distance_m=max_attach_m)
-            ffar = np.flatnonzero(fnode < 0)
-            if len(ffar):
-                problems.append(
-                    f"layer 'facilities': {len(ffar)} facilit(y/ies) cannot reach any road "
-                    f"within {max_attach_m:g} m (rows {_rows(ffar)})"
-                )
+                                           max_distance_m=opts.max_attach_m)
+            ffar = fnode < 0
+            if ffar.any():
+                report.issue("facilities", "dropped", "no node of the connected road network "
+                             f"within {opts.max_attach_m:g} m ([build] max_attach_m)",
+                             frows[ffar], facilities["osm_id"].to_numpy()[ffar])
+            snap = ~ffar & (fdist > opts.max_station_snap_m)
+            if snap.any():
+                report.issue("facilities", "warning", "snapped farther than "
+                             f"{opts.max_station_snap_m:g} m to the road network "
+                             f"(up to {float(fdist[snap].max()):.0f} m; [build] "
+                             "max_station_snap_m)", frows[snap],
+                             facilities["osm_id"].to_numpy()[snap])
             facilities["road_node"] = fnode
-        if problems:
-            raise GeodataError(problems, source=source)
+            facilities["road_dist_m"] = fdist
+            facilities = facilities.loc[~ffar].reset_index(drop=True)
+            facilities.index.name = "facility_id"
+
+        if int(buildings["jobs"].sum()) == 0:
+            _infer_jobs(buildings, G, layers, opts, report)
 
         power = _build_power(buildings, G, layers.get("power"), crs_, report)
         if power.number_of_nodes():
@@ -248,9 +284,12 @@ class City:
                 "year_built", "vintage", "population", "jobs", "road_node", "road_dist_m",
                 "transformer", "geometry"]
         buildings = buildings[cols]
-        extra = {k: v for k, v in layers.items() if k in ("landuse", "pois", "power")}
-        return cls(name=name, crs=crs_, source=path.resolve(), roads=G, buildings=buildings,
+        extra = {k: v.drop(columns="_row", errors="ignore") for k, v in layers.items()
+                 if k in ("landuse", "pois", "power")}
+        city = cls(name=name, crs=crs_, source=path.resolve(), roads=G, buildings=buildings,
                    facilities=facilities, power=power, layers=extra, report=report)
+        city.options = opts
+        return city
 
     # ------------------------------------------------------------------ derived
     @cached_property
@@ -315,6 +354,10 @@ class City:
             "power_edges": self.power.number_of_edges(),
             "inferred": dict(self.report.inferred),
             "notes": list(self.report.notes),
+            "repaired": _issue_counts(self.report, "repaired"),
+            "dropped": _issue_counts(self.report, "dropped"),
+            "warnings": _issue_counts(self.report, "warning"),
+            "issues": [dict(i) for i in self.report.issues],
             "build_s": round(self.build_s, 3),
             "from_cache": self.from_cache,
         }
@@ -323,6 +366,39 @@ class City:
         state = dict(self.__dict__)
         state.pop("road_arrays", None)
         return state
+
+
+def _issue_counts(report: LoadReport, action: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in report.issues:
+        if i["action"] == action:
+            key = f"{i['layer']}: {i['reason']}"
+            out[key] = out.get(key, 0) + int(i["count"])  # type: ignore[call-overload]
+    return out
+
+
+def _options(options: BuildOptions | None, *, crs: str | CRS | None,
+             max_attach_m: float | None, source: str) -> BuildOptions:
+    """``options`` with the keyword overrides applied, validated (GeodataError, not a
+    ValueError from pydantic or pyproj)."""
+    from pydantic import ValidationError
+
+    opts = options if options is not None else BuildOptions()
+    changes: dict[str, Any] = {}
+    if crs is not None:
+        changes["crs"] = crs.to_string() if isinstance(crs, CRS) else str(crs)
+    if max_attach_m is not None:
+        changes["max_attach_m"] = max_attach_m
+    if changes:
+        try:
+            opts = BuildOptions.model_validate({**opts.model_dump(), **changes})
+        except ValidationError as exc:
+            raise GeodataError([f"build.{'.'.join(map(str, e['loc']))}: {e['msg']} "
+                                f"(got {e.get('input')!r:.40})" for e in exc.errors()],
+                               source=source) from None
+    if opts.crs is not None:
+        parse_crs(opts.crs, source=source)
+    return opts
 
 
 def _rows(rows: np.ndarray, limit: int = 10) -> str:
@@ -395,3 +471,68 @@ def _atomic_pickle(obj: object, target: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+#: weight of a building's street for inferred jobs (busier streets hold more workplaces)
+_ROAD_JOB_WEIGHT = {"motorway": 1.0, "trunk": 4.0, "primary": 4.0, "secondary": 3.0,
+                    "tertiary": 2.0}
+_JOB_LANDUSE = ("commercial", "retail", "industrial", "institutional", "education", "civil",
+                "religious", "military")
+
+
+def _infer_jobs(buildings: gpd.GeoDataFrame, G: nx.MultiDiGraph,
+                layers: dict[str, gpd.GeoDataFrame], opts: BuildOptions,
+                report: LoadReport) -> None:
+    """A city with no non-residential building still has workplaces: place
+    ``jobs_per_resident`` x residents in its buildings, weighted by (first that applies)
+    amenity/shop/office POIs within 50 m, floor area in non-residential land use, or floor area
+    by the class of the building's street (the road hierarchy). Reported in ``report``."""
+    total = int(round(float(buildings["population"].sum()) * opts.jobs_per_resident))
+    if total <= 0 or len(buildings) == 0:
+        return
+    pts = shapely.point_on_surface(buildings.geometry.values)
+    floor = buildings["floor_area_m2"].to_numpy(dtype=float)
+    weight = np.zeros(len(buildings))
+    how = ""
+    pois = layers.get("pois")
+    if pois is not None and len(pois):
+        tagged = np.zeros(len(pois), dtype=bool)
+        for col in ("amenity", "shop", "office"):
+            if col in pois.columns:
+                v = pois[col]
+                tagged |= (v.notna() & (v.astype(str).str.strip() != "")).to_numpy()
+        if tagged.any():
+            ppts = shapely.point_on_surface(pois.geometry.values[tagged])
+            pi, bi = shapely.STRtree(pts).query(ppts, predicate="dwithin", distance=50.0)
+            weight = np.bincount(bi, minlength=len(buildings)).astype(float)
+            how = f"{int(tagged.sum())} amenity/shop/office POIs within 50 m"
+    lu = layers.get("landuse")
+    if not weight.sum() and lu is not None and len(lu) and "landuse" in lu.columns:
+        keep = lu["landuse"].astype(str).str.lower().isin(_JOB_LANDUSE).to_numpy()
+        if keep.any():
+            bi, _ = shapely.STRtree(lu.geometry.values[keep]).query(pts, predicate="within")
+            inside = np.zeros(len(buildings), dtype=bool)
+            inside[bi] = True
+            weight = np.where(inside, floor, 0.0)
+            how = "floor area in commercial/retail/industrial/institutional land use"
+    if not weight.sum():
+        best: dict[int, float] = {}
+        for u, v, d in G.edges(data=True):
+            w = _ROAD_JOB_WEIGHT.get(str(d.get("highway", "")).removesuffix("_link"), 1.0)
+            for n in (u, v):
+                if w > best.get(n, 0.0):
+                    best[n] = w
+        road_w = np.array([best.get(int(n), 1.0) for n in buildings["road_node"]])
+        weight = floor * road_w
+        how = "floor area weighted by street class (primary 4, secondary 3, tertiary 2, other 1)"
+    share = weight / weight.sum() * total
+    jobs = np.floor(share).astype(np.int64)
+    rest = total - int(jobs.sum())
+    if rest > 0:  # largest remainders, ties by building id (deterministic)
+        order = np.lexsort((np.arange(len(share)), -(share - jobs)))
+        jobs[order[:rest]] += 1
+    buildings["jobs"] = jobs
+    report.count("jobs inferred (no non-residential building)", total)
+    report.note(f"jobs: the city has no non-residential building; inferred {total} jobs "
+                f"({opts.jobs_per_resident:g} per resident, [build] jobs_per_resident) from "
+                f"{how}, in {int((jobs > 0).sum())} buildings")

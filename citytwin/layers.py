@@ -70,7 +70,6 @@ and common space). Jobs = non-residential floor area / m² per job by use (:data
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -78,7 +77,9 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from pydantic import BaseModel, ConfigDict, Field
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from citytwin.errors import GeodataError
 
@@ -89,6 +90,9 @@ __all__ = [
     "M2_PER_JOB",
     "M2_PER_PERSON",
     "LoadReport",
+    "BuildOptions",
+    "local_crs",
+    "parse_crs",
     "read_layers",
     "prepare_layers",
     "infer_buildings",
@@ -202,12 +206,50 @@ for _use, _tags in {
 _USE_ORDER = {u: i for i, u in enumerate(USES)}
 
 
-@dataclass
-class LoadReport:
-    """What happened while loading: repairs, inferences, drops (shown by ``citytwin info``)."""
+class BuildOptions(BaseModel):
+    """How a city is built: every option of ``City.from_path`` (the scenario's ``[build]``).
 
-    notes: list[str] = field(default_factory=list)
-    inferred: dict[str, int] = field(default_factory=dict)
+    Rows that break a bound are repaired or dropped and reported (``City.report``); a build
+    fails only when more than ``max_dropped_share`` of a required layer is dropped.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crs: str | None = Field(default=None, description="projected CRS to build in (default: "
+                            "the local UTM zone, or a local equal-area CRS near the poles)")
+    max_attach_m: float = Field(default=1000.0, gt=0, le=100_000, description="farthest a "
+                                "building or facility may be from the road network (m); "
+                                "farther ones are dropped and reported")
+    max_dropped_share: float = Field(default=0.05, ge=0, le=1, description="largest share of "
+                                     "buildings (or roads) that may be dropped before the build "
+                                     "is refused")
+    speeds_kph: dict[str, float] = Field(default_factory=dict, description="free-flow speed per "
+                                         "highway class (km/h), overriding the defaults")
+    max_levels: float = Field(default=200.0, gt=0, description="storeys above this are "
+                              "implausible: repaired to the default for the use and reported")
+    max_density_per_km2: float = Field(default=100_000.0, gt=0, description="residents per km2 "
+                                       "of built-up area above which the build is refused")
+    max_station_snap_m: float = Field(default=500.0, gt=0, description="a facility snapped "
+                                      "farther than this to its road node is reported (warning)")
+    jobs_per_resident: float = Field(default=0.5, ge=0, le=10, description="jobs inferred per "
+                                     "resident when the city has no non-residential building")
+
+    def cache_key(self) -> str:
+        return self.model_dump_json()
+
+
+class LoadReport:
+    """What happened while loading: repairs, inferences, drops (shown by ``citytwin info``).
+
+    ``issues`` are the row-level actions: one dict per (layer, action, reason) with ``count``,
+    ``rows`` (positions in the layer as read, first 20) and ``ids`` (source ids, first 20);
+    ``action`` is ``repaired``, ``dropped`` or ``warning``.
+    """
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.inferred: dict[str, int] = {}
+        self.issues: list[dict[str, object]] = []
 
     def note(self, msg: str) -> None:
         log.info(msg)
@@ -216,6 +258,26 @@ class LoadReport:
     def count(self, key: str, n: int) -> None:
         if n:
             self.inferred[key] = self.inferred.get(key, 0) + int(n)
+
+    def issue(self, layer: str, action: str, reason: str, rows: np.ndarray | list[int],
+              ids: np.ndarray | list[object] | None = None) -> None:
+        """Record that ``rows`` of ``layer`` were repaired/dropped/warned about for ``reason``."""
+        rows = [int(r) for r in rows]
+        if not rows:
+            return
+        id_list = [v.item() if hasattr(v, "item") else v for v in
+                   (list(ids) if ids is not None else rows)]
+        self.issues.append({"layer": layer, "action": action, "reason": reason,
+                            "count": len(rows), "rows": rows[:20], "ids": id_list[:20]})
+        self.note(f"layer '{layer}': {action} {len(rows)} row(s): {reason} (rows {_rows(rows)})")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"notes": list(self.notes), "inferred": dict(self.inferred),
+                "issues": [dict(i) for i in self.issues]}
+
+    def __setstate__(self, state: dict[str, object]) -> None:  # caches of older builds
+        self.__dict__.update(state)
+        self.__dict__.setdefault("issues", [])
 
 
 def _layer_files(path: Path) -> dict[str, Path]:
@@ -261,9 +323,14 @@ def read_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
             )
         for lname, f in files.items():
             if f.suffix.lower() in (".parquet", ".geoparquet"):
-                layers[lname] = gpd.read_parquet(f)
+                try:
+                    layers[lname] = gpd.read_parquet(f)
+                except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
+                    raise GeodataError([f"layer '{lname}': cannot read {f.name} as GeoParquet "
+                                        f"({type(exc).__name__}: {exc})"],
+                                       source=str(path)) from exc
             else:
-                layers[lname] = pyogrio.read_dataframe(f, use_arrow=True)
+                layers[lname] = _read_ogr(f, None, lname)
         return layers
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".geoparquet", ".geojson", ".json", ".shp"):
@@ -289,8 +356,26 @@ def read_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
         )
     for lname in LAYERS:
         if lname in available:
-            layers[lname] = pyogrio.read_dataframe(path, layer=lname, use_arrow=True)
+            layers[lname] = _read_ogr(path, lname, lname)
     return layers
+
+
+def _read_ogr(path: Path, layer: str | None, lname: str) -> gpd.GeoDataFrame:
+    """Read one OGR layer; text that is not UTF-8 is decoded as Latin-1 (every byte is a
+    character there), and anything unreadable is a GeodataError naming the layer."""
+    try:
+        return pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+    except Exception as exc:  # noqa: BLE001 - Arrow/GDAL raise many types for bad bytes
+        first = exc
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=False, encoding="latin-1")
+    except Exception as exc:  # noqa: BLE001
+        raise GeodataError([f"layer '{lname}': cannot read ({type(first).__name__}: {first}; "
+                            f"{type(exc).__name__}: {exc})"], source=str(path)) from exc
+    log.warning("%s layer %s: text is not valid UTF-8 (%s); read as Latin-1", path, lname, first)
+    gdf.attrs["citytwin_note"] = (f"layer '{lname}': text columns are not valid UTF-8 "
+                                  f"({type(first).__name__}); decoded as Latin-1")
+    return gdf
 
 
 def _check_layer(
@@ -317,6 +402,8 @@ def _check_layer(
             problems.append(
                 f"layer '{name}': {len(rows)} feature(s) without geometry, rows {_rows(rows)}"
             )
+        else:
+            report.issue(name, "dropped", "no geometry", rows, _ids(gdf, rows))
         gdf = gdf.loc[~empty]
         geom = gdf.geometry.values
     allowed = GEOM_TYPES[name]
@@ -350,6 +437,30 @@ def _check_layer(
                 f"layer '{name}': rows {_rows(rows[~ok])} have invalid geometry that make_valid "
                 "cannot turn into a usable shape"
             )
+    if name in ("buildings", "roads") and len(gdf):
+        gdf = _drop_duplicates(name, gdf, report)
+    return gdf
+
+
+def _ids(gdf: gpd.GeoDataFrame, rows: np.ndarray | list[int]) -> list[object]:
+    """Source ids (osm_id/osmid column, else the row) of positional ``rows``."""
+    for col in ("osm_id", "osmid", "id"):
+        if col in gdf.columns:
+            vals = gdf[col].iloc[list(rows)]
+            return [None if pd.isna(v) else v for v in vals.tolist()]
+    return [int(r) for r in rows]
+
+
+def _drop_duplicates(name: str, gdf: gpd.GeoDataFrame, report: LoadReport) -> gpd.GeoDataFrame:
+    """Drop features whose geometry repeats an earlier one exactly (after normalising vertex
+    order): a doubled import would double the population or the road capacity."""
+    key = pd.Series(shapely.to_wkb(shapely.normalize(gdf.geometry.values)), index=gdf.index)
+    dup = key.duplicated(keep="first").to_numpy()
+    if dup.any():
+        pos = np.flatnonzero(dup)
+        report.issue(name, "dropped", "duplicate geometry (same shape as an earlier row)",
+                     gdf.index.to_numpy()[pos], _ids(gdf, pos))
+        gdf = gdf.loc[~dup]
     return gdf
 
 
@@ -395,11 +506,15 @@ def prepare_layers(
                 f"layer 'facilities': rows {_rows(np.flatnonzero(bad.to_numpy()))} have kind "
                 f"{sorted(set(kinds[bad]))}, expected one of {list(FACILITY_KINDS)}"
             )
+    for name, gdf in checked.items():
+        if gdf.crs is not None and len(gdf):
+            _check_degrees(name, gdf, problems)
+        msg = layers[name].attrs.get("citytwin_note") if name in layers else None
+        if msg:
+            report.note(str(msg))
     if problems:
         raise GeodataError(problems, source=source)
-    if crs is None:
-        crs = checked["roads"].estimate_utm_crs()
-    crs = CRS.from_user_input(crs)
+    crs = local_crs(checked["roads"]) if crs is None else parse_crs(crs, source=source)
     if not crs.is_projected:
         raise GeodataError([f"target CRS {crs.to_string()} is not projected (metres)"], source=source)
     out: dict[str, gpd.GeoDataFrame] = {}
@@ -408,8 +523,50 @@ def prepare_layers(
             gdf = gdf.to_crs(crs)
         else:
             gdf = gdf.set_crs(crs, allow_override=True)
+        gdf = gdf.copy()
+        gdf["_row"] = np.asarray(gdf.index, dtype=np.int64)  # row as read, for reports
         out[name] = gdf.reset_index(drop=True)
     return out, crs, report
+
+
+def parse_crs(crs: CRS | str, *, source: str = "") -> CRS:
+    """``crs`` as a pyproj CRS; a GeodataError (not a CRSError) when it is unknown."""
+    try:
+        return CRS.from_user_input(crs)
+    except (CRSError, TypeError, ValueError) as exc:
+        raise GeodataError([f"crs: unknown coordinate reference system {str(crs)!r:.60} "
+                            f"(expected e.g. 'EPSG:32635' or a PROJ string; {exc})"],
+                           source=source or None) from exc
+
+
+def local_crs(gdf: gpd.GeoDataFrame) -> CRS:
+    """The metric CRS a city is built in: its UTM zone where UTM is defined (80° S to 84° N),
+    else a Lambert azimuthal equal-area CRS centred on the layer (polar cities)."""
+    lonlat = gdf.to_crs(4326) if not CRS.from_user_input(gdf.crs).equals(CRS(4326)) else gdf
+    minx, miny, maxx, maxy = lonlat.total_bounds
+    lon, lat = (minx + maxx) / 2.0, (miny + maxy) / 2.0
+    if -80.0 <= miny and maxy <= 84.0:
+        try:
+            return CRS.from_user_input(lonlat.estimate_utm_crs())
+        except RuntimeError:  # pyproj found no zone: fall through to a local projection
+            pass
+    return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +x_0=0 +y_0=0 "
+                          "+datum=WGS84 +units=m +no_defs")
+
+
+def _check_degrees(name: str, gdf: gpd.GeoDataFrame, problems: list[str]) -> None:
+    """A geographic layer whose numbers are not degrees (metres labelled EPSG:4326)."""
+    crs = CRS.from_user_input(gdf.crs)
+    if not crs.is_geographic:
+        return
+    x, y = shapely.get_coordinates(gdf.geometry.values).T
+    bad = (np.abs(x) > 180.0) | (np.abs(y) > 90.0)
+    if bad.any():
+        problems.append(
+            f"layer '{name}': the CRS says {crs.to_string()} (degrees) but coordinates reach "
+            f"x = {float(np.max(np.abs(x))):.0f}, y = {float(np.max(np.abs(y))):.0f}, outside "
+            "±180/±90: these look like metres; set the layer's real CRS (e.g. its UTM zone)"
+        )
 
 
 def _text(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
@@ -467,9 +624,16 @@ def infer_buildings(
     pois: gpd.GeoDataFrame | None = None,
     report: LoadReport | None = None,
     source: str = "",
+    options: BuildOptions | None = None,
 ) -> gpd.GeoDataFrame:
-    """Contract columns for buildings (projected CRS): use, levels, floor area, people, jobs."""
+    """Contract columns for buildings (projected CRS): use, levels, floor area, people, jobs.
+
+    Storeys that are not positive or above ``options.max_levels`` are repaired to the default
+    for the use (and reported with their rows); a residential density above
+    ``options.max_density_per_km2`` of built-up area is a GeodataError.
+    """
     report = report if report is not None else LoadReport()
+    options = options if options is not None else BuildOptions()
     n = len(buildings)
     problems: list[str] = []
     tag = _text(buildings, "building")
@@ -523,12 +687,23 @@ def infer_buildings(
     report.count(f"outbuilding (inferred residential, footprint < {OUTBUILDING_M2:g} m2) -> other",
                  int(small.sum()))
     levels = _number(buildings, "levels")
+    if "building:levels" in buildings.columns:  # the OSM key, as osmnx/ogr2ogr exports name it
+        osm_levels = _number(buildings, "building:levels")
+        levels = np.where(np.isnan(levels), osm_levels, levels)
+        report.count("levels from building:levels", int((~np.isnan(osm_levels)).sum()))
+    rows_in = (buildings["_row"].to_numpy() if "_row" in buildings.columns
+               else np.arange(n))
     bad = levels <= 0
     if bad.any():
-        problems.append(
-            f"layer 'buildings': rows {_rows(np.flatnonzero(bad))} have levels <= 0 "
-            "(expected a positive number of storeys)"
-        )
+        report.issue("buildings", "repaired", "levels <= 0 (expected a positive number of "
+                     "storeys); default for the use", rows_in[bad], _ids(buildings, np.flatnonzero(bad)))
+        levels[bad] = np.nan
+    bad = levels > options.max_levels
+    if bad.any():
+        report.issue("buildings", "repaired", f"levels above {options.max_levels:g} "
+                     "(implausible); default for the use", rows_in[bad],
+                     _ids(buildings, np.flatnonzero(bad)))
+        levels[bad] = np.nan
     miss = np.isnan(levels)
     height = _number(buildings, "height")
     from_h = miss & (height > 0)
@@ -560,6 +735,19 @@ def infer_buildings(
     floor = footprint * levels
     res = use == "residential"
     population = np.where(res, np.rint(floor / M2_PER_PERSON), 0).astype(np.int64)
+    if n and population.sum():
+        hull = shapely.convex_hull(shapely.union_all(buildings.geometry.values))
+        area_km2 = max(float(shapely.area(hull)), float(footprint.sum())) / 1e6
+        density = float(population.sum()) / area_km2
+        if density > options.max_density_per_km2:
+            top = np.argsort(-population, kind="stable")[:10]
+            problems.append(
+                f"layer 'buildings': {int(population.sum())} residents on {area_km2:.3f} km2 of "
+                f"built-up area is {density:,.0f} per km2, above the bound of "
+                f"{options.max_density_per_km2:,.0f} ([build] max_density_per_km2); check levels "
+                f"and footprints of the most populous rows {_rows(rows_in[top])}"
+            )
+            raise GeodataError(problems, source=source)
     per_job = np.array([M2_PER_JOB.get(u, np.inf) for u in use])
     jobs = np.rint(np.where(res, 0.0, floor / per_job)).astype(np.int64)
 

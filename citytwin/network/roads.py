@@ -78,6 +78,24 @@ def parse_oneway(values: pd.Series) -> np.ndarray:
     return out
 
 
+_MAXSPEED_WORDS = ("none", "signals", "walk", "variable", "national", "implicit", "no",
+                   "unposted", "urban", "rural")
+
+
+class _NullReport:
+    def issue(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def _report_rows(report: LoadReport | _NullReport, action: str, reason: str, row: np.ndarray,
+                 mask: np.ndarray, ids: np.ndarray) -> None:
+    """Report each source row once (a feature split at junctions has several links)."""
+    if not mask.any():
+        return
+    r, first = np.unique(row[mask], return_index=True)
+    report.issue("roads", action, reason, r, np.asarray(ids)[mask][first])
+
+
 def _rows(rows: np.ndarray, limit: int = 10) -> str:
     r = [int(x) for x in rows]
     return ", ".join(map(str, r[:limit])) + (f", ... ({len(r)} in all)" if len(r) > limit else "")
@@ -127,16 +145,21 @@ def build_road_graph(
     *,
     report: LoadReport | None = None,
     source: str = "",
+    speeds_kph: dict[str, float] | None = None,
 ) -> nx.MultiDiGraph:
     """Build the road graph from a projected ``roads`` layer (see :mod:`citytwin.layers`).
 
     Keeps the largest strongly connected component and notes what was dropped in ``report``.
-    Raises :class:`GeodataError` for non-positive lengths/speeds/lanes (all rows listed) and for
-    a network without any strongly connected part of two or more nodes.
+    A ``maxspeed`` that is not a number (``"fast"``) or not positive is repaired to the class
+    speed, and ``lanes`` <= 0 to one lane; both are recorded in ``report`` with their rows.
+    ``speeds_kph`` overrides the free-flow speed of highway classes (untagged links).
+    Raises :class:`GeodataError` for zero-length lines (all rows listed), an unknown class in
+    ``speeds_kph`` and a network without any strongly connected part of two or more nodes.
     """
     crs = CRS.from_user_input(roads.crs)
     problems: list[str] = []
-    row = np.arange(len(roads))
+    row = (roads["_row"].to_numpy(dtype=np.int64) if "_row" in roads.columns
+           else np.arange(len(roads)))
     geom = roads.geometry.values
     multi = shapely.get_type_id(geom) == 5
     if multi.any():
@@ -164,23 +187,43 @@ def build_road_graph(
     highway = highway.astype(str).str.strip().str.lower().to_numpy(dtype=object)
     known = np.isin(highway, list(HIGHWAY_DEFAULTS))
     hw_key = np.where(known, highway, _FALLBACK)
-    dspeed = np.array([HIGHWAY_DEFAULTS[h][0] for h in hw_key])
+    class_speed = {h: v[0] for h, v in HIGHWAY_DEFAULTS.items()}
+    for h, v in (speeds_kph or {}).items():
+        if h not in HIGHWAY_DEFAULTS:
+            problems.append(f"build.speeds_kph: unknown highway class {h!r} (expected one of "
+                            f"{', '.join(HIGHWAY_DEFAULTS)})")
+        elif not (0 < float(v) <= 200):
+            problems.append(f"build.speeds_kph.{h}: {v} km/h (expected 0 < speed <= 200)")
+        else:
+            class_speed[h] = float(v)
+    dspeed = np.array([class_speed[h] for h in hw_key])
     dlanes = np.array([HIGHWAY_DEFAULTS[h][1] for h in hw_key], dtype=float)
     cap_lane = np.array([HIGHWAY_DEFAULTS[h][2] for h in hw_key])
 
     speed = (parse_maxspeed(roads["maxspeed"]) if "maxspeed" in roads.columns
              else np.full(len(roads), np.nan))
+    rep = report if report is not None else _NullReport()
+    osm_ids = (roads["osmid"].to_numpy() if "osmid" in roads.columns else row)
+    if "maxspeed" in roads.columns:
+        raw = roads["maxspeed"]
+        given = raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
+        text = raw.astype(str).str.strip().str.lower().to_numpy()
+        # OSM's own words for "no number": signals, none, walk ... are not errors
+        unparsed = (given & np.isnan(speed) & ~np.isin(text, list(_MAXSPEED_WORDS))
+                    & ~pd.Series(text).str.contains(":", regex=False).to_numpy())
+        _report_rows(rep, "repaired", "maxspeed is not a number of km/h or mph (e.g. 'fast'); "
+                     "speed of the highway class", row, unparsed, osm_ids)
     bad = speed <= 0
-    if bad.any():
-        problems.append(f"layer 'roads': rows {_rows(row[bad])} have maxspeed <= 0 "
-                        "(expected km/h > 0)")
+    _report_rows(rep, "repaired", "maxspeed <= 0 (expected km/h > 0); speed of the highway class",
+                 row, bad, osm_ids)
+    speed[bad] = np.nan
     lanes_tag = (pd.to_numeric(roads["lanes"].astype(object).astype(str).str.extract(
         r"^\s*(-?\d+(?:\.\d+)?)", expand=False), errors="coerce").to_numpy(dtype=float)
         if "lanes" in roads.columns else np.full(len(roads), np.nan))
     bad = lanes_tag <= 0
-    if bad.any():
-        problems.append(f"layer 'roads': rows {_rows(row[bad])} have lanes <= 0 "
-                        "(expected a positive number of lanes)")
+    _report_rows(rep, "repaired", "lanes <= 0 (expected a positive number of lanes); 1 lane",
+                 row, bad, osm_ids)
+    lanes_tag[bad] = 1.0
     if problems:
         raise GeodataError(problems, source=source)
 

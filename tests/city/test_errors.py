@@ -99,24 +99,22 @@ def test_unrepairable_geometry(tiny_layers, tmp_path: Path) -> None:
         City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
 
 
-def test_non_positive_speed_lanes_length_all_listed(tiny_layers, tmp_path: Path) -> None:
+def test_zero_length_road_is_an_error_speed_and_lanes_repaired(tiny_layers, tmp_path: Path) -> None:
     r = tiny_layers["roads"]
     r.loc[0, "maxspeed"] = "0"
     r.loc[1, "lanes"] = "-2"
     r.loc[2, "geometry"] = shapely.LineString([(X0 + 5, Y0 + 5), (X0 + 5, Y0 + 5)])
-    with pytest.raises(GeodataError) as exc:
+    with pytest.raises(GeodataError, match="rows 2 have length <= 0 m") as exc:
         City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
-    msg = str(exc.value)
-    assert "3 problems" in msg
-    assert "rows 0 have maxspeed <= 0" in msg
-    assert "rows 1 have lanes <= 0" in msg
-    assert "rows 2 have length <= 0 m" in msg
+    assert "maxspeed" not in str(exc.value) and "lanes" not in str(exc.value)
 
 
-def test_non_positive_levels(tiny_layers, tmp_path: Path) -> None:
+def test_non_positive_levels_repaired(tiny_layers, tmp_path: Path) -> None:
     tiny_layers["buildings"].loc[0, "levels"] = 0
-    with pytest.raises(GeodataError, match="rows 0 have levels <= 0"):
-        _build(tiny_layers, tmp_path)
+    city = _build(tiny_layers, tmp_path)
+    (issue,) = [i for i in city.report.issues if "levels <= 0" in i["reason"]]
+    assert issue["action"] == "repaired" and issue["rows"] == [0]
+    assert city.buildings.loc[0, "levels"] > 0
 
 
 def test_no_connected_part(tiny_layers, tmp_path: Path) -> None:
@@ -127,11 +125,19 @@ def test_no_connected_part(tiny_layers, tmp_path: Path) -> None:
         _build(tiny_layers, tmp_path)
 
 
-def test_unreachable_buildings(tiny_layers, tmp_path: Path) -> None:
+def test_unreachable_buildings_dropped_or_refused_by_share(tiny_layers, tmp_path: Path) -> None:
     b = tiny_layers["buildings"]
     b.loc[3, "geometry"] = shapely.box(X0 + 5000, Y0 + 5000, X0 + 5010, Y0 + 5010)
-    with pytest.raises(GeodataError, match=r"1 building\(s\) cannot reach any road.*rows 3"):
+    # 1 of 7 is more than the default 5 % share: refused, with the reason
+    with pytest.raises(GeodataError, match=r"1 of 7 buildings dropped .*within 500 m"):
         _build(tiny_layers, tmp_path, max_attach_m=500)
+    from citytwin.layers import BuildOptions
+
+    city = City.from_path(write_gpkg(tiny_layers, tmp_path / "c2.gpkg"), use_cache=False,
+                          options=BuildOptions(max_attach_m=500, max_dropped_share=0.2))
+    assert len(city.buildings) == 6
+    (issue,) = [i for i in city.report.issues if i["action"] == "dropped"]
+    assert issue["layer"] == "buildings" and issue["rows"] == [3] and issue["count"] == 1
 
 
 def test_bad_facility_kind_and_several_layers_at_once(tiny_layers, tmp_path: Path) -> None:
