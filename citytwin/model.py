@@ -27,6 +27,7 @@ from citytwin.emergency.engine import EmergencyEngine
 from citytwin.energy.engine import EnergyEngine
 from citytwin.engine import Engine
 from citytwin.errors import ScenarioError
+from citytwin.layers import BuildOptions
 from citytwin.results import Results, versions
 from citytwin.rng import stream
 from citytwin.scenario import DOMAINS, Scenario, load_scenario
@@ -56,19 +57,20 @@ class _ConcernRng(np.random.Generator):
         return stream(self._seed, concern)
 
 
-def load_city(path: str | Path) -> City:
-    """Load the city file a scenario names (memoised per process: one city, the last one
-    asked for — batch workers run one scenario family; a changed file is re-read)."""
+def load_city(path: str | Path, options: BuildOptions | None = None) -> City:
+    """Load the city file a scenario names with its ``[build]`` options (memoised per process:
+    one city, the last one asked for — batch workers run one scenario family; a changed file
+    or other options are re-read)."""
     p = Path(path).resolve()
     if not p.exists():
         raise ScenarioError(f"city: file not found: {p}")
     st = p.stat()
-    return _load_city(str(p), st.st_mtime_ns, st.st_size)
+    return _load_city(str(p), st.st_mtime_ns, st.st_size, (options or BuildOptions()).cache_key())
 
 
 @lru_cache(maxsize=1)
-def _load_city(path: str, mtime_ns: int, size: int) -> City:
-    return City.from_path(path)
+def _load_city(path: str, mtime_ns: int, size: int, options_json: str) -> City:
+    return City.from_path(path, options=BuildOptions.model_validate_json(options_json))
 
 
 class CityModel(mesa.Model):
@@ -92,7 +94,7 @@ class CityModel(mesa.Model):
         super().__init__(rng=seed)
         self._default_schedule.stop()  # the clock is driven by sync events, not unit steps
         self.spec = scenario
-        base = city if city is not None else load_city(scenario.city)
+        base = city if city is not None else load_city(scenario.city, scenario.build)
         setup = interventions.apply(scenario, base)
         self.city = setup.city
         self.fleet = setup.fleet
@@ -183,6 +185,7 @@ class CityModel(mesa.Model):
         return Results.build(scenario=spec.name, seed=self.seed, kpis=kpis, tables=merged,
                              timeseries=series, manifest=manifest)
 
+            "city_build": self.city.report.as_dict(),  # what the build repaired/dropped
 
 def run_scenario(
     scenario: Scenario | str | Path,

@@ -34,6 +34,7 @@ from citytwin.engine import DEFAULT_START
 from citytwin.errors import ScenarioError
 from citytwin.fleet import Fleet
 from citytwin.interventions import REGISTRY, AnyIntervention
+from citytwin.layers import BuildOptions
 from citytwin.traffic.params import TrafficParams
 
 __all__ = [
@@ -86,6 +87,8 @@ class Scenario(BaseModel):
     fleet: Fleet = Field(default_factory=Fleet, description="the EV share and charging "
                          "policy, read by traffic and energy alike")
     interventions: tuple[AnyIntervention, ...] = ()
+    build: BuildOptions = Field(default_factory=BuildOptions, description="how the city file "
+                                "is built: CRS, max_attach_m, speeds per class, bounds")
 
     DOMAINS: ClassVar[tuple[str, ...]] = DOMAINS
     _source: Path | None = PrivateAttr(default=None)
@@ -122,7 +125,9 @@ class Scenario(BaseModel):
         The city is identified by its file name and size, so the same checkout moved to
         another folder keeps its run ids.
         """
-        data = self.model_dump(mode="json", exclude={"city", "seed", "description"})
+        skip = {"city", "seed", "description"} | ({"build"} if self.build == BuildOptions()
+                                                   else set())  # default: digests unchanged
+        data = self.model_dump(mode="json", exclude=skip)
         city = Path(self.city)
         size = city.stat().st_size if city.exists() else -1
         data["city"] = {"name": city.name, "size": size}
