@@ -159,8 +159,11 @@ class CityModel(mesa.Model):
         kpis: dict[str, dict[str, float]] = {}
         tables: dict[str, list[pd.DataFrame]] = {}
         series: dict[str, pd.DataFrame] = {}
+        notes: dict[str, dict[str, str]] = {}
         for domain, engine in self.engines.items():
             kpis[domain] = {str(k): float(v) for k, v in engine.kpis().items()}
+            if hasattr(engine, "kpi_notes"):  # optional: why a KPI is NaN
+                notes[domain] = dict(engine.kpi_notes())
             for name, df in engine.tables().items():
                 if name == "timeseries":
                     series[domain] = df
@@ -180,12 +183,13 @@ class CityModel(mesa.Model):
             "city": str(spec.city),
             "sim_time_s": float(self.time),
             "syncs": self.syncs,
+            "kpi_notes": notes,
             "spec": spec.model_dump(mode="json"),
+            "city_build": self.city.report.as_dict(),  # what the build repaired/dropped
         }
         return Results.build(scenario=spec.name, seed=self.seed, kpis=kpis, tables=merged,
                              timeseries=series, manifest=manifest)
 
-            "city_build": self.city.report.as_dict(),  # what the build repaired/dropped
 
 def run_scenario(
     scenario: Scenario | str | Path,

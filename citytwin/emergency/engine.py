@@ -21,7 +21,7 @@ from scipy.sparse import csgraph
 
 from citytwin.emergency.coverage import coverage_times
 from citytwin.emergency.incidents import generate_incidents, read_incidents
-from citytwin.emergency.kpis import emergency_kpis
+from citytwin.emergency.kpis import emergency_kpi_notes, emergency_kpis
 from citytwin.emergency.params import UNIT_TYPES, EmergencyParams
 from citytwin.emergency.stations import EmergencyUnit, build_stations, hospitals
 from citytwin.engine import StandaloneModel
@@ -163,6 +163,8 @@ class EmergencyEngine:
         self.n_thinned = 0
         self._series: list[tuple[float, float, float]] = []
         self.n_moveups = 0
+        self.n_unreachable = 0
+        self.n_stranded = 0
         if self.inc["type"].isin(["medical", "traffic"]).any() and not (
                 self.types_present & set(_EMS)):
             log.warning("no ambulance (bls/als) in the city: medical and traffic calls go unserved")
@@ -224,8 +226,13 @@ class EmergencyEngine:
             self._hospital_tree = (d, p)
         return self._hospital_tree
 
-    def _route_to(self, start: int, target: int, depart: float) -> tuple[np.ndarray, np.ndarray]:
+    def _route_to(self, start: int, target: int, depart: float
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Node route and passing times from ``start`` to ``target``; None when the target
+        cannot be reached under the current link costs (closed links, an island)."""
         dist, pred = self._tree_to(target)
+        if not np.isfinite(dist[start]):
+            return None
         nodes = [start]
         while nodes[-1] != target:
             nodes.append(int(pred[nodes[-1]]))
@@ -294,10 +301,27 @@ class EmergencyEngine:
             unit = self._choose(i, types, r)
             if unit is not None:
                 self._dispatch(unit, i, r, queued_s=0.0)
+            elif not self._reachable(i, types):
+                # no unit of these types can reach the incident from its post or where it is
+                # now (closed links, an island): a counted outcome, never queued forever
+                if r == 0:
+                    rec["status"] = "unreachable"
+                    self.n_unreachable += 1
             elif self.params.queue_calls:
                 self._queue.append((rec["priority"], i, r, self.now))
             elif r == 0:
                 rec["status"] = "lost"
+
+    def _reachable(self, i: int, types: tuple[str, ...]) -> bool:
+        node = int(self._node[i])
+        for u in self.units:
+            if u.unit_type not in types:
+                continue
+            if np.isfinite(self._travel(u.post_pos, node)):
+                return True
+            if np.isfinite(self._travel(u.position_at(self.now)[0], node)):
+                return True
+        return False
 
     def _tree_from(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
         """Forward tree (times, predecessors) from a station post, kept per cost version."""
@@ -326,10 +350,12 @@ class EmergencyEngine:
         return float(csgraph.dijkstra(self._ff_rev, directed=True, indices=node)[pos])
 
     def _route_between(self, pos: int, node: int, depart: float
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
         if pos not in self._post_positions:
             return self._route_to(pos, node, depart)
         dist, pred = self._tree_from(pos)
+        if not np.isfinite(dist[node]):
+            return None
         nodes = [node]
         while nodes[-1] != pos:
             nodes.append(int(pred[nodes[-1]]))
@@ -394,6 +420,7 @@ class EmergencyEngine:
         else:
             travel = eta - turnout
             unit.route = self._route_between(pos, node, self.now + turnout + offset)
+            assert unit.route is not None, "dispatch of a unit that cannot reach the incident"
         unit.token += 1
         unit.incident = i
         unit.set_state("dispatched", self.now)
@@ -404,7 +431,7 @@ class EmergencyEngine:
             "unit_type": unit.unit_type, "requirement": r, "dispatch_s": self.now,
             "origin_node": self.arrays.node_ids[pos], "turnout_s": turnout, "travel_s": travel,
             "freeflow_s": offset + self._freeflow(pos, node), "arrive_s": arrive,
-            "queued_s": queued_s,
+            "queued_s": queued_s, "from_quarters": bool(was_home),
         })
         self._push(arrive, "arrive_scene", unit.unit_id, unit.token)
         if self.params.move_up and was_home:
@@ -467,10 +494,11 @@ class EmergencyEngine:
         if unit.state != "returning":
             return
         unit.route = self._route_to(unit.pos_node, unit.post_pos, self.now)
-        arrive = float(unit.route[1][-1])
-        if not np.isfinite(arrive):  # cut off from its station: stays where it is
-            unit.route = None
+        if unit.route is None:  # cut off from its station: stays where it is
+            self.n_stranded += 1
             arrive = self.now
+        else:
+            arrive = float(unit.route[1][-1])
         self._push(arrive, "arrive_home", unit.unit_id, unit.token)
 
     def _on_arrive_home(self, unit: EmergencyUnit) -> None:
@@ -552,10 +580,10 @@ class EmergencyEngine:
         unit.post_station, unit.post_pos = station_id, st.pos
         unit.token += 1
         unit.route = self._route_to(pos, st.pos, self.now + offset)
-        arrive = float(unit.route[1][-1])
-        if not np.isfinite(arrive):
-            unit.route = None
+        if unit.route is None:  # the new post cannot be reached: the unit stays put
+            unit.pos_node = pos
             return
+        arrive = float(unit.route[1][-1])
         self._push(arrive, "arrive_post", unit.unit_id, unit.token)
 
     # ----------------------------------------------------------------- results
@@ -575,7 +603,7 @@ class EmergencyEngine:
             incidents.loc[mask & (incidents["status"] == "open"), "status"] = "queued"
         dispatches = pd.DataFrame(self._dispatches, columns=[
             "incident_id", "unit_id", "unit_type", "requirement", "dispatch_s", "origin_node",
-            "turnout_s", "travel_s", "freeflow_s", "arrive_s", "queued_s"])
+            "turnout_s", "travel_s", "freeflow_s", "arrive_s", "queued_s", "from_quarters"])
         elapsed = max(self.now, 1e-9)
         units = pd.DataFrame([{
             "unit_id": u.unit_id, "unit_type": u.unit_type, "home_station": u.home_station,
@@ -615,15 +643,23 @@ class EmergencyEngine:
         d = csgraph.dijkstra(self._mat, directed=True, indices=src, min_only=True)
         return d[bpos]
 
+    def kpi_notes(self) -> dict[str, str]:
+        """Why a KPI is NaN (KPI name -> reason), for the manifest and the app."""
+        t = self.tables()
+        return emergency_kpi_notes(t["incidents"], t["units"], t["dispatches"])
+
     def kpis(self) -> dict[str, float]:
         t = self.tables()
         k = emergency_kpis(t["incidents"], t["units"], t["dispatches"], params=self.params)
         k["candidates_thinned_n"] = float(self.n_thinned)
         k["moveups_n"] = float(self.n_moveups)
+        k["units_stranded_n"] = float(self.n_stranded)
         cov = self.coverage()
-        k["coverage_p90_s"] = float(np.percentile(cov, 90)) if cov.size else float("nan")
-        k["coverage_within_240s_share"] = float((cov <= 240.0).mean()) if cov.size else float(
-            "nan")
+        if not self.stations or not cov.size:  # no stations: NaN (see kpi_notes), not inf/0
+            k["coverage_p90_s"] = k["coverage_within_240s_share"] = float("nan")
+        else:
+            k["coverage_p90_s"] = float(np.percentile(cov, 90))
+            k["coverage_within_240s_share"] = float((cov <= 240.0).mean())
         return k
 
 
