@@ -79,10 +79,15 @@ def osm_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
     path = Path(path)
     if not path.exists():
         raise GeodataError([f"file not found: {path}"], source=str(path))
-    osm = pyrosm.OSM(str(path))
+    try:
+        osm = pyrosm.OSM(str(path))
+        got = osm.get_network(network_type="driving", nodes=True)  # nodes=True: split at junctions
+    except Exception as exc:  # noqa: BLE001 - pyrosm raises its own and low-level errors
+        raise GeodataError([f"not a readable OpenStreetMap .osm.pbf file "
+                            f"({type(exc).__name__}: {str(exc)[:200]})"],
+                           source=str(path)) from exc
     layers: dict[str, gpd.GeoDataFrame] = {}
 
-    got = osm.get_network(network_type="driving", nodes=True)  # nodes=True: split at junctions
     net = got[1] if isinstance(got, tuple) else got
     if net is None or len(net) == 0:
         raise GeodataError(["no drivable roads (highway=*) in the extract"], source=str(path))

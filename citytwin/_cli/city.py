@@ -57,8 +57,9 @@ def _status(msg: str) -> contextlib.AbstractContextManager:
 def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crs", default=None,
                    help="projected CRS to build in (default: the local UTM zone)")
-    p.add_argument("--max-attach-m", type=float, default=1000.0,
-                   help="farthest a building may be from the road network (m)")
+    p.add_argument("--max-attach-m", type=float, default=None,
+                   help="farthest a building may be from the road network (m, default 1000); "
+                        "farther ones are dropped and reported")
 
 
 def _print_summary(s: dict, *, as_json: bool) -> None:
@@ -71,6 +72,8 @@ def _print_summary(s: dict, *, as_json: bool) -> None:
 
         t = Table(title=f"city '{s['name']}'", show_header=False)
         for k, v in s.items():
+            if k == "issues":  # rows and ids per issue: in --json; counts are shown above
+                continue
             if isinstance(v, dict):
                 v = ", ".join(f"{a}: {b}" for a, b in v.items()) or "-"
             elif isinstance(v, list) and k == "notes":
