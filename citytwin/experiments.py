@@ -293,6 +293,33 @@ def _outcome_values(kpis: pd.DataFrame, wanted: Sequence[str]) -> dict[str, floa
     return vals
 
 
+def _main_effect(table: pd.DataFrame, name: str, y: np.ndarray) -> float:
+    """Range of the outcome's mean over the factor's levels, each mean taken over the other
+    factors' settings.
+
+    A level must average over at least two design points, otherwise its "mean" is one point's
+    outcome and the range is the overall max - min for every factor. Factorial designs (each
+    level repeated over the other factors) group by level; space-filling designs (Latin
+    hypercube: every point its own level) group numeric factors into quantile bins of at least
+    two points each (at most 4 bins).
+    """
+    x = table[name]
+    yy = pd.Series(y, index=x.index)
+    points = table["point"] if "point" in table else pd.Series(np.arange(len(x)), index=x.index)
+    numeric = pd.api.types.is_numeric_dtype(x) and x.dtype != bool
+    per_level = points.groupby(x, observed=True).nunique()
+    if numeric and (per_level < 2).any():
+        n_points = int(points.nunique())
+        bins = min(4, n_points // 2)
+        if bins < 2:
+            return float("nan")
+        # bins over distinct values (replications of one point stay in one bin)
+        x = pd.qcut(x.astype(float).rank(method="dense"), bins, labels=False,
+                    duplicates="drop")
+    means = yy.groupby(x, observed=True).mean()
+    return float(means.max() - means.min()) if len(means) > 1 else float("nan")
+
+
 def sensitivity(
     table: pd.DataFrame,
     *,
@@ -301,7 +328,8 @@ def sensitivity(
     levers: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per (outcome, factor): standardized regression coefficient, the regression's R² and the
-    main effect (range of the outcome's mean over the factor's levels, or quartiles).
+    main effect (range of the outcome's mean over the factor's levels, or over quantile bins
+    for space-filling designs; see :func:`_main_effect`).
 
     SRCs come from one least-squares fit of the standardized outcome on all numeric factors
     (booleans count as 0/1; text factors get only a main effect).
@@ -335,12 +363,7 @@ def sensitivity(
                 for name, b in zip(np.asarray(numeric)[use], beta[1:], strict=True):
                     src[str(name)] = float(b)
         for f in factors:
-            x = table.loc[ok, f.name]
-            yy = pd.Series(y[ok], index=x.index)
-            if x.nunique() > 10 and pd.api.types.is_numeric_dtype(x):
-                x = pd.qcut(x.astype(float), 4, duplicates="drop")
-            means = yy.groupby(x, observed=True).mean()
-            effect = float(means.max() - means.min()) if len(means) > 1 else float("nan")
+            effect = _main_effect(table.loc[ok], f.name, y[ok])
             rows.append({"outcome": y_name, "factor": f.name, "kind": kinds[f.name],
                          "src": src.get(f.name, float("nan")), "r2": r2,
                          "main_effect": effect, "n": int(ok.sum())})

@@ -109,6 +109,38 @@ def test_sensitivity_recovers_a_linear_model() -> None:
     assert list(s["kind"]) == ["lever", "uncertainty"]
 
 
+def test_main_effects_per_lever_on_a_known_linear_response() -> None:
+    # full factorial, y = 3a + b + 0c + 5, two replications: the main effect of each factor is
+    # its coefficient times its range (6, 2, 0), the SRCs are coef * sd(x) / sd(y)
+    rows = [(p, r, a, b, c) for p, (a, b, c) in enumerate(
+        (a, b, c) for a in (0.0, 1.0, 2.0) for b in (0.0, 1.0, 2.0) for c in (0.0, 1.0))
+        for r in range(2)]
+    t = pd.DataFrame(rows, columns=["point", "replication", "a", "b", "c"])
+    t["y"] = 3 * t["a"] + t["b"] + 0 * t["c"] + 5
+    fs = [Factor(name=n, key="k", values=tuple(sorted(set(t[n])))) for n in "abc"]
+    s = sensitivity(t, factors=fs, outcomes=["y"], levers=["a", "b", "c"]).set_index("factor")
+    assert s["main_effect"].to_dict() == pytest.approx({"a": 6.0, "b": 2.0, "c": 0.0})
+    sd_y = t["y"].std(ddof=1)
+    for n, coef in (("a", 3.0), ("b", 1.0), ("c", 0.0)):
+        assert s.loc[n, "src"] == pytest.approx(coef * t[n].std(ddof=1) / sd_y, abs=1e-9)
+
+
+def test_main_effect_differs_per_lever_on_a_small_latin_hypercube() -> None:
+    # 10 LHS points: every point is its own level. The old code grouped by level, so each
+    # "mean" was one point and every factor's main effect was the overall max - min.
+    rng = np.random.default_rng(1)
+    n = 10
+    a = (rng.permutation(n) + rng.uniform(size=n)) / n
+    b = (rng.permutation(n) + rng.uniform(size=n)) / n
+    t = pd.DataFrame({"point": np.arange(n), "a": a, "b": b, "y": 3 * a + 0.2 * b})
+    fs = [Factor(name="a", key="k", low=0, high=1), Factor(name="b", key="k", low=0, high=1)]
+    s = sensitivity(t, factors=fs, outcomes=["y"], levers=["a", "b"]).set_index("factor")
+    overall = t["y"].max() - t["y"].min()
+    # (binned means over 10 points still carry some of a's effect into b's bins: order only)
+    assert s.loc["b", "main_effect"] < s.loc["a", "main_effect"] < overall
+    assert s.loc["a", "src"] > 0.9 and s.loc["a", "r2"] == pytest.approx(1.0)
+
+
 def test_run_experiment_end_to_end(tmp_path: Path, tiny_city_path: Path) -> None:
     _write_base(tmp_path, tiny_city_path)
     f = _exp(tmp_path, """
