@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -74,6 +75,13 @@ def _usable(geoms: np.ndarray, layer: str, path: Path) -> np.ndarray:
 
 def osm_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
     """Read an ``.osm.pbf`` extract into the citytwin layers (EPSG:4326)."""
+    with warnings.catch_warnings():  # pyrosm warns "Could not find any OSM data" per empty layer
+        warnings.filterwarnings("ignore", message="Could not find any OSM data",
+                                category=UserWarning)
+        return _osm_layers(path)
+
+
+def _osm_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
     import pyrosm
 
     path = Path(path)

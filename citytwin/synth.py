@@ -37,9 +37,13 @@ _LEVELS = {"residential": (1, 8), "office": (3, 10), "retail": (1, 3), "industri
 
 
 def synthetic_layers(
-    n_buildings: int, *, seed: int = 0, block_m: float = 100.0, arterial_every: int = 5
+    n_buildings: int, *, seed: int = 0, block_m: float = 100.0, arterial_every: int = 5,
+    residential_only: bool = False,
 ) -> dict[str, gpd.GeoDataFrame]:
-    """Layers (roads, buildings, facilities, power) of a synthetic city of ``n_buildings``."""
+    """Layers (roads, buildings, facilities, power) of a synthetic city of ``n_buildings``.
+
+    ``residential_only``: every building residential, no facility and no power layer (a
+    dormitory suburb, for the build's job inference and the domains' "no stations" paths)."""
     if n_buildings < 1:
         raise InputError([f"n_buildings must be >= 1, got {n_buildings}"])
     if block_m < 40:
@@ -110,6 +114,8 @@ def synthetic_layers(
     code = np.searchsorted(_USES, use, sorter=np.argsort(_USES))
     code = np.argsort(_USES)[code]
     levels = rng.integers(lo[code], hi_[code] + 1)
+    if residential_only:
+        use = np.full(n_buildings, "residential")
     levels = np.where(core & (use != "industrial"), levels + 2, levels)
     year = rng.integers(1900, 2025, n_buildings)
     buildings = gpd.GeoDataFrame(
@@ -158,16 +164,20 @@ def synthetic_layers(
     )
     log.info("synthetic city: %d buildings, %d road links, %d facilities, %d substations",
              n_buildings, nseg, len(facilities), ns)
+    if residential_only:
+        return {"roads": roads, "buildings": buildings}
     return {"roads": roads, "buildings": buildings, "facilities": facilities, "power": power}
 
 
 def write_synthetic_city(
-    out: str | Path, *, n_buildings: int, seed: int = 0, block_m: float = 100.0
+    out: str | Path, *, n_buildings: int, seed: int = 0, block_m: float = 100.0,
+    residential_only: bool = False,
 ) -> Path:
     """Write :func:`synthetic_layers` to the GeoPackage ``out`` (atomically). Returns ``out``."""
     from citytwin.osm import write_gpkg
 
-    layers = synthetic_layers(n_buildings, seed=seed, block_m=block_m)
+    layers = synthetic_layers(n_buildings, seed=seed, block_m=block_m,
+                              residential_only=residential_only)
     return write_gpkg(layers, out)
 
 
