@@ -520,7 +520,7 @@ def calibrate_scenario(
         trips = scenario_trips(spec, city)
         t = cal.calibrate_traffic(city, trips, obs["counts"].table, od=od,
                                   zones=_grid_zones(city, zone_m), sample=params.sample)
-        trep: dict[str, Any] = {"scale": t.scale, "before": t.before, "after_scale": t.after_scale,
+        trep: dict[str, Any] = {"scale": t.scale, "scale_se": t.scale_se, "before": t.before, "after_scale": t.after_scale,
                    "after": t.after, "od": od, "zone_m": zone_m, "n_trips": len(trips),
                    "model": "fastest-path (free-flow) assignment of the scenario's trips"}
         scale = t.scale
@@ -653,6 +653,7 @@ def _markdown(r: CalibrationReport) -> str:
         keys = ("n", "share_geh_lt5", "meets_dmrb", "geh_mean", "total_ratio")
         out += ["", "## Traffic (GEH < 5 on > 85 % of hourly counts)", "",
                 f"Model: {t['model']}; {t['n_trips']} trips. Demand scale x{t['scale']:.3f}"
+                f" (± {t.get('scale_se', float('nan')):.3f} s.e., ratio of totals)"
                 f"{'; OD adjusted on ' + format(t['zone_m'], 'g') + ' m zones' if t['od'] else ''}.",
                 "", f"- before: {_fmt_fit(t['before'], keys)}",
                 f"- after scale: {_fmt_fit(t['after_scale'], keys)}",

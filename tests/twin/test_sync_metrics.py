@@ -133,3 +133,22 @@ def test_geh_properties():
         assert geh([k * m], [k * c])[0] == pytest.approx(math.sqrt(k) * g, rel=1e-9, abs=1e-9)
 
     check()
+
+
+def test_fit_scale_is_the_ratio_of_totals_not_biased_by_busy_links():
+    # truth: 1.15 x the modelled demand. The free-flow model puts too much on the one busy link
+    # (congestion moves real traffic onto the parallel streets); the total is right.
+    from citytwin.twin.calibrate import fit_scale_se
+
+    rng = np.random.default_rng(3)
+    modelled = np.array([2000.0] + [100.0] * 40)
+    true_flow = 1.15 * modelled
+    true_flow[0] -= 600.0  # diverted off the busy link ...
+    true_flow[1:] += 600.0 / 40  # ... onto the parallel ones
+    observed = rng.poisson(true_flow).astype(float)
+    s, se = fit_scale_se(modelled, observed)
+    assert s == pytest.approx(1.15, abs=0.02)
+    assert fit_scale(modelled, observed) == s
+    ls = float(modelled @ observed / (modelled @ modelled))  # the old estimator
+    assert ls < 1.0  # biased low by the busy link
+    assert 0 < se < 0.2 and abs(s - 1.15) < 3 * se
