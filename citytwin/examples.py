@@ -8,7 +8,13 @@ stable: the same call gives the same city.
   synthesised grid (:func:`citytwin.synth.synthetic_layers`), any size;
 - :func:`grid` — the smallest synthetic city (48 buildings), the default for unit tests;
 - :func:`helsinki` — the shipped default city (central Helsinki from OpenStreetMap, see
-  ``geodata/PROVENANCE.md``).
+  ``geodata/PROVENANCE.md``);
+- :func:`kotka` — a suburb of small houses along a motorway (Karhula, Kotka; real OSM);
+- :func:`welwyn` — Welwyn Garden City, England (real OSM): streets, two buildings, no
+  emergency facility — a city whose jobs and facility layers are missing;
+- :func:`dormitory` — a synthetic residential-only suburb (no jobs, facilities or power layer).
+
+The test cities' files and licences are in ``tests/data/PROVENANCE.md``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,19 @@ from pathlib import Path
 from citytwin.city import City
 from citytwin.synth import synthetic_layers
 
-__all__ = ["DEFAULT_CITY", "grid", "helsinki", "synthetic"]
+__all__ = ["CITY_FILES", "DEFAULT_CITY", "dormitory", "grid", "helsinki", "kotka",
+           "synthetic", "welwyn"]
 
+_ROOT = Path(__file__).resolve().parents[1]
 #: the shipped default city file (what ``make run`` opens)
-DEFAULT_CITY = Path(__file__).resolve().parents[1] / "geodata" / "helsinki.gpkg"
+DEFAULT_CITY = _ROOT / "geodata" / "helsinki.gpkg"
+#: the reference cities' files (each builds with the default build options)
+CITY_FILES: dict[str, Path] = {
+    "helsinki": DEFAULT_CITY,
+    "kotka": _ROOT / "tests" / "data" / "kotka.osm.pbf",
+    "welwyn": _ROOT / "tests" / "data" / "welwyn.osm.pbf",
+    "dormitory": _ROOT / "tests" / "data" / "dormitory.gpkg",
+}
 
 
 @lru_cache(maxsize=8)
@@ -41,3 +56,20 @@ def grid() -> City:
 def helsinki(*, cache_dir: str | Path | None = None) -> City:
     """The shipped default city (read from the on-disk cache after its first build)."""
     return City.from_path(DEFAULT_CITY, cache_dir=cache_dir)
+
+
+def kotka(*, cache_dir: str | Path | None = None) -> City:
+    """Karhula, Kotka (Finland), from pyrosm's test extract: 2 193 buildings, a motorway."""
+    return City.from_path(CITY_FILES["kotka"], cache_dir=cache_dir)
+
+
+def welwyn(*, cache_dir: str | Path | None = None) -> City:
+    """Welwyn Garden City (England, UTC+0): a real street network with two buildings, no
+    facility; its jobs are inferred from POIs (see the build report)."""
+    return City.from_path(CITY_FILES["welwyn"], cache_dir=cache_dir)
+
+
+def dormitory(n_buildings: int = 200, *, seed: int = 5) -> City:
+    """A synthetic residential-only suburb (jobs inferred from the road hierarchy)."""
+    layers = synthetic_layers(n_buildings, seed=seed, residential_only=True)
+    return City.from_layers(layers, name=f"dormitory{n_buildings}")
