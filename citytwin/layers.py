@@ -11,7 +11,9 @@ Input formats
 Layer schema
 ------------
 Every layer must have a CRS. Layers are projected once, at load, to the local UTM zone
-(``estimate_utm_crs``); lengths are then metres. Columns not listed are ignored.
+(``estimate_utm_crs``; a local Lambert azimuthal equal-area CRS beyond 80° S/84° N); lengths are
+then metres. Columns not listed are ignored. Implausible rows are repaired or dropped and
+reported under :class:`BuildOptions` (``docs/layers.md``, "Build options and policies").
 
 ``roads`` (required) — LineString/MultiLineString; one directed or two-way road each. Lines
 are split at every vertex that is an end point of another line or is shared by two or more lines
@@ -33,7 +35,7 @@ lanes          no        int        total lanes (both directions for two-way roa
 
 =============  ========  =========  ====================================================
 building       no        str        OSM building tag, or a citytwin use name directly
-levels         no        float      storeys above ground; > 0
+levels         no        float      storeys above ground; > 0 (else ``building:levels``)
 height         no        m          used for levels (height / 3 m) when levels is missing
 amenity/shop/  no        str        OSM tags on the footprint itself
 office
