@@ -296,10 +296,11 @@ def check_queue(r: _Runs) -> Check:
 
     b = r.city.buildings
     fac = r.city.facilities
-    n_st = int((fac["kind"] == "ambulance_station").sum()) if len(fac) else 0
+    kinds = ("fire_station", "ambulance_station")
+    n_st = int(fac["kind"].isin(kinds).sum()) if len(fac) else 0
     if n_st == 0:
         return Check("queue_erlang_b", "emergency", None, float("nan"), "",
-                     "no stations: no ambulance station in the city")
+                     "no stations: no fire or ambulance station in the city")
     mu = 1.0 / 1200.0
     offered = 0.7 * n_st
     n_calls = 6000
@@ -308,7 +309,7 @@ def check_queue(r: _Runs) -> Check:
     logdf = pd.DataFrame({"time_s": times, "type": "medical", "priority": 2,
                           "building_id": rng.choice(b.index.to_numpy(), size=n_calls)})
     params = EmergencyParams(
-        units_per_station={"fire_station": {}, "ambulance_station": {"bls": 1}},
+        units_per_station={k: {"bls": 1} for k in kinds},
         stationary_units=True, queue_calls=False, on_scene_cv=1.0,
         on_scene_mean_s={"medical": 1200.0, "fire": 1200.0, "traffic": 1200.0})
     dur = float(times[-1]) + 1.0
@@ -318,7 +319,7 @@ def check_queue(r: _Runs) -> Check:
     expect = erlang_b(n_st, offered)
     return Check("queue_erlang_b", "emergency", bool(abs(lost - expect) <= 0.03), lost,
                  f"blocking = Erlang-B({n_st}, {offered:.2f}) = {expect:.3f} +/- 0.03",
-                 f"{n_calls} calls on {n_st} single-unit stations")
+                 f"{n_calls} calls on {n_st} stations of one BLS unit each")
 
 
 CHECKS: dict[str, Callable[[_Runs], Check]] = {
