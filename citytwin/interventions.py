@@ -351,10 +351,11 @@ class AddStation(Intervention):
     units: dict[UnitType, Annotated[int, Field(ge=0, le=50)]] | None = None
 
     def check(self, city: City, scenario: Scenario) -> list[str]:
-        try:
-            snap_lonlat(city, self.lon, self.lat)
+        try:  # a station in the harbour or outside the city is an error, not a silent snap
+            limit = getattr(getattr(city, "options", None), "max_station_snap_m", 500.0)
+            snap_lonlat(city, self.lon, self.lat, max_m=limit)
         except ValueError as exc:
-            return [str(exc)]
+            return [f"{exc}; [build] max_station_snap_m"]
         return []
 
     def apply_params(self, section: str, data: dict[str, Any], city: City) -> None:
@@ -459,8 +460,8 @@ def snap_lonlat(city: City, lon: float, lat: float, *, max_m: float = 2000.0) ->
     i = int(np.argmin(d2))
     dist = float(np.sqrt(d2[i]))
     if dist > max_m:
-        raise ValueError(f"({lon}, {lat}) is {dist / 1000:.1f} km from the nearest road of city "
-                         f"{city.name!r} (expected a point within {max_m / 1000:.0f} km)")
+        raise ValueError(f"({lon}, {lat}) is {dist:.0f} m from the nearest road of city "
+                         f"{city.name!r} (expected a point within {max_m:.0f} m)")
     return int(arrays.node_ids[i])
 
 

@@ -185,7 +185,8 @@ class CityModel(mesa.Model):
             "syncs": self.syncs,
             "kpi_notes": notes,
             "spec": spec.model_dump(mode="json"),
-            "city_build": self.city.report.as_dict(),  # what the build repaired/dropped
+            # what the build repaired/dropped (test doubles of a City may have no report)
+            "city_build": (self.city.report.as_dict() if hasattr(self.city, "report") else {}),
         }
         return Results.build(scenario=spec.name, seed=self.seed, kpis=kpis, tables=merged,
                              timeseries=series, manifest=manifest)

@@ -62,3 +62,22 @@ def test_build_section_reaches_the_city_and_the_cache_key(tmp_path) -> None:
         loads_scenario(base + "[build]\nmax_attach_m = -5\n")
     with pytest.raises(ScenarioError, match=r"build.max_leveles: unknown key"):
         loads_scenario(base + "[build]\nmax_leveles = 3\n")
+
+
+@pytest.mark.parametrize(("dx", "ok"), [(300.0, True), (916.0, False), (1300.0, False)])
+def test_new_station_far_from_roads_is_an_error(dx, ok) -> None:
+    from pyproj import Transformer
+
+    from citytwin import interventions
+
+    city = examples.grid()
+    minx, miny, maxx, maxy = city.buildings.total_bounds
+    x, y = max(x for x in city.road_arrays.x) + dx, (miny + maxy) / 2  # east of the city
+    lon, lat = Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    s = loads_scenario(f'name = "s"\ncity = "{DATA / "dormitory.gpkg"}"\n[emergency]\n'
+                       f'[[interventions]]\ntype = "add_station"\nkind = "fire_station"\n'
+                       f'name = "Harbour"\nlon = {lon}\nlat = {lat}\n')
+    problems = interventions.check(s, city)
+    assert (problems == []) is ok
+    if not ok:
+        assert "from the nearest road" in problems[0] and "max_station_snap_m" in problems[0]
