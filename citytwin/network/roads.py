@@ -153,8 +153,8 @@ def build_road_graph(
     A ``maxspeed`` that is not a number (``"fast"``) or not positive is repaired to the class
     speed, and ``lanes`` <= 0 to one lane; both are recorded in ``report`` with their rows.
     ``speeds_kph`` overrides the free-flow speed of highway classes (untagged links).
-    Raises :class:`GeodataError` for zero-length lines (all rows listed), an unknown class in
-    ``speeds_kph`` and a network without any strongly connected part of two or more nodes.
+    Zero-length lines are dropped (reported). Raises :class:`GeodataError` for an unknown class
+    in ``speeds_kph`` and a network without any strongly connected part of two or more nodes.
     """
     crs = CRS.from_user_input(roads.crs)
     problems: list[str] = []
@@ -172,17 +172,21 @@ def build_road_graph(
     roads = roads.reset_index(drop=True)
     length = shapely.length(geom)
     bad = ~(length > 0)
-    if bad.any():
-        problems.append(f"layer 'roads': rows {_rows(row[bad])} have length <= 0 m "
-                        "(expected a line of positive length)")
-    else:
-        geom, idx, nsplit, nj = split_at_junctions(geom)
-        if nsplit:
-            row, roads = row[idx], roads.iloc[idx].reset_index(drop=True)
-            length = shapely.length(geom)
-            if report is not None:
-                report.note(f"roads: split {nsplit} feature(s) at {nj} interior junction(s) "
-                            "(vertices shared with other links)")
+    if bad.any():  # a point-like line joins nothing: dropped and reported
+        ids = roads["osmid"].to_numpy() if "osmid" in roads.columns else row
+        _report_rows(report if report is not None else _NullReport(), "dropped",
+                     "length 0 m (all vertices at one point)", row, bad, ids)
+        keep = ~bad
+        geom, row, roads = geom[keep], row[keep], roads.loc[keep].reset_index(drop=True)
+        if len(geom) == 0:
+            raise GeodataError(["layer 'roads': every line has length 0 m"], source=source)
+    geom, idx, nsplit, nj = split_at_junctions(geom)
+    if nsplit:
+        row, roads = row[idx], roads.iloc[idx].reset_index(drop=True)
+        if report is not None:
+            report.note(f"roads: split {nsplit} feature(s) at {nj} interior junction(s) "
+                        "(vertices shared with other links)")
+    length = shapely.length(geom)
     highway = roads["highway"].astype(object).where(roads["highway"].notna(), "")
     highway = highway.astype(str).str.strip().str.lower().to_numpy(dtype=object)
     known = np.isin(highway, list(HIGHWAY_DEFAULTS))

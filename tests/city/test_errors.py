@@ -99,14 +99,15 @@ def test_unrepairable_geometry(tiny_layers, tmp_path: Path) -> None:
         City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
 
 
-def test_zero_length_road_is_an_error_speed_and_lanes_repaired(tiny_layers, tmp_path: Path) -> None:
+def test_zero_length_road_dropped_speed_and_lanes_repaired(tiny_layers, tmp_path: Path) -> None:
     r = tiny_layers["roads"]
     r.loc[0, "maxspeed"] = "0"
     r.loc[1, "lanes"] = "-2"
     r.loc[2, "geometry"] = shapely.LineString([(X0 + 5, Y0 + 5), (X0 + 5, Y0 + 5)])
-    with pytest.raises(GeodataError, match="rows 2 have length <= 0 m") as exc:
-        City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
-    assert "maxspeed" not in str(exc.value) and "lanes" not in str(exc.value)
+    city = City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
+    got = {(i["action"], i["reason"].split(" ")[0], tuple(i["rows"])) for i in city.report.issues}
+    assert got == {("repaired", "maxspeed", (0,)), ("repaired", "lanes", (1,)),
+                   ("dropped", "length", (2,))}
 
 
 def test_non_positive_levels_repaired(tiny_layers, tmp_path: Path) -> None:
