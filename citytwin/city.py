@@ -239,15 +239,17 @@ class City:
                          buildings["osm_id"].to_numpy()[far])
             buildings = buildings.loc[~far].reset_index(drop=True)
             buildings.index.name = "building_id"
-        dropped = sum(int(i["count"]) for i in report.issues  # type: ignore[call-overload]
-                      if i["layer"] == "buildings" and i["action"] == "dropped")
-        if n_in and (dropped / n_in > opts.max_dropped_share or len(buildings) == 0):
-            reasons = "; ".join(f"{i['count']} {i['reason']}" for i in report.issues
-                                if i["layer"] == "buildings" and i["action"] == "dropped")
-            raise GeodataError(
-                [f"layer 'buildings': {dropped} of {n_in} buildings dropped "
-                 f"({dropped / n_in:.1%}), more than the {opts.max_dropped_share:.0%} allowed "
-                 f"([build] max_dropped_share): {reasons}"], source=source)
+        for lname, total, left in (("buildings", n_in, len(buildings)),
+                                   ("roads", len(raw["roads"]), 1)):
+            dropped = sum(int(i["count"]) for i in report.issues  # type: ignore[call-overload]
+                          if i["layer"] == lname and i["action"] == "dropped")
+            if total and (dropped / total > opts.max_dropped_share or left == 0):
+                reasons = "; ".join(f"{i['count']} {i['reason']}" for i in report.issues
+                                    if i["layer"] == lname and i["action"] == "dropped")
+                raise GeodataError(
+                    [f"layer '{lname}': {dropped} of {total} {lname} dropped "
+                     f"({dropped / total:.1%}), more than the {opts.max_dropped_share:.0%} "
+                     f"allowed ([build] max_dropped_share): {reasons}"], source=source)
         facilities = _facilities(layers.get("facilities"), crs_)
         if len(facilities):
             frows = layers["facilities"]["_row"].to_numpy()

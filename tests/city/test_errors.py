@@ -104,7 +104,10 @@ def test_zero_length_road_dropped_speed_and_lanes_repaired(tiny_layers, tmp_path
     r.loc[0, "maxspeed"] = "0"
     r.loc[1, "lanes"] = "-2"
     r.loc[2, "geometry"] = shapely.LineString([(X0 + 5, Y0 + 5), (X0 + 5, Y0 + 5)])
-    city = City.from_path(_dir(tiny_layers, tmp_path), use_cache=False)
+    from citytwin.layers import BuildOptions
+
+    city = City.from_path(_dir(tiny_layers, tmp_path), use_cache=False,
+                          options=BuildOptions(max_dropped_share=0.2))  # 1 of the tiny roads
     got = {(i["action"], i["reason"].split(" ")[0], tuple(i["rows"])) for i in city.report.issues}
     assert got == {("repaired", "maxspeed", (0,)), ("repaired", "lanes", (1,)),
                    ("dropped", "length", (2,))}

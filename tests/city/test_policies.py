@@ -210,3 +210,10 @@ def test_cli_info_shows_repairs_and_exit_2_on_bad_options(tmp_path: Path, layers
     assert s["issues"][0]["rows"] == [3]
     assert main(["build", str(path), "--no-cache", "--max-attach-m", "-5"]) == 2
     assert "max_attach_m" in capsys.readouterr().err
+
+
+def test_too_many_duplicate_roads_refused(layers) -> None:
+    r = layers["roads"]
+    layers["roads"] = pd.concat([r, r.iloc[:20]], ignore_index=True)
+    with pytest.raises(GeodataError, match=r"layer 'roads': 20 of \d+ roads dropped"):
+        City.from_layers(layers, name="dup")
