@@ -68,6 +68,7 @@ def _print_summary(s: dict, *, as_json: bool) -> None:
         return
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=f"city '{s['name']}'", show_header=False)
@@ -78,7 +79,7 @@ def _print_summary(s: dict, *, as_json: bool) -> None:
                 v = ", ".join(f"{a}: {b}" for a, b in v.items()) or "-"
             elif isinstance(v, list) and k == "notes":
                 v = "\n".join(v) or "-"
-            t.add_row(k, str(v))
+            t.add_row(k, escape(str(v)))  # "[build] ..." is text, not rich markup
         Console().print(t)
     except ImportError:  # pragma: no cover - rich is optional
         for k, v in s.items():
