@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import shutil
 import threading
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from citytwin.errors import InputError
-from citytwin.results import Results
+from citytwin.results import Results, remove_stale_temp
 from citytwin.scenario import Scenario, load_scenario
 
 __all__ = ["RunSpec", "BatchReport", "plan_runs", "run_batch", "run_dir_name"]
@@ -91,7 +90,7 @@ def plan_runs(
     """Every (scenario, seed) run of a batch, in a deterministic order."""
     if replications < 1:
         raise InputError(f"replications: expected an integer >= 1, got {replications}")
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # here, before any worker sees it
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for item in scenarios:
@@ -150,7 +149,7 @@ def run_batch(
         raise InputError(f"workers: expected an integer >= 1, got {workers}")
     t0 = time.perf_counter()
     runs = plan_runs(scenarios, out=out, replications=replications, seeds=seeds)
-    _remove_stale_temp_dirs(Path(out))
+    remove_stale_temp(Path(out).resolve())
     report = BatchReport(runs)
     todo = []
     for run in runs:
@@ -237,30 +236,6 @@ def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
         while (run := take()) is not None:
             _execute_and_record(run, record)
         feeder.join()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_temp_dirs(out: Path) -> None:
-    """Remove half-written run dirs left by a killed process (``.<run>.tmp-<pid>-<id>``)."""
-    if not out.is_dir():
-        return
-    for p in out.glob(".*.tmp-*"):
-        try:
-            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
-        except (IndexError, ValueError):
-            continue
-        if p.is_dir() and not _pid_alive(pid):
-            log.info("removing stale temp dir %s", p)
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _run_dask(todo: list[RunSpec], scheduler: Any, record: Any) -> None:

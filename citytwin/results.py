@@ -26,7 +26,8 @@ import pandas as pd
 
 from citytwin.errors import InputError
 
-__all__ = ["Results", "TABLES", "empty_table", "versions", "atomic_write_dir", "unit_of"]
+__all__ = ["Results", "TABLES", "empty_table", "versions", "atomic_write_dir", "unit_of",
+           "check_output_dir", "remove_stale_temp"]
 
 log = logging.getLogger(__name__)
 
@@ -109,24 +110,132 @@ def versions() -> dict[str, str]:
     return out
 
 
-def atomic_write_dir(target: Path, write: Any) -> Path:
-    """Call ``write(tmpdir)`` then rename the filled temp dir to ``target`` (replacing it)."""
-    target = Path(target)
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temp(folder: str | Path) -> list[Path]:
+    """Remove ``.NAME.tmp-<pid>-*`` / ``.NAME.old-<pid>-*`` left in ``folder`` by a killed
+    writer (its pid no longer alive); returns what was removed."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(".*.*-*"):
+        for marker in (".tmp-", ".old-"):
+            if marker not in p.name:
+                continue
+            try:
+                pid = int(p.name.rsplit(marker, 1)[1].split("-")[0])
+            except (IndexError, ValueError):
+                continue
+            if p.is_dir() and not _pid_alive(pid):
+                log.info("removing stale temp dir %s", p)
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
+def _own_files(path: Path) -> set[str]:
+    """Names of the files citytwin writes in a results directory (tables + manifest)."""
+    names = {MANIFEST} | {f"{t}.parquet" for t in TABLES}
+    man = path / MANIFEST
+    if man.is_file():
+        try:
+            names |= {f"{t}.parquet" for t in json.loads(man.read_text()).get("tables", [])}
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+    return names
+
+
+def check_output_dir(target: str | Path, *, force: bool = False) -> Path:
+    """The resolved ``target`` if citytwin may write a results directory there.
+
+    Allowed: a path that does not exist, an empty folder, or a folder that is already a
+    citytwin result (has ``manifest.json``). Anything else (a file, a folder with other
+    files) is refused with :class:`InputError`; ``force`` allows a non-empty folder, and
+    even then only citytwin's own files in it are replaced.
+    """
+    raw = target
+    target = Path(target).expanduser().resolve()
+    if not target.exists():
+        if target.parent.exists() and not target.parent.is_dir():
+            raise InputError(f"--out {raw}: {target.parent} is a file, not a folder")
+        return target
+    if not target.is_dir():
+        raise InputError(f"--out {raw}: {target} is an existing file, not a results folder; "
+                         "choose a new folder name (citytwin never replaces other files)")
+    if (target / MANIFEST).is_file() or force:
+        return target
+    others = sorted(p.name for p in target.iterdir())
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise InputError(
+            f"--out {raw}: {target} is a folder that is not a citytwin result (no {MANIFEST}; "
+            f"it holds {len(others)} entries: {shown}); choose a new or empty folder, or pass "
+            "--force to write citytwin's files into it (other files are kept)")
+    return target
+
+
+def _merge_into(tmp: Path, target: Path) -> None:
+    """Replace citytwin's files in an existing folder by those of ``tmp``; keep the rest.
+
+    The manifest goes first (the folder reads as unfinished) and comes back last."""
+    old = _own_files(target)
+    (target / MANIFEST).unlink(missing_ok=True)
+    new = {f.name for f in tmp.iterdir()}
+    for name in sorted(old - new):
+        (target / name).unlink(missing_ok=True)
+    for name in sorted(new - {MANIFEST}):
+        os.replace(tmp / name, target / name)
+    if MANIFEST in new:
+        os.replace(tmp / MANIFEST, target / MANIFEST)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
+    """Call ``write(tmpdir)`` then move the filled temp dir to ``target``.
+
+    ``target`` must pass :func:`check_output_dir`. A new target is one rename; an existing
+    citytwin result holding only citytwin's files is swapped by two renames; any other
+    existing folder (the working folder, one with the user's files, ``force``) gets
+    citytwin's files replaced one by one, everything else in it is kept. Stale temp folders
+    of killed writers beside ``target`` are removed first.
+    """
+    target = check_output_dir(target, force=force)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale_temp(target.parent)
+    pid = os.getpid()
+    tmp = target.parent / f".{target.name}.tmp-{pid}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         write(tmp)
         for f in tmp.iterdir():  # flush file contents before the rename makes them visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        if target.exists():
-            trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(tmp, target)  # a new target (or an empty folder, on Linux)
+            return target
+        except OSError:
+            if not target.is_dir():
+                raise
+        # the target exists (perhaps created by a racing writer meanwhile): check it again
+        check_output_dir(target, force=force)
+        cwd = Path.cwd().resolve()
+        only_ours = {p.name for p in target.iterdir()} <= _own_files(target)
+        if only_ours and target != cwd and target not in cwd.parents:
+            trash = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
             os.rename(target, trash)
             os.rename(tmp, target)
             shutil.rmtree(trash, ignore_errors=True)
         else:
-            os.rename(tmp, target)
+            _merge_into(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -212,9 +321,9 @@ class Results:
         return h.hexdigest()
 
     # ---- disk
-    def write(self, out: str | Path) -> Path:
-        """Write the results directory atomically; returns its path."""
-        out = Path(out)
+    def write(self, out: str | Path, *, force: bool = False) -> Path:
+        """Write the results directory atomically (see :func:`atomic_write_dir`)."""
+        out = Path(out).resolve()
 
         def _write(tmp: Path) -> None:
             for name, df in self.tables.items():
@@ -224,7 +333,7 @@ class Results:
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
                                                    default=str))
 
-        atomic_write_dir(out, _write)
+        atomic_write_dir(out, _write, force=force)
         self.path = out
         log.info("wrote results %s", out)
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -235,6 +236,8 @@ def _read_toml(path: Path, problems: list[str], *, top: bool = True) -> dict[str
 
 
 def _parse_toml(text: str, prefix: str, problems: list[str]) -> dict[str, Any] | None:
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark (Windows editors): repaired
+        text = text[1:]
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -347,6 +350,51 @@ def load_scenario(path: str | Path) -> Scenario:
                                   default_name=path.stem)
     scenario._source = path.resolve()
     return scenario
+
+
+#: Bytes held per simulated car trip (trip rows, route, agent state), measured roughly on the
+#: default city; with ~3 trips per driver. Used only for the resource estimate.
+_BYTES_PER_TRIP = 1024
+_TRIPS_PER_DRIVER = 3.0
+
+
+def _memory_bytes() -> int:
+    """Physical memory, or the address-space limit of this process if lower."""
+    import resource
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 1 << 40
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return min(total, soft) if soft != resource.RLIM_INFINITY else total
+
+
+def resource_estimate(scenario: Scenario, population: float) -> int:
+    """Rough bytes the traffic domain needs for ``population`` people (0 if traffic is off)."""
+    p = scenario.traffic
+    if p is None:
+        return 0
+    drivers = float(population) * p.car_share * p.demand_scale * p.sample
+    return int(drivers * _TRIPS_PER_DRIVER * _BYTES_PER_TRIP)
+
+
+def check_resources(scenario: Scenario, population: float, *,
+                    available: int | None = None) -> None:
+    """``ScenarioError`` "this scenario needs ~N GB" before a run that cannot fit in memory."""
+    need = resource_estimate(scenario, population)
+    have = _memory_bytes() if available is None else available
+    if need > have:
+        p = scenario.traffic
+        assert p is not None
+        src = str(scenario.source) if scenario.source else scenario.name
+        raise ScenarioError(
+            f"this scenario needs ~{need / 1e9:,.1f} GB for traffic "
+            f"(population {population:,.0f} x car_share {p.car_share:g} x "
+            f"traffic.demand_scale {p.demand_scale:g} x sample {p.sample:g} x "
+            f"~{_TRIPS_PER_DRIVER:g} trips of ~{_BYTES_PER_TRIP} B) but this machine has "
+            f"~{have / 1e9:,.1f} GB; lower traffic.demand_scale or traffic.sample",
+            source=src)
 
 
 def scenario_schema() -> dict[str, Any]:

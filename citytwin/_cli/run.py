@@ -17,7 +17,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the scenario's)")
     p.add_argument("--out", type=Path, default=None,
                    help="results directory (default: results/<scenario>__seed<seed>)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress bar (it is also off when stderr is not a terminal)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that is not a citytwin result "
+                        "(only citytwin's own files in it are replaced)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("compare", help="compare KPIs of results (runs or batch folders)")
@@ -32,7 +36,8 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", "-w", type=int, default=1, help="local processes (1 = serial)")
     p.add_argument("--scheduler", default=None, help="Dask distributed scheduler address")
     p.add_argument("--out", type=Path, default=Path("results/batch"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress bar (it is also off when stderr is not a terminal)")
     p.set_defaults(func=_batch)
 
     p = sub.add_parser("experiment", help="run a levers x uncertainties experiment")
@@ -40,7 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: results/<experiment name>")
     p.add_argument("--workers", "-w", type=int, default=1)
     p.add_argument("--scheduler", default=None, help="Dask distributed scheduler address")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true")
     p.set_defaults(func=_experiment)
 
     p = sub.add_parser("schema", help="print the JSON schema of scenario files")
@@ -56,21 +61,28 @@ def _bar(total: float, unit: str, disable: bool) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from citytwin.model import run_scenario
-    from citytwin.scenario import load_scenario
+    from citytwin.model import load_city, run_scenario
+    from citytwin.results import check_output_dir
+    from citytwin.scenario import check_resources, load_scenario
 
     scenario = load_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     out = args.out or Path("results") / f"{scenario.name}__seed{seed}"
+    # refuse a bad --out before simulating, not after (the write checks again)
+    out = check_output_dir(out, force=args.force)
+    if scenario.traffic is not None:  # "needs ~N GB" before allocating (load_city is cached)
+        city = load_city(scenario.city, scenario.build)
+        check_resources(scenario, float(city.buildings["population"].sum()))
     bar = _bar(scenario.duration_s, "sim-s", args.no_progress)
 
     def progress(t: float, _total: float) -> None:
         bar.update(t - bar.n)
 
     try:
-        res = run_scenario(scenario, seed=seed, out=out, progress=progress)
+        res = run_scenario(scenario, seed=seed, progress=progress)
     finally:
         bar.close()
+    res.write(out, force=args.force)
     print(f"wrote {out}  ({res.manifest['wall_time_s']:.1f} s, digest {res.digest()[:12]})")
     kpis = res.kpis
     if len(kpis):
@@ -98,6 +110,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from citytwin.batch import plan_runs, run_batch
 
+    args.out = args.out.resolve()  # on the client: Dask workers have another working folder
     total = len(plan_runs(args.scenarios, out=args.out, replications=args.replications))
     bar = _bar(total, "run", args.no_progress)
 
