@@ -76,6 +76,55 @@ def _choose(rng: np.random.Generator, origins: np.ndarray, attraction: np.ndarra
     return out
 
 
+def _apply_od_factors(t: pd.DataFrame, p: TrafficParams, arrays: RoadArrays,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Reweight whole cars by calibrated zone OD factors: a car's factor is the mean of its
+    trips' (origin zone, destination zone[, departure bin]) factors (unknown cells: 1); it is kept
+    floor(f) times plus once more with probability frac(f), copies as new vehicles (chains stay
+    whole). Zones are ``zone_m`` squares of the city CRS, as ``citytwin calibrate`` wrote them."""
+    from pathlib import Path
+
+    path = Path(str(p.od_factors))
+    if not path.is_file():
+        raise InputError([f"od_factors: file not found: {path}"], source="TrafficParams")
+    f = pd.read_parquet(path)
+    need = [c for c in ("origin", "dest", "od_factor") if c not in f.columns]
+    if need:
+        raise InputError([f"od_factors: {path.name}: missing columns {need} (expected origin, "
+                          "dest, od_factor and optionally depart_bin)"], source="TrafficParams")
+    on = ["origin", "dest"] + (["depart_bin"] if "depart_bin" in f.columns else [])
+    pos = arrays._pos
+    zx = np.floor(arrays.x / p.zone_m).astype(np.int64)
+    zy = np.floor(arrays.y / p.zone_m).astype(np.int64)
+    o = np.array([pos[n] for n in t["origin_node"]], dtype=np.int64)
+    d = np.array([pos[n] for n in t["dest_node"]], dtype=np.int64)
+    key = pd.DataFrame({
+        "origin": [f"({a}, {b})" for a, b in zip(zx[o], zy[o], strict=True)],
+        "dest": [f"({a}, {b})" for a, b in zip(zx[d], zy[d], strict=True)],
+        "depart_bin": np.floor(t["depart_s"].to_numpy(float) / p.od_cell_s).astype(np.int64)})
+    table = f[[*on, "od_factor"]].astype(
+        {"origin": str, "dest": str, "od_factor": float}
+        | ({"depart_bin": np.int64} if "depart_bin" in on else {}))
+    fac = key[on].merge(table, on=on, how="left")["od_factor"]
+    per_car = pd.Series(fac.fillna(1.0).to_numpy(), index=t.index).groupby(
+        t["vehicle_id"].to_numpy()).mean()
+    cars = per_car.index.to_numpy()
+    w = per_car.to_numpy(dtype=float)
+    reps = np.floor(w).astype(np.int64) + (rng.random(w.size) < w - np.floor(w))
+    rep_trip = pd.Series(reps, index=cars).reindex(t["vehicle_id"].to_numpy()).to_numpy()
+    out = t.loc[t.index.repeat(rep_trip)].copy()
+    copy_k = out.groupby(level=0).cumcount().to_numpy()  # 0: the car itself, k: its k-th copy
+    vid = out["vehicle_id"].to_numpy(dtype=np.int64)
+    extra = copy_k > 0
+    if extra.any():  # copy k of car v becomes a new vehicle (same id for all its trips)
+        pairs = pd.MultiIndex.from_arrays([vid[extra], copy_k[extra]])
+        codes, _ = pd.factorize(pairs)
+        vid = vid.copy()
+        vid[extra] = int(t["vehicle_id"].max()) + 1 + codes
+    out["vehicle_id"] = vid
+    return out.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
+
+
 def generate_demand(city: Any, params: TrafficParams | None = None, *, seed: int,
                     arrays: RoadArrays | None = None) -> pd.DataFrame:
     """One day of car trips: ``vehicle_id``, ``origin_node``, ``dest_node``, ``depart_s``,
@@ -137,6 +186,8 @@ def generate_demand(city: Any, params: TrafficParams | None = None, *, seed: int
     t = t[t["origin_node"] != t["dest_node"]]  # same street corner: walked
     t["depart_s"] = np.round(t["depart_s"].to_numpy(), 0)
     t = t.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
+    if p.od_factors is not None:
+        t = _apply_od_factors(t, p, arrays, rng)
     log.info("demand: %d drivers, %d car trips", n, len(t))
     return t[["vehicle_id", "origin_node", "dest_node", "depart_s", "purpose", "origin_building",
               "dest_building"]]

@@ -29,6 +29,11 @@ class TrafficParams(BaseModel):
     travel_time_smoothing: float = Field(default=0.2, gt=0, le=1, description="weight of the newest traversal in link times")
     # --- demand
     demand_scale: float = Field(default=1.0, ge=0, description="multiplies the number of trips")
+    od_factors: str | None = Field(default=None, description="parquet of calibrated zone OD "
+                                   "factors (origin, dest, depart_bin, od_factor) from "
+                                   "citytwin calibrate; car tours are reweighted by them")
+    zone_m: float = Field(default=1000.0, gt=0, description="square zone size of od_factors, m")
+    od_cell_s: float = Field(default=3600.0, gt=0, description="departure bin of od_factors, s")
     car_share: float = Field(default=0.45, ge=0, le=1, description="share of persons making their trips by car")
     employment_rate: float = Field(default=0.55, ge=0, le=1, description="share of persons with a work place")
     other_trips_per_person: float = Field(default=0.6, ge=0, description="home-other-home tours per car user and day")
