@@ -116,6 +116,13 @@ def _run(args: argparse.Namespace) -> int:
             df.to_parquet(out / f"{name}.parquet")
         print(f"wrote {out}", file=sys.stderr)
     _show({k: round(v, 3) for k, v in eng.kpis().items()}, as_json=False)
+    notes = eng.kpi_notes()
+    if not eng.stations:
+        print("no stations: the city has no fire or ambulance station; emergency KPIs are NaN "
+              "(add one with an add_station intervention)")
+    for k, why in notes.items():
+        if eng.stations or k == "nfpa_met":
+            print(f"note: {k}: {why}")
     return 0
 
 

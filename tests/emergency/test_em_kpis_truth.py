@@ -109,3 +109,17 @@ def test_nothing_served_is_nan_with_a_reason(grid_city) -> None:
     k = e.kpis()
     assert k["calls_n"] == 0 and math.isnan(k["nfpa_met"])
     assert e.kpi_notes()["nfpa_met"] == "no calls in the period"
+
+
+def test_cli_says_no_stations(tmp_path, capsys) -> None:
+    from citytwin.cli import main
+    from citytwin.osm import write_gpkg
+
+    layers = synthetic_layers(40, seed=2)
+    fac = layers["facilities"]
+    layers["facilities"] = fac[~fac["kind"].isin(["fire_station", "ambulance_station"])]
+    path = write_gpkg(layers, tmp_path / "nostations.gpkg")
+    assert main(["emergency", str(path), "--hours", "6", "--rate-multiplier", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "no stations" in out
+    assert "nfpa_met                         nan" in out
