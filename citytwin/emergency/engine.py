@@ -60,10 +60,15 @@ def _read_log(path: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise InputError([f"incident_log: file not found: {p}"], source="EmergencyParams")
-    if p.suffix.lower() == ".csv":
-        return pd.read_csv(p)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
+    try:  # an empty, truncated or mislabelled file is bad input, not a crash
+        if p.suffix.lower() == ".csv":
+            return pd.read_csv(p)
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+    except (ValueError, OSError) as exc:  # EmptyDataError, ParserError, ArrowInvalid
+        raise InputError([f"incident_log: {p}: cannot read as {p.suffix.lstrip('.')} "
+                          f"({type(exc).__name__}: {str(exc)[:200]})"],
+                         source="EmergencyParams") from None
     raise InputError([f"incident_log: {p.name}: expected a .csv or .parquet file"],
                      source="EmergencyParams")
 
