@@ -77,6 +77,10 @@ def validate_draft(text: str, *, config: AppConfig, city: str,
     if seed is not None:
         data["seed"] = int(seed)
     if closed_edges:
+        # the run must not keep a shipped name (a "baseline" with closures is not the baseline)
+        base = str(data.get("name") or "scenario")
+        if not base.endswith("-with-closures"):
+            data["name"] = f"{base}-with-closures"
         data["interventions"] = [*data.get("interventions", []),
                                  {"type": "close_road", "edges": sorted(set(closed_edges))}]
     city_path = safe_join(config.data_dir, city, what="city file")

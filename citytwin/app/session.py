@@ -77,7 +77,12 @@ def list_results(root: Path, *, max_depth: int = 3) -> dict[str, Path]:
 
 
 class Session:
-    """The runs of one browser session, kept under ``results_dir/sessions/<session_id>/``."""
+    """The runs of one workspace, kept under ``results_dir/sessions/<session_id>/``.
+
+    The app passes a stable workspace name (``?workspace=NAME`` in the page address, else
+    ``default``), so reloading the page or restarting the app finds the runs again; without a
+    ``session_id`` a fresh random one keeps two sessions apart.
+    """
 
     def __init__(self, config: AppConfig, *, session_id: str | None = None,
                  python: str | None = None) -> None:
@@ -114,14 +119,41 @@ class Session:
                 log.debug("session listener failed", exc_info=True)
 
     def runs(self) -> list[RunRecord]:
+        """This session's runs: the ones started here plus the finished ones found in its
+        workspace folder (so runs survive a page reload or an app restart)."""
         with self._lock:
-            return list(self._runs.values())
+            live = dict(self._runs)
+        for rec in self._disk_runs():
+            live.setdefault(rec.run_id, rec)
+        return sorted(live.values(), key=lambda r: r.started)
+
+    def _disk_runs(self) -> list[RunRecord]:
+        out: list[RunRecord] = []
+        if not self.root.is_dir():
+            return out
+        for p in sorted(self.root.iterdir()):
+            man = p / "manifest.json"
+            if not p.is_dir() or p.is_symlink() or not man.is_file():
+                continue
+            try:
+                m = json.loads(man.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            started = man.stat().st_mtime
+            out.append(RunRecord(run_id=p.name, label=str(m.get("scenario", p.name)),
+                                 seed=int(m.get("seed", 0) or 0), status="done", progress=1.0,
+                                 message="finished (from disk)", path=p, started=started,
+                                 finished=started))
+        return out
 
     def get(self, run_id: str) -> RunRecord:
         with self._lock:
-            if run_id not in self._runs:
-                raise InputError(f"run {run_id!r} is not a run of this session")
-            return self._runs[run_id]
+            if run_id in self._runs:
+                return self._runs[run_id]
+        for rec in self._disk_runs():
+            if rec.run_id == run_id:
+                return rec
+        raise InputError(f"run {run_id!r} is not a run of this session")
 
     def results(self) -> dict[str, Path]:
         """Finished runs of this session plus shared results in the results folder.
@@ -156,8 +188,12 @@ class Session:
         city_path = safe_join(self.config.data_dir, city_name, what="city file")
         if not city_path.is_file():
             raise InputError(f"city file {city_name!r} not found in {self.config.data_dir}")
+        existing = {p.name for p in self.root.iterdir()} if self.root.is_dir() else set()
         with self._lock:
             self._counter += 1
+            while any(e.endswith(f"-{self._counter}") or
+                      e.endswith(f"-{self._counter}.request.json") for e in existing):
+                self._counter += 1
             n = self._counter
         slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in label)[:40] or "run"
         run_id = f"{slug}-s{seed}-{n}"

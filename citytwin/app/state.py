@@ -14,10 +14,10 @@ from typing import Any, cast
 
 import solara
 
-from citytwin.app.config import AppConfig
+from citytwin.app.config import AppConfig, safe_name
 from citytwin.app.session import Session
 
-__all__ = ["AppState", "AppContext", "Layout", "use_app"]
+__all__ = ["AppState", "AppContext", "Layout", "use_app", "workspace_from_query"]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,26 @@ def _current_kernel_context() -> Any:
         return None
 
 
+def workspace_from_query(search: str | None) -> str:
+    """The workspace named by ``?workspace=NAME`` in the page address, else ``default``.
+
+    Runs are kept per workspace, so a reload (or a restart of the app) lists them again.
+    A name that is not a plain folder name is refused by :func:`safe_name`.
+    """
+    from urllib.parse import parse_qs
+
+    values = parse_qs((search or "").lstrip("?")).get("workspace", [])
+    name = values[0].strip() if values else ""
+    return safe_name(name or "default", what="workspace")
+
+
 @solara.component
 def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  # noqa: B006
     """Creates this page's AppState and provides it to ``children``."""
     cfg = solara.use_memo(lambda: config or AppConfig.from_env(), [])
-    session = solara.use_memo(lambda: Session(cfg), [])
+    router = solara.use_router()
+    workspace = solara.use_memo(lambda: workspace_from_query(router.search), [])
+    session = solara.use_memo(lambda: Session(cfg, session_id=workspace), [])
     state = AppState(
         config=cfg, session=session, runs_version=solara.use_reactive(0),
         city=solara.use_reactive(cfg.city), closed_edges=solara.use_reactive([]),

@@ -23,7 +23,8 @@ from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "comparison_figures", "series_names", "format_kpi_table", "result_maps"]
+__all__ = ["Page", "comparison_figures", "series_names", "format_kpi_table", "result_maps",
+           "limit_choice", "map_columns"]
 
 MAX_COMPARE = 4
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
@@ -147,9 +148,18 @@ def Page():
                            [key, current])
 
     solara.Title("citytwin · Compare")
+    refused = solara.use_reactive("")
+
+    def pick(values: list[str]) -> None:
+        kept, msg = limit_choice(values)
+        refused.value = msg
+        app.compare.set(kept)
+
     solara.SelectMultiple(f"Results to compare (2-{MAX_COMPARE})", values=chosen,
-                          all_values=sorted(available), on_value=app.compare.set,
+                          all_values=sorted(available), on_value=pick,
                           classes=["citytwin-compare-select"])
+    if refused.value:
+        solara.Warning(refused.value, classes=["citytwin-compare-refused"])
     solara.ToggleButtonsSingle(value=group, values=["label", "scenario"])
     if error:
         solara.Error(error)
@@ -185,9 +195,26 @@ def Page():
         figs_m = result_maps(results, load_map_data(
             safe_join(app.config.data_dir, app.city.value, what="city file")))[map_kind.value]
         with solara.Div(classes=["citytwin-result-maps"]):
-            with solara.ColumnsResponsive(12 // max(1, len(figs_m))):
+            with solara.ColumnsResponsive(map_columns(len(figs_m))):
                 for fig in figs_m:
                     solara.FigurePlotly(fig)
+
+
+def limit_choice(values: list[str]) -> tuple[list[str], str]:
+    """The picked results kept (at most :data:`MAX_COMPARE`) and a message when some were
+    refused: the picker says 2-4 and takes no fifth."""
+    values = list(dict.fromkeys(values))
+    if len(values) <= MAX_COMPARE:
+        return values, ""
+    extra = values[MAX_COMPARE:]
+    return values[:MAX_COMPARE], (f"at most {MAX_COMPARE} results side by side; not added: "
+                                  f"{', '.join(extra)}")
+
+
+def map_columns(n: int) -> int:
+    """Grid width (of 12) per map: one or two maps per row, so four maps are a 2 × 2 grid
+    and each shows the whole city (four in a row were clipped to half the city)."""
+    return 12 if n <= 1 else 6
 
 
 def _default_series(names: list[str]) -> str:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import solara
 
+from citytwin.app.levers import (
+    LEVERS,
+    lever_fields,
+    lever_values,
+    remove_lever,
+    set_lever,
+    street_names,
+    to_toml,
+)
 from citytwin.app.scenario_form import draft_text, load_shipped, shipped_scenarios, validate_draft
 from citytwin.app.session import RunRecord
 from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "RunsPanel"]
+__all__ = ["Page", "RunsPanel", "LeversPanel"]
 
 
 @solara.component
@@ -40,10 +51,105 @@ def RunsPanel():
     _ = app.runs_version.value  # re-render whenever a run changes
     runs = app.session.runs()
     if not runs:
-        solara.Info("No runs in this session yet.")
+        solara.Info("No runs in this workspace yet.")
         return
     for rec in reversed(runs):
         RunRow(rec, on_cancel=app.session.cancel)
+
+
+def _toml_of(text: str, city: str) -> str:
+    try:
+        return to_toml(json.loads(text), city=city)
+    except (json.JSONDecodeError, CitytwinError) as exc:
+        return f"# the scenario editor text is not valid: {exc}\n"
+
+
+def _data_of(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@solara.component
+def LeverForm(lever: str, text: solara.Reactive[str], streets: list[str]):
+    """One lever's form; Apply writes it into the scenario text, Remove takes it out."""
+    data = _data_of(text.value)
+    current = lever_values(data, lever) or {}
+    fields = lever_fields(lever)
+    values = solara.use_reactive({f.name: current.get(f.name, f.default) for f in fields})
+    error = solara.use_reactive("")
+
+    def setv(name: str, v: Any) -> None:
+        values.value = {**values.value, name: v}
+
+    def apply() -> None:
+        try:
+            text.value = draft_text(set_lever(_data_of(text.value), lever, values.value))
+            error.value = ""
+        except CitytwinError as exc:
+            error.value = str(exc)
+
+    def remove() -> None:
+        street = values.value.get("street") if lever == "close_road" else None
+        text.value = draft_text(remove_lever(_data_of(text.value), lever, street=street))
+
+    active = lever_values(data, lever) is not None
+    with solara.Card(classes=["citytwin-lever", f"citytwin-lever-{lever}"],
+                     style={"margin-bottom": "6px", "padding": "6px"}):
+        solara.Text(LEVERS[lever] + (" · set" if active else ""),
+                    style={"font-weight": "bold"})
+        with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+            for f in fields:
+                label = f.name.replace("_", " ")
+                v = values.value.get(f.name)
+                if f.kind == "choice":
+                    solara.Select(label, values=list(f.choices), value=v or f.choices[0],
+                                  on_value=lambda x, n=f.name: setv(n, x),
+                                  style={"max-width": "180px"})
+                elif lever == "close_road" and f.name == "street":
+                    def on_street(x: Any, n: str = f.name) -> None:
+                        setv(n, x)
+
+                    solara.v.Autocomplete(label="street name", items=streets, v_model=v,
+                                          on_v_model=on_street,
+                                          class_="citytwin-street", style_="min-width: 260px")
+                elif f.kind in ("float", "int"):
+                    hint = "" if f.ge is None and f.le is None else \
+                        f" ({'' if f.ge is None else f'{f.ge:g}'}…{'' if f.le is None else f'{f.le:g}'})"
+                    solara.InputFloat(label + hint, value=v, optional=True,
+                                      on_value=lambda x, n=f.name: setv(n, x),
+                                      style={"max-width": "170px"})
+                else:
+                    solara.InputText(label, value=v or "",
+                                     on_value=lambda x, n=f.name: setv(n, x))
+            solara.Button("Apply", on_click=apply, text=True, color="primary",
+                          classes=[f"citytwin-apply-{lever}"])
+            if active:
+                solara.Button("Remove", on_click=remove, text=True)
+        if error.value:
+            solara.Error(error.value)
+
+
+@solara.component
+def LeversPanel(text: solara.Reactive[str]):
+    app = use_app()
+    streets = solara.use_memo(lambda: _streets(app), [app.city.value])
+    Heading("Levers")
+    for lever in LEVERS:
+        LeverForm(lever, text, streets)
+
+
+def _streets(app: Any) -> list[str]:
+    from citytwin.app.config import safe_join
+    from citytwin.app.data import load_city
+
+    try:
+        return street_names(load_city(safe_join(app.config.data_dir, app.city.value,
+                                                 what="city file")))
+    except CitytwinError:
+        return []
 
 
 @solara.component
@@ -53,7 +159,7 @@ def Page():
     chosen = solara.use_reactive(names[0] if names else None)
     text = solara.use_reactive("")
     seed = solara.use_reactive(0)
-    use_closures = solara.use_reactive(True)
+    use_closures = solara.use_reactive(False)
     message = solara.use_reactive(("info", "Pick a scenario, edit it if you like, then Run."))
 
     def load(name: str | None) -> None:
@@ -63,6 +169,7 @@ def Page():
             data = load_shipped(app.config, name)
             seed.value = int(data.get("seed", 0))
             text.value = draft_text(data)
+            use_closures.value = False  # a shipped scenario is run as shipped unless re-ticked
             message.value = ("info", f"Loaded shipped scenario {name!r}.")
         except CitytwinError as exc:
             message.value = ("error", str(exc))
@@ -103,15 +210,21 @@ def Page():
                 solara.Checkbox(label=f"add my {n} road closure(s) from the City page",
                                 value=use_closures, disabled=n == 0)
             Para(f"{app.city.value} (change it on the City page)", bold_prefix="City: ")
-            solara.InputTextArea("Scenario (JSON; same keys as a scenario TOML file)",
-                                 value=text, rows=18, auto_grow=False, continuous_update=True)
+            LeversPanel(text)
+            with solara.Details("Expert view: the scenario as JSON (in sync with the levers)"):
+                solara.InputTextArea("Scenario (JSON; same keys as a scenario TOML file)",
+                                     value=text, rows=18, auto_grow=False,
+                                     continuous_update=True)
             kind, msg = message.value
             {"error": solara.Error, "success": solara.Success}.get(kind, solara.Info)(
                 msg, classes=["citytwin-message"])
             with solara.Row():
+                solara.FileDownload(lambda: _toml_of(text.value, app.city.value),
+                                    filename=f"{chosen.value or 'scenario'}.toml",
+                                    label="Save as TOML", mime_type="application/toml")
                 solara.Button("Validate", on_click=on_validate, outlined=True)
                 solara.Button("Run", on_click=on_run, color="primary",
                               classes=["citytwin-run-button"])
         with solara.Column():
-            Heading("Runs in this session")
+            Heading("Runs in this workspace")
             RunsPanel()
