@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/emergency.py            # + a 10k-node grid and a 10k-building synth
     .venv/bin/python benchmarks/emergency.py --quick    # default city only, fewer repeats
+    .venv/bin/python benchmarks/emergency.py --kpis     # the shipped scenarios' emergency KPIs
 
 Prints one line per case (wall seconds, median of repeats where it says so) and ratios against
 a peer measured in the same process: the coverage map against one plain single-source
@@ -142,12 +143,34 @@ def bench_city(label: str, city, *, repeats: int, traffic: bool) -> None:
               f"(free-flow run: {free['travel_mean_s']:.1f} s)")
 
 
+def kpi_truth() -> None:
+    """The shipped scenarios' emergency KPIs (emergency alone): what a planner compares."""
+    from citytwin.model import CityModel
+    from citytwin.scenario import load_scenario
+
+    keys = ("calls_n", "calls_served_n", "calls_unreachable_n", "nfpa_turnout_ems_share",
+            "dispatch_en_route_share", "ems_within_539s_share", "nfpa_met", "coverage_p90_s")
+    print("scenario".ljust(24) + " ".join(k[:14].rjust(14) for k in keys))
+    for name in ("baseline", "new_fire_station", "close_mannerheimintie"):
+        spec = load_scenario(ROOT / "scenarios" / f"{name}.toml").with_updates(
+            traffic=None, energy=None)
+        m = CityModel(spec)
+        m.run()
+        k = m.emergency.kpis()
+        print(name.ljust(24) + " ".join(f"{k[x]:14.3f}" for x in keys))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="default city only, 1 repeat")
     ap.add_argument("--no-traffic", action="store_true", help="skip the traffic-coupled day")
+    ap.add_argument("--kpis", action="store_true",
+                    help="only print the shipped scenarios' emergency KPIs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if args.kpis:
+        kpi_truth()
+        return 0
     repeats = 1 if args.quick else 5
     t = time.perf_counter()
     city = City.from_path(DEFAULT_CITY)
