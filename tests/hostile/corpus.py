@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,6 +183,18 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _build_issues(out: Path) -> list[str]:
+    import json
+
+    try:
+        man = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return []
+    build = man.get("city_build") or {}
+    return [str(i) for i in build.get("issues", [])] + [
+        str(w) for w in build.get("warnings", [])]
+
+
 def classify(write: Callable[[Path], Path], folder: Path, *, repaired: bool) -> tuple[str, str]:
     """Run one case through ``citytwin run``: (outcome, message) with outcome one of
     clear / repaired / traceback / silent / lost."""
@@ -206,7 +219,250 @@ def classify(write: Callable[[Path], Path], folder: Path, *, repaired: bool) -> 
     if "Traceback" in msg or "internal error" in msg:
         return "traceback", msg[:300]
     if rc == 0:
+        issues = _build_issues(folder / "out")
+        if issues:  # repaired or dropped, with rows, in the manifest's build report
+            return "repaired", "; ".join(issues)[:300]
         return ("repaired" if repaired else "silent"), out.getvalue()[:200]
-    if rc == 2 and msg.startswith("error:"):
-        return "clear", msg[:300]
+    errors = [ln for ln in msg.splitlines() if ln.startswith("error:")]
+    if rc == 2 and errors:  # (library warnings may come before it)
+        return "clear", "\n".join(msg.splitlines()[msg.splitlines().index(errors[0]):])[:300]
     return "traceback", f"exit {rc}: {msg[:300]}"
+
+
+# ---- geodata: mutations of the committed tiny city, written as a real GeoPackage each
+
+def _tiny_layers() -> dict[str, object]:
+    import geopandas as gpd
+    import pyogrio
+
+    return {n: gpd.read_file(TINY, layer=n) for n, _ in pyogrio.list_layers(TINY)}
+
+
+_LAYERS: dict[str, object] = {}
+
+
+def _gpkg(mutate: Callable[[dict], None]) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        if not _LAYERS:
+            _LAYERS.update(_tiny_layers())
+        layers = {n: g.copy() for n, g in _LAYERS.items()}  # type: ignore[attr-defined]
+        mutate(layers)
+        city = folder / "city.gpkg"
+        with warnings.catch_warnings():  # "crs was not provided": that is the case
+            warnings.simplefilter("ignore")
+            for n, g in layers.items():
+                g.to_file(city, layer=n, driver="GPKG")
+        return _scenario_for(folder, city)
+    return write
+
+
+def _scenario_for(folder: Path, city: Path, extra: str = "") -> Path:
+    p = folder / "s.toml"
+    p.write_text(f'name = "hostile"\ncity = "{city}"\nduration_h = 1\n{extra}', encoding="utf-8")
+    return p
+
+
+def _col(layer: str, col: str, value: object, rows: slice | int = 0) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        g = L[layer]
+        g[col] = g[col].astype(object)
+        idx = g.index[rows] if isinstance(rows, slice) else [g.index[rows]]
+        for i in idx:
+            g.at[i, col] = value
+    return m
+
+
+def _geom(layer: str, wkt: str | None, row: int = 0) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        from shapely import wkt as W
+
+        g = L[layer]
+        geoms = list(g.geometry)
+        geoms[row] = None if wkt is None else W.loads(wkt)
+        L[layer] = g.set_geometry(type(g.geometry)(geoms, crs=g.crs))
+    return m
+
+
+def _shift(layer: str, dx: float, dy: float = 0.0, row: int | None = None) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        g = L[layer]
+        moved = g.geometry.translate(dx, dy)
+        if row is not None:
+            moved = g.geometry.where(g.index != g.index[row], moved)
+        L[layer] = g.set_geometry(moved)
+    return m
+
+
+def _dup(layer: str, all_rows: bool = True) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        import pandas as pd
+
+        g = L[layer]
+        L[layer] = pd.concat([g, g if all_rows else g.iloc[:1]], ignore_index=True)
+    return m
+
+
+def _empty(layer: str) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        L[layer] = L[layer].iloc[:0]
+    return m
+
+
+def _drop(layer: str) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        del L[layer]
+    return m
+
+
+def _crs(crs: str | None, layers: tuple[str, ...] | None = None) -> Callable[[dict], None]:
+    def m(L: dict) -> None:
+        for n in layers or tuple(L):
+            L[n] = L[n].set_crs(crs, allow_override=True) if crs else L[n].set_crs(
+                None, allow_override=True)
+    return m
+
+
+def _swap_to_lonlat_swapped(L: dict) -> None:
+    from shapely.ops import transform
+
+    for n, g in L.items():
+        g = g.to_crs(4326)
+        L[n] = g.set_geometry(g.geometry.map(lambda s: transform(lambda x, y: (y, x), s)))
+
+
+def _raw_city(data: bytes, suffix: str = ".gpkg") -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        city = folder / f"city{suffix}"
+        city.write_bytes(data)
+        return _scenario_for(folder, city)
+    return write
+
+
+def _truncated_gpkg(folder: Path) -> Path:
+    city = folder / "city.gpkg"
+    city.write_bytes(TINY.read_bytes()[:4096])
+    return _scenario_for(folder, city)
+
+
+def _sqlite_not_gpkg(folder: Path) -> Path:
+    import sqlite3
+
+    city = folder / "city.gpkg"
+    with contextlib.closing(sqlite3.connect(city)) as con:
+        con.execute("create table roads (a int)")
+        con.commit()
+    return _scenario_for(folder, city)
+
+
+def _layer_dir(files: dict[str, bytes]) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        d = folder / "city"
+        d.mkdir()
+        for name, data in files.items():
+            (d / name).write_bytes(data)
+        return _scenario_for(folder, d)
+    return write
+
+
+def _geojson(features: list[str]) -> bytes:
+    return ('{"type": "FeatureCollection", "features": [' + ",".join(features) + "]}").encode()
+
+
+_ROAD = ('{{"type": "Feature", "properties": {{"highway": "residential", "name": "{n}"}}, '
+         '"geometry": {{"type": "LineString", "coordinates": [[24.90, 60.10], [24.91, 60.10]]}}}}')
+_BLD = ('{"type": "Feature", "properties": {"building": "yes"}, "geometry": {"type": "Polygon", '
+        '"coordinates": [[[24.9001, 60.1001], [24.9002, 60.1001], [24.9002, 60.1002], '
+        '[24.9001, 60.1001]]]}}')
+
+GEODATA_CASES: list[Case] = [
+    # roads: values
+    ("roads maxspeed 'fast'", _gpkg(_col("roads", "maxspeed", "fast", slice(None)))),
+    ("roads maxspeed negative", _gpkg(_col("roads", "maxspeed", "-30"))),
+    ("roads maxspeed 9999", _gpkg(_col("roads", "maxspeed", "9999"))),
+    ("roads lanes 'many'", _gpkg(_col("roads", "lanes", "many"))),
+    ("roads lanes -2", _gpkg(_col("roads", "lanes", "-2"))),
+    ("roads lanes 1000", _gpkg(_col("roads", "lanes", "1000"))),
+    ("roads highway unknown", _gpkg(_col("roads", "highway", "spaceway", slice(None)))),
+    ("roads highway missing", _gpkg(_col("roads", "highway", None, slice(None)))),
+    ("roads oneway 'maybe'", _gpkg(_col("roads", "oneway", "maybe"))),
+    # roads: geometry and layer
+    ("roads geometry missing", _gpkg(_geom("roads", None))),
+    ("roads geometry a point", _gpkg(_geom("roads", "POINT (385000 6672000)"))),
+    ("roads geometry zero length", _gpkg(_geom(
+        "roads", "LINESTRING (385000 6672000, 385000 6672000)"))),
+    ("roads all geometries missing", _gpkg(lambda L: [_geom("roads", None, i)(L)
+                                                      for i in range(len(L["roads"]))])),
+    ("roads layer empty", _gpkg(_empty("roads"))),
+    ("roads layer missing", _gpkg(_drop("roads"))),
+    ("roads 1000 km from buildings", _gpkg(_shift("roads", 1e6))),
+    ("roads duplicated", _gpkg(_dup("roads"))),
+    # buildings: values
+    ("buildings all duplicated", _gpkg(_dup("buildings"))),
+    ("buildings one duplicated", _gpkg(_dup("buildings", all_rows=False))),
+    ("buildings levels 10000", _gpkg(_col("buildings", "levels", 10000.0, slice(None)))),
+    ("buildings levels negative", _gpkg(_col("buildings", "levels", -3.0))),
+    ("buildings levels 'ten'", _gpkg(_col("buildings", "levels", "ten"))),
+    ("buildings height 1e6", _gpkg(_col("buildings", "height", 1e6, slice(None)))),
+    ("buildings height negative", _gpkg(_col("buildings", "height", -20.0))),
+    ("buildings start_date 'tomorrow'", _gpkg(_col("buildings", "start_date", "tomorrow"))),
+    ("buildings osm_id duplicated", _gpkg(_col("buildings", "osm_id", 1000, slice(None)))),
+    ("buildings tag 'spaceship'", _gpkg(_col("buildings", "building", "spaceship",
+                                             slice(None)))),
+    # buildings: geometry and layer
+    ("buildings geometry missing", _gpkg(_geom("buildings", None))),
+    ("buildings geometry a line", _gpkg(_geom(
+        "buildings", "LINESTRING (385105 6672105, 385110 6672110)"))),
+    ("buildings bow-tie polygon", _gpkg(_geom(
+        "buildings", "POLYGON ((385100 6672100, 385110 6672110, 385110 6672100, "
+        "385100 6672110, 385100 6672100))"))),
+    ("buildings 10 km2 footprint", _gpkg(_geom(
+        "buildings", "POLYGON ((383000 6670000, 386000 6670000, 386000 6673500, "
+        "383000 6673500, 383000 6670000))"))),
+    ("buildings zero area", _gpkg(_geom(
+        "buildings", "POLYGON ((385100 6672100, 385110 6672100, 385120 6672100, "
+        "385100 6672100))"))),
+    ("buildings layer empty", _gpkg(_empty("buildings"))),
+    ("buildings layer missing", _gpkg(_drop("buildings"))),
+    ("buildings one 50 km away", _gpkg(_shift("buildings", 5e4, row=0))),
+    ("buildings all 50 km away", _gpkg(_shift("buildings", 5e4))),
+    # facilities, power, landuse, pois
+    ("facility geometry missing", _gpkg(_geom("facilities", None))),
+    ("facility kind unknown", _gpkg(_col("facilities", "kind", "spaceport"))),
+    ("facility 100 km away", _gpkg(_shift("facilities", 1e5, row=0))),
+    ("power substation 100 km away", _gpkg(_shift("power", 1e5))),
+    ("power kind unknown", _gpkg(_col("power", "power", "flux_capacitor"))),
+    ("landuse geometry missing", _gpkg(_geom("landuse", None))),
+    ("pois geometry missing", _gpkg(_geom("pois", None))),
+    # CRS
+    ("crs missing", _gpkg(_crs(None))),
+    ("crs geographic on metre coordinates", _gpkg(_crs("EPSG:4326"))),
+    ("crs lon/lat swapped", _gpkg(_swap_to_lonlat_swapped)),
+    ("crs differs between layers (mislabelled)", _gpkg(_crs("EPSG:3067", ("roads",)))),
+    # files that are not what they claim
+    ("gpkg truncated", _truncated_gpkg),
+    ("gpkg that is a zip", _raw_city(b"PK\x03\x04" + b"\x00" * 100)),
+    ("gpkg that is a PNG", _raw_city(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)),
+    ("gpkg that is plain sqlite", _sqlite_not_gpkg),
+    ("osm.pbf that is text", _raw_city(b"hello world\n" * 10, ".osm.pbf")),
+    ("osm.pbf empty", _raw_city(b"", ".osm.pbf")),
+    ("layer dir empty", _layer_dir({})),
+    ("layer dir invalid JSON", _layer_dir({"roads.geojson": b"{not json",
+                                           "buildings.geojson": _geojson([_BLD])})),
+    ("layer dir non-UTF-8 name", _layer_dir({
+        "roads.geojson": _geojson([_ROAD.format(n="cafXX")]).replace(b"XX", b"\xe9"),
+        "buildings.geojson": _geojson([_BLD])})),
+    ("layer dir no features", _layer_dir({"roads.geojson": _geojson([]),
+                                          "buildings.geojson": _geojson([])})),
+]
+
+
+#: Geodata cases that still end silently or in a traceback (checks of the "any city" work,
+#: not yet there): skipped by the tests, counted honestly by benchmarks/bad_input.py.
+GEODATA_OPEN = {
+    "roads maxspeed 9999", "roads lanes 'many'", "roads lanes 1000", "roads highway unknown",
+    "roads highway missing", "roads oneway 'maybe'", "buildings levels 'ten'",
+    "buildings height negative", "buildings start_date 'tomorrow'",
+    "buildings osm_id duplicated", "buildings tag 'spaceship'", "buildings bow-tie polygon",
+    "power substation 100 km away", "power kind unknown", "crs lon/lat swapped",
+    "crs differs between layers (mislabelled)", "layer dir non-UTF-8 name",
+}
