@@ -58,3 +58,14 @@ def test_unknown_check_is_a_clear_error() -> None:
 
     with pytest.raises(InputError, match="unknown check 'nope'"):
         validate(examples.grid(), only=["nope"])
+
+
+def test_scenario_target_compares_its_sample_with_the_full_population(tmp_path) -> None:
+    from citytwin.synth import write_synthetic_city
+
+    write_synthetic_city(tmp_path / "city.gpkg", n_buildings=40, seed=2)
+    (tmp_path / "s.toml").write_text('name = "s"\ncity = "city.gpkg"\nseed = 3\n'
+                                     "[traffic]\nsample = 0.1\n", encoding="utf-8")
+    r = validate(tmp_path / "s.toml", days=1, only=["sampled_vs_full"])
+    assert r.runs.keys() == {"coupled", "sampled"}
+    assert r.checks[0].detail.startswith("samples 1 / 0.1:")
