@@ -69,3 +69,17 @@ def test_scenario_target_compares_its_sample_with_the_full_population(tmp_path) 
     r = validate(tmp_path / "s.toml", days=1, only=["sampled_vs_full"])
     assert r.runs.keys() == {"coupled", "sampled"}
     assert r.checks[0].detail.startswith("samples 1 / 0.1:")
+
+
+def test_city_without_stations_skips_emergency_checks_with_the_reason() -> None:
+    from citytwin.city import City
+    from citytwin.synth import synthetic_layers
+
+    layers = synthetic_layers(40, seed=2)
+    fac = layers["facilities"]
+    layers["facilities"] = fac[~fac["kind"].isin(["fire_station", "ambulance_station"])]
+    city = City.from_layers(layers, name="nostations")
+    r = validate(city, days=1, only=["response_ge_turnout_plus_path", "queue_erlang_b"])
+    assert [c.status for c in r.checks] == ["SKIP", "SKIP"]
+    assert all("no stations" in c.detail for c in r.checks)
+    assert r.ok
