@@ -59,8 +59,10 @@ def test_per_folder_grouping_and_display(two_scenarios: dict) -> None:
     t = kpi_table(pick)
     assert set(t.scenario) == {"baseline-s0", "ev-s0"} and (t.n == 1).all()
     wide = format_kpi_table(t)
-    assert list(wide.columns) == ["domain", "kpi", "unit", "baseline-s0", "ev-s0", "Δ ev-s0"]
-    row = wide[wide.kpi == "peak_load_kw"].iloc[0]
+    assert list(wide.columns) == ["domain", "KPI", "unit", "better", "baseline-s0", "ev-s0",
+                                  "Δ ev-s0"]
+    row = wide[wide.KPI == "Peak load"].iloc[0]
+    assert row["unit"] == "kW"
     assert row["baseline-s0"] == "10" and row["ev-s0"] == "15"
     assert row["Δ ev-s0"].startswith("+5") and "+50.0 %" in row["Δ ev-s0"]
     with pytest.raises(InputError):
@@ -126,3 +128,29 @@ def test_experiment_outputs_lever_plot(tmp_path: Path) -> None:
     assert means.error_y.array[0] == pytest.approx(half)
     with pytest.raises(InputError):
         lever_figure(outcomes, "lanes", "peak_kw")
+
+
+def test_glossary_names_units_direction_and_flags() -> None:
+    from citytwin.app.glossary import caveats, delta_colour, kpi_info
+
+    assert kpi_info("calls_unreachable_n").unit == "calls"  # not "1"
+    fallback = kpi_info("units_stranded_n", "1")
+    assert fallback.name == "Units stranded" and fallback.unit == "count"
+    assert delta_colour("mean_trip_time_s", +30.0) == "#c62828"  # longer trips: worse
+    assert delta_colour("trips_completed", +30.0) == "#2e7d32"
+    assert delta_colour("mean_trip_time_s", +30.0, -5.0, 60.0) == "#757575"  # CI spans 0
+    fac = pd.DataFrame({"kind": ["fire_station"]})
+    res = {"a": {"manifest": {"spec": {"traffic": {"sample": 0.1}},
+                              "kpi_notes": {"emergency": {"nfpa_met": "no calls"}}}}}
+    notes = caveats(res, facilities=fac, n_by_group={"a": 3, "b": 8})
+    assert any("no ambulance station" in n for n in notes["emergency"])
+    assert any("no hospital" in n for n in notes["emergency"])
+    assert any("NFPA 1710" in n and "no calls" in n for n in notes["emergency"])
+    assert any("10% sample" in n for n in notes["traffic"])
+    assert [n for n in notes["all"] if "a: 3 replication" in n] and \
+        not [n for n in notes["all"] if "b:" in n]
+
+
+def test_small_n_intervals_are_flagged(two_scenarios: dict) -> None:
+    wide = format_kpi_table(kpi_table(two_scenarios, group_by="scenario"))
+    assert wide.iloc[0]["ev"].endswith("⚠ n=3")

@@ -11,6 +11,7 @@ import solara
 from plotly.graph_objs._figurewidget import FigureWidget
 
 from citytwin.app.config import AppConfig
+from citytwin.app.data import load_city
 from citytwin.app.pages import city, compare, experiments, scenarios
 from citytwin.app.state import AppContext, StateProvider
 
@@ -113,7 +114,7 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
     root = Path(config.results_dir)
     for name, val in (("baseline", 10.0), ("ev", 14.0)):
         write_results(root, name, scenario=name, seed=0,
-                      kpis={"energy": {"peak_load_kw": val}},
+                      kpis={"energy": {"peak_demand_kw": val}},
                       series=series_frame("energy", "load_kw", [1.0, val, 2.0]))
     rc, state = _render(compare.Page, config)
     state.compare.value = ["baseline", "ev"]
@@ -121,9 +122,17 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
     assert figs, "time-series chart rendered"
     assert [t.name for t in figs[0].data] == ["baseline", "ev"]
     header, rows = _table_cells(_html_text(rc))
-    row = dict(zip(header, next(r for r in rows if "peak_load_kw" in r), strict=True))
+    row = dict(zip(header, next(r for r in rows if "Peak electricity demand" in r),
+                   strict=True))
     assert row["baseline"] == "10" and row["ev"] == "14"
+    assert row["unit"] == "kW" and row["better"] == "lower ↓"
     assert "+40.0 %" in row["Δ ev"]
+    page = _html_text(rc)
+    assert 'style="color: #c62828">+4' in page  # higher peak demand is worse: red
+    assert 'title="highest total building' in page  # the definition as a tooltip
+    facilities = load_city(Path(config.data_dir) / config.city).facilities
+    if "ambulance_station" not in set(facilities["kind"]):
+        assert "no ambulance station" in _alerts(rc)
     state.compare.value = ["baseline", "../../etc"]
     # names outside the session's results are ignored: only the baseline remains
     assert [t.name for t in rc.find(FigureWidget).widgets[0].data] == ["baseline"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
@@ -17,14 +18,15 @@ from citytwin.app.compare_view import (
     transformer_loading,
 )
 from citytwin.app.config import safe_join
-from citytwin.app.data import load_map_data, load_results
+from citytwin.app.data import load_city, load_map_data, load_results
+from citytwin.app.glossary import SMALL_N, caveats, delta_colour, kpi_info
 from citytwin.app.maps import link_figure, point_value_figure
 from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
 
 __all__ = ["Page", "comparison_figures", "series_names", "format_kpi_table", "result_maps",
-           "limit_choice", "map_columns"]
+           "limit_choice", "map_columns", "kpi_table_html"]
 
 MAX_COMPARE = 4
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
@@ -32,14 +34,20 @@ _CONGESTION_COLORS = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]
 
 
 def format_kpi_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The KPI comparison as shown: one row per KPI, value ± CI and Δ per result."""
+    """The KPI comparison as shown: one row per KPI (readable name, unit, which way is
+    better), value [CI] and Δ per result; an interval from fewer than 5 runs is flagged ⚠."""
     rows = []
     for (domain, kpi, unit), sub in table.groupby(["domain", "kpi", "unit"], sort=False):
-        row: dict[str, Any] = {"domain": domain, "kpi": kpi, "unit": unit}
+        info = kpi_info(str(kpi), str(unit))
+        row: dict[str, Any] = {"domain": domain, "KPI": info.name, "unit": info.unit,
+                               "better": {"higher": "higher ↑", "lower": "lower ↓"}.get(
+                                   info.better or "", "–")}
         for i, r in enumerate(sub.itertuples()):
             val = _fmt(r.mean)
             if pd.notna(r.ci_low):
                 val += f" [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+            if 1 < int(r.n) < SMALL_N:
+                val += f" ⚠ n={int(r.n)}"
             row[str(r.scenario)] = val
             if i > 0:
                 d = _fmt(r.diff, signed=True)
@@ -50,6 +58,37 @@ def format_kpi_table(table: pd.DataFrame) -> pd.DataFrame:
                 row[f"Δ {r.scenario}"] = d
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def kpi_table_html(table: pd.DataFrame) -> str:
+    """The KPI table as HTML: a tooltip with the definition on every name, the Δ coloured
+    green (better) / red (worse) / grey (unknown direction or interval across zero)."""
+    shown = format_kpi_table(table)
+    keys = list(table.groupby(["domain", "kpi", "unit"], sort=False).groups)
+    diffs = {(d, k, u, str(r.scenario)): (r.diff, r.diff_ci_low, r.diff_ci_high)
+             for (d, k, u), sub in table.groupby(["domain", "kpi", "unit"], sort=False)
+             for r in sub.itertuples()}
+    cols = list(shown.columns)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = []
+    for (d, k, u), (_, row) in zip(keys, shown.iterrows(), strict=True):
+        info = kpi_info(str(k), str(u))
+        cells = []
+        for c in cols:
+            v = html.escape(str(row[c])) if pd.notna(row[c]) else ""
+            if c == "KPI":
+                tip = html.escape(f"{info.definition} ({k})")
+                cells.append(f'<td title="{tip}" class="citytwin-kpi-name" '
+                             f'style="text-decoration: underline dotted">{v}</td>')
+            elif c.startswith("Δ "):
+                diff, lo, hi = diffs.get((d, k, u, c[2:]), (float("nan"),) * 3)
+                colour = delta_colour(str(k), diff, lo, hi)
+                cells.append(f'<td class="citytwin-delta" style="color: {colour}">{v}</td>')
+            else:
+                cells.append(f"<td>{v}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="citytwin-kpis" border="0"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
 
 
 def _fmt(v: float, *, signed: bool = False) -> str:
@@ -169,12 +208,11 @@ def Page():
         solara.Info("Pick two to four results (runs of this session or results folders).")
         if not results:
             return
-    shown = format_kpi_table(table)
     with solara.Div(classes=["citytwin-kpi-table"]):
         Heading("KPIs (mean [95 % CI]; Δ vs the first)")
-        solara.HTML(tag="div", unsafe_innerHTML=shown.to_html(index=False, border=0,
-                                                              classes="citytwin-kpis"),
+        solara.HTML(tag="div", unsafe_innerHTML=kpi_table_html(table),
                     style="max-height: 520px; overflow: auto; font-size: 13px")
+        CaveatsPanel(results, table, app)
     with solara.Row():
         solara.FileDownload(lambda: table.to_csv(index=False) if table is not None else "",
                             filename="comparison.csv",
@@ -198,6 +236,21 @@ def Page():
             with solara.ColumnsResponsive(map_columns(len(figs_m))):
                 for fig in figs_m:
                     solara.FigurePlotly(fig)
+
+
+@solara.component
+def CaveatsPanel(results: dict[str, dict[str, Any]], table: pd.DataFrame, app: Any):
+    """What the numbers above leave out, next to them (by domain)."""
+    path = safe_join(app.config.data_dir, app.city.value, what="city file")
+    facilities = solara.use_memo(lambda: load_city(path).facilities, [str(path)])
+    n_by = {str(g): int(n) for g, n in table.groupby("scenario", sort=False)["n"].max().items()}
+    notes = caveats(results, facilities=facilities, n_by_group=n_by)
+    if not notes:
+        return
+    with solara.Div(classes=["citytwin-caveats"]):
+        for domain, lines in notes.items():
+            solara.Warning(f"{'All' if domain == 'all' else domain.capitalize()}: "
+                           + "; ".join(lines), dense=True)
 
 
 def limit_choice(values: list[str]) -> tuple[list[str], str]:
