@@ -225,8 +225,7 @@ def inspect(city: City, data: CityMapData, layer: str, ident: str) -> dict[str, 
                     **{k: _plain(v) for k, v in row.items() if k != "geometry"}}
         if layer == "power":
             attrs = city.power.nodes[ident]
-            return {"layer": "power node", "node": ident,
-                    **{k: _plain(v) for k, v in attrs.items()}}
+            return {"layer": "power node", "node": ident, **_power_attrs(attrs)}
         if layer == "facility":
             row = city.facilities.loc[int(ident)]
             return {"layer": "facility", "facility_id": int(ident),
@@ -234,6 +233,26 @@ def inspect(city: City, data: CityMapData, layer: str, ident: str) -> dict[str, 
     except (KeyError, ValueError, IndexError):
         raise InputError(f"no {layer} with id {ident!r} in city {city.name}") from None
     raise InputError(f"unknown map layer {layer!r} (expected road, building, power, facility)")
+
+
+_POWER_UNITS = {"design_kva": "design load (kVA)", "rated_kva": "rating (kVA)",
+                "rated_mva": "rating (MVA)", "design_kw": "design load (kW)",
+                "p_inst_kw": "installed load (kW)", "vn_hv_kv": "HV voltage (kV)",
+                "vn_lv_kv": "LV voltage (kV)"}
+
+
+def _power_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A power node's attributes with their units in the names (the design load of a
+    transformer is in kVA like its rating: 0.111 beside 250 read as a unit slip)."""
+    out = {_POWER_UNITS.get(k, k): _plain(v) for k, v in attrs.items()}
+    d, r = attrs.get("design_kva"), attrs.get("rated_kva")
+    if isinstance(d, int | float) and isinstance(r, int | float) and r > 0:
+        out["design load / rating (%)"] = round(100.0 * float(d) / float(r), 2)
+        if d < 0.01 * r:
+            out["note"] = (f"design load {d:.3g} kVA is under 1 % of the {r:g} kVA rating: "
+                           "the smallest standard size serving "
+                           f"{attrs.get('n_buildings', '?')} small building(s)")
+    return out
 
 
 def _plain(v: Any) -> Any:

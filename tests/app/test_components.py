@@ -131,8 +131,8 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
     assert 'style="color: #c62828">+4' in page  # higher peak demand is worse: red
     assert 'title="highest total building' in page  # the definition as a tooltip
     facilities = load_city(Path(config.data_dir) / config.city).facilities
-    if "ambulance_station" not in set(facilities["kind"]):
-        assert "no ambulance station" in _alerts(rc)
+    assert "ambulance_station" not in set(facilities["kind"])  # the tiny city has none
+    assert "no ambulance station" in _alerts(rc)
     state.compare.value = ["baseline", "../../etc"]
     # names outside the session's results are ignored: only the baseline remains
     assert [t.name for t in rc.find(FigureWidget).widgets[0].data] == ["baseline"]

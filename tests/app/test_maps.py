@@ -61,6 +61,9 @@ def test_inspect_each_layer(tiny) -> None:
     node = next(n for n, d in city.power.nodes(data=True) if d["kind"] == "transformer")
     p = inspect(city, data, "power", node)
     assert p["kind"] == "transformer"
+    d, r = city.power.nodes[node]["design_kva"], city.power.nodes[node]["rated_kva"]
+    assert p["design load (kVA)"] == pytest.approx(d) and p["rating (kVA)"] == r
+    assert p["design load / rating (%)"] == pytest.approx(100 * d / r, abs=0.01)
     with pytest.raises(InputError, match="no building with id"):
         inspect(city, data, "building", "9999")
     with pytest.raises(InputError, match="unknown map layer"):
