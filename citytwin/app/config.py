@@ -21,6 +21,9 @@ __all__ = [
     "ENV_RESULTS",
     "ENV_SCENARIOS",
     "MAX_UPLOAD_BYTES",
+    "PATH_FIELDS",
+    "guard_path",
+    "guard_scenario_paths",
     "safe_join",
     "safe_name",
 ]
@@ -64,6 +67,58 @@ def safe_join(root: Path, *parts: str, what: str = "path") -> Path:
     return resolved
 
 
+#: Scenario keys (dotted) that name a file: everything the app lets a browser edit that the
+#: engines open. ``energy.weather`` is a path unless it is the word ``typical``.
+PATH_FIELDS = ("city", "extends", "emergency.incident_log", "energy.weather")
+_NOT_PATHS = {"energy.weather": {"typical"}}
+
+
+def guard_path(value: object, roots: tuple[Path, ...], *, what: str = "path") -> Path:
+    """The resolved ``value`` (symlinks followed) if it lies inside one of ``roots``.
+
+    A relative value is taken relative to the first root. The refusal is the same whether or
+    not the file exists, so the message tells nothing about the rest of the machine.
+    """
+    resolved_roots = tuple(Path(r).resolve() for r in roots)
+    refusal = InputError(
+        f"{what} {str(value)[:200]!r} is not allowed: the app only opens files inside its "
+        f"data folder or results folder")
+    if not isinstance(value, str | os.PathLike) or not str(value) or "\x00" in str(value):
+        raise refusal
+    try:
+        p = Path(value)
+        resolved = (p if p.is_absolute() else resolved_roots[0] / p).resolve()
+    except (OSError, ValueError, RuntimeError):  # a symlink loop, an unusable name
+        raise refusal from None
+    if not any(resolved == r or r in resolved.parents for r in resolved_roots):
+        raise refusal
+    return resolved
+
+
+def guard_scenario_paths(scenario: dict, roots: tuple[Path, ...]) -> dict:
+    """A copy of a scenario dict from the app with every path field checked and resolved by
+    :func:`guard_path` (all problems at once, naming the key)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in scenario.items()}
+    problems: list[str] = []
+    for key in PATH_FIELDS:
+        head, _, leaf = key.rpartition(".")
+        holder = out.get(head) if head else out
+        if not isinstance(holder, dict) or holder.get(leaf) is None:
+            continue
+        values = holder[leaf] if isinstance(holder[leaf], list) else [holder[leaf]]
+        if any(v in _NOT_PATHS.get(key, set()) for v in values):
+            continue
+        try:
+            checked = [str(guard_path(v, roots, what=key)) for v in values]
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        holder[leaf] = checked if isinstance(holder[leaf], list) else checked[0]
+    if problems:
+        raise InputError(problems, source="app scenario")
+    return out
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The app's folders: city files are read from ``data_dir``; runs go to ``results_dir``."""
@@ -91,6 +146,11 @@ class AppConfig:
     def city_path(self) -> Path:
         """The default city file, inside the data folder."""
         return safe_join(self.data_dir, self.city, what="city file")
+
+    @property
+    def roots(self) -> tuple[Path, Path]:
+        """The folders anything from the browser may name: data, then results."""
+        return (Path(self.data_dir).resolve(), Path(self.results_dir).resolve())
 
     def city_files(self) -> list[str]:
         """City files in the data folder (plain names, sorted)."""

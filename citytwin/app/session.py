@@ -203,7 +203,9 @@ class Session:
             raise InputError(f"run folder {path} already exists")
         spec = self.root / f"{run_id}.request.json"
         spec.write_text(json.dumps({"scenario": scenario, "seed": int(seed),
-                                    "city": str(city_path)}, indent=2, default=str))
+                                    "city": str(city_path),
+                                    "roots": [str(r) for r in self.config.roots]},
+                                   indent=2, default=str))
         rec = RunRecord(run_id=run_id, label=label, seed=int(seed), status="running",
                         progress=0.0, message="starting", path=path, started=time.time())
         cmd = [self._python, "-m", "citytwin.app.worker", str(spec), str(path)]

@@ -8,12 +8,15 @@ and an existing file is never overwritten.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 from citytwin.app.config import CITY_SUFFIXES, AppConfig, safe_join, safe_name
-from citytwin.errors import InputError
+from citytwin.errors import GeodataError, InputError
 
 __all__ = ["save_upload"]
 
@@ -45,11 +48,35 @@ def save_upload(config: AppConfig, name: str, data: bytes) -> Path:
     tmp = Path(config.data_dir).resolve() / f".upload-{uuid.uuid4().hex}{suffix}"
     try:
         tmp.write_bytes(data)
-        from citytwin.city import City
-
-        City.from_path(tmp, use_cache=False)  # GeodataError (a ValueError) names every problem
+        _check_in_worker(tmp, name)  # under CPU/memory/wall limits, in a child process
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
     log.info("stored uploaded city %s (%d bytes)", target, len(data))
     return target
+
+
+def _check_in_worker(path: Path, name: str) -> None:
+    """Open ``path`` with ``City.from_path`` in a limited worker; its error as ours."""
+    from citytwin.app.worker import limits
+
+    wall = limits()["wall_s"] or None
+    try:
+        proc = subprocess.run([sys.executable, "-m", "citytwin.app.worker", "--check-city",
+                               str(path)], capture_output=True, text=True, timeout=wall)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"uploaded file {name!r}: opening it took longer than the app's "
+                         f"wall-clock limit of {wall} s", source="upload") from None
+    msgs = []
+    for line in proc.stdout.splitlines():
+        try:
+            msgs.append(json.loads(line))
+        except ValueError:
+            continue
+    if proc.returncode == 0 and any(m.get("ok") for m in msgs):
+        return
+    err = next((m["error"] for m in msgs if "error" in m), None)
+    # the worker's message names the temp file; the user knows the file by its name
+    text = (err or f"could not be opened (worker exit {proc.returncode})").replace(
+        str(path), name)
+    raise GeodataError(text, source=f"upload {name!r}")

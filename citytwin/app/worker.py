@@ -2,21 +2,37 @@
 
 The request (written by :class:`citytwin.app.session.Session`) holds a scenario as a plain
 dict, the seed and the city file; the scenario is validated with the same
-:func:`citytwin.scenario.scenario_from_dict` the CLI uses. Progress and errors go to stdout as
-one JSON object per line, so the app can show them and cancel by killing the process.
+:func:`citytwin.scenario.scenario_from_dict` the CLI uses, after every path field in it went
+through :func:`citytwin.app.config.guard_scenario_paths` (confined to the session's folders).
+Progress and errors go to stdout as one JSON object per line, so the app can show them and
+cancel by killing the process.
+
+``python -m citytwin.app.worker --check-city FILE`` opens a city file (an upload) the same
+way. Both run under CPU-time, memory and wall-clock limits set in this child process
+(``resource.setrlimit``; ``CITYTWIN_APP_CPU_S``, ``CITYTWIN_APP_MEM_MB``,
+``CITYTWIN_APP_WALL_S``), so a hostile file cannot hold the server.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
 import sys
 import time
+import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
 from citytwin.errors import CitytwinError
 
-__all__ = ["main", "run_request"]
+__all__ = ["main", "run_request", "check_city", "apply_limits", "limits"]
+
+ENV_CPU = "CITYTWIN_APP_CPU_S"
+ENV_MEM = "CITYTWIN_APP_MEM_MB"
+ENV_WALL = "CITYTWIN_APP_WALL_S"
 
 
 def _emit(**msg: Any) -> None:
@@ -24,13 +40,58 @@ def _emit(**msg: Any) -> None:
     sys.stdout.flush()
 
 
+def limits(environ: dict[str, str] | None = None) -> dict[str, int]:
+    """CPU seconds, memory MB and wall seconds for one worker (0 = no limit)."""
+    env = os.environ if environ is None else environ
+    return {"cpu_s": int(env.get(ENV_CPU, 3600)), "mem_mb": int(env.get(ENV_MEM, 16384)),
+            "wall_s": int(env.get(ENV_WALL, 7200))}
+
+
+def apply_limits(lim: dict[str, int] | None = None) -> None:
+    """Set this process's limits; exceeding one ends it with a JSON error line."""
+    lim = lim or limits()
+
+    def stop(signum: int, _frame: Any) -> None:
+        what = (f"CPU time limit of {lim['cpu_s']} s" if signum == signal.SIGXCPU
+                else f"wall-clock limit of {lim['wall_s']} s")
+        _emit(error=f"stopped: this request exceeded the app's {what}")
+        os._exit(3)
+
+    if lim["cpu_s"] > 0:
+        signal.signal(signal.SIGXCPU, stop)
+        resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_s"], lim["cpu_s"] + 5))
+    if lim["mem_mb"] > 0:
+        nbytes = lim["mem_mb"] * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            nbytes = min(nbytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, hard))
+    if lim["wall_s"] > 0:
+        signal.signal(signal.SIGALRM, stop)
+        signal.alarm(lim["wall_s"])
+
+
+def _roots(request: dict[str, Any], out: Path) -> tuple[Path, ...]:
+    """The session's allowed folders: from the request, else the app's environment."""
+    from citytwin.app.config import ENV_DATA, ENV_RESULTS
+
+    if request.get("roots"):
+        return tuple(Path(r) for r in request["roots"])
+    env = [os.environ.get(ENV_DATA), os.environ.get(ENV_RESULTS)]
+    if all(env):
+        return tuple(Path(str(r)) for r in env)
+    return (Path(request["city"]).resolve().parent, out.resolve().parent)
+
+
 def run_request(request: dict[str, Any], out: Path) -> Path:
     """Validate and run one request; write the results directory ``out``."""
+    from citytwin.app.config import guard_scenario_paths
     from citytwin.model import run_scenario
     from citytwin.scenario import scenario_from_dict
 
     scenario = dict(request["scenario"])
     scenario["city"] = str(request["city"])
+    scenario = guard_scenario_paths(scenario, _roots(request, out))
     spec = scenario_from_dict(scenario, source=f"app scenario {scenario.get('name', '?')!r}")
     last = [0.0]
 
@@ -47,16 +108,38 @@ def run_request(request: dict[str, Any], out: Path) -> Path:
     return out
 
 
+def check_city(path: Path) -> None:
+    """Open a city file as the CLI would (``GeodataError`` names every problem)."""
+    from citytwin.city import City
+
+    City.from_path(path, use_cache=False)
+    _emit(ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        _emit(error="usage: python -m citytwin.app.worker REQUEST.json OUT_DIR")
+        _emit(error="usage: python -m citytwin.app.worker REQUEST.json OUT_DIR "
+                    "| --check-city FILE")
         return 2
+    if argv is None:  # a real child process: limits apply to it alone
+        apply_limits()
     try:
-        request = json.loads(Path(args[0]).read_text())
-        run_request(request, Path(args[1]))
+        if args[0] == "--check-city":
+            check_city(Path(args[1]))
+        else:
+            request = json.loads(Path(args[0]).read_text())
+            run_request(request, Path(args[1]))
     except CitytwinError as exc:
         _emit(error=str(exc))
+        return 2
+    except MemoryError:
+        _emit(error="stopped: this request needs more memory than the app allows")
+        return 3
+    except Exception as exc:  # no traceback for the user: a short id to quote
+        err_id = uuid.uuid4().hex[:8]
+        traceback.print_exc(file=sys.stderr)
+        _emit(error=f"internal error {err_id} ({type(exc).__name__}); please quote {err_id}")
         return 2
     return 0
 

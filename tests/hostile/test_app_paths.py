@@ -1,0 +1,109 @@
+"""Issue 13: one path guard for everything from the browser; app work runs under limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from citytwin.app.config import AppConfig, guard_path, guard_scenario_paths
+from citytwin.app.worker import run_request
+from citytwin.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "data" / "tiny.gpkg"
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path) -> AppConfig:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "data" / "tiny.gpkg").write_bytes(TINY.read_bytes())
+    return AppConfig(data_dir=tmp_path / "data", results_dir=tmp_path / "results",
+                     city="tiny.gpkg")
+
+
+def _msg(exc: pytest.ExceptionInfo[InputError]) -> str:
+    return str(exc.value).replace(str(exc.value.problems[0].split("'")[1]), "<p>")
+
+
+def test_same_refusal_whether_or_not_the_file_exists(cfg: AppConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "users.csv"
+    secret.write_text("username,password_hash\nroot,x\n")
+    with pytest.raises(InputError) as a:
+        guard_path(str(secret), cfg.roots, what="emergency.incident_log")
+    with pytest.raises(InputError) as b:
+        guard_path(str(tmp_path / "nope.csv"), cfg.roots, what="emergency.incident_log")
+    assert _msg(a) == _msg(b)
+    assert "not allowed" in str(a.value) and "password" not in str(a.value)
+
+
+@pytest.mark.parametrize("value", ["/etc/passwd", "../users.csv", "../../etc/passwd",
+                                   "data/../../x", "\x00", ""])
+def test_outside_values_refused(cfg: AppConfig, value: str) -> None:
+    with pytest.raises(InputError, match="not allowed"):
+        guard_path(value, cfg.roots, what="weather")
+
+
+def test_symlink_out_of_the_folder_refused(cfg: AppConfig, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a,b\n")
+    link = Path(cfg.data_dir) / "log.csv"
+    link.symlink_to(outside)
+    with pytest.raises(InputError, match="not allowed"):
+        guard_path(str(link), cfg.roots)
+    inside = Path(cfg.data_dir) / "ok.csv"
+    inside.write_text("a\n")
+    assert guard_path("ok.csv", cfg.roots) == inside.resolve()
+
+
+def test_scenario_path_fields_all_checked(cfg: AppConfig, tmp_path: Path) -> None:
+    sc = {"name": "x", "city": str(Path(cfg.data_dir) / "tiny.gpkg"),
+          "emergency": {"incident_log": "/etc/passwd"},
+          "energy": {"weather": str(tmp_path / "w.csv")}, "extends": ["../../a.toml"]}
+    with pytest.raises(InputError) as exc:
+        guard_scenario_paths(sc, cfg.roots)
+    keys = " ".join(exc.value.problems)
+    assert "emergency.incident_log" in keys and "energy.weather" in keys and "extends" in keys
+    ok = guard_scenario_paths({"name": "x", "energy": {"weather": "typical"}}, cfg.roots)
+    assert ok["energy"]["weather"] == "typical"
+
+
+def test_worker_refuses_incident_log_outside(cfg: AppConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "incidents.csv"
+    secret.write_text("time_s,type,building_id\n1,fire,1\n")
+    request = {"scenario": {"name": "x", "duration_h": 1,
+                            "emergency": {"incident_log": str(secret)}},
+               "seed": 1, "city": str(Path(cfg.data_dir) / "tiny.gpkg"),
+               "roots": [str(r) for r in cfg.roots]}
+    with pytest.raises(InputError, match="emergency.incident_log.*not allowed"):
+        run_request(request, Path(cfg.results_dir) / "run")
+    assert not (Path(cfg.results_dir) / "run").exists()
+
+
+def test_worker_cpu_limit_stops_a_runaway_request(tmp_path: Path) -> None:
+    code = ("from citytwin.app.worker import apply_limits\n"
+            "apply_limits({'cpu_s': 1, 'mem_mb': 0, 'wall_s': 0})\n"
+            "while True: pass\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 3
+    assert "CPU time limit of 1 s" in json.loads(proc.stdout.splitlines()[-1])["error"]
+
+
+def test_worker_memory_limit_is_a_message(tmp_path: Path) -> None:
+    env = dict(os.environ, CITYTWIN_APP_MEM_MB="300")
+    code = ("import sys\nfrom citytwin.app.worker import main\n"
+            "sys.argv = ['w', '--check-city', sys.argv[1]]\n"
+            "import citytwin.app.worker as w\n"
+            "w.check_city = lambda p: bytearray(2_000_000_000)\n"
+            "sys.exit(main())\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(TINY)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 3, proc.stderr[-500:]
+    assert "more memory" in proc.stdout
+    assert "Traceback" not in proc.stdout
