@@ -16,6 +16,8 @@ runs, and a check whose engine side is wrong fails (nothing here is tuned to pas
   weekday (the design day of a healthy grid the twin designed);
 * ``pv_yield``: annual AC yield per kWp within the documented range for the shipped weather
   (Helsinki: 800-1,000 kWh/kWp/yr);
+* ``pv_peak_local_time``: PV output peaks near the city's solar noon on the engine's clock (a
+  Chilean city on Helsinki time peaked at 19:45);
 * ``queue_erlang_b``: with stationary units and lost calls, the simulated blocking share agrees
   with Erlang-B (the hypercube model's total) within 3 percentage points.
 
@@ -296,6 +298,30 @@ def check_pv_yield(r: _Runs) -> Check:
                  f"{kwp:.0f} kWp on every roof, hourly, one year")
 
 
+def check_pv_timing(r: _Runs) -> Check:
+    """The PV output peaks near the city's solar noon on the engine's (local) clock."""
+    from citytwin.energy.engine import EnergyEngine, EnergyParams, _site
+    from citytwin.engine import StandaloneModel
+
+    model = StandaloneModel(r.city, seed=1, start="2023-06-01", duration_s=30 * 86400.0)
+    params = EnergyParams(pv_share=1.0, power_flow=False, step_minutes=15)
+    eng = EnergyEngine(model, params)
+    if not eng.pv.adopters.size:
+        return Check("pv_peak_local_time", "energy", None, float("nan"), "", "no PV adopter")
+    lat, lon = _site(r.city, params)
+    prof = np.asarray(eng.pv_profile).mean(axis=0)
+    mids = eng.index + pd.Timedelta(seconds=eng.dt_s / 2)
+    hour = mids.hour + mids.minute / 60.0
+    by_hour = pd.Series(prof).groupby(np.floor(hour * 4) / 4).mean()
+    peak = float(by_hour.idxmax())
+    # solar noon on a clock of the nominal zone round(lon / 15) (+1 h for summer time allowed)
+    noon = 12.0 + (round(lon / 15.0) * 15.0 - lon) / 15.0
+    diff = (peak - noon + 12.0) % 24.0 - 12.0
+    return Check("pv_peak_local_time", "energy", bool(-0.75 <= diff <= 1.75), peak,
+                 f"PV peaks within -0.75..+1.75 h of solar noon ({noon:.2f} h local)",
+                 f"site {lat:.2f}, {lon:.2f}; clock {params.timezone}; peak at {peak:.2f} h")
+
+
 def check_queue(r: _Runs) -> Check:
     """Erlang-B on the city's own stations: stationary units, lost calls, exponential service."""
     from citytwin.emergency import EmergencyParams, erlang_b, run_emergency
@@ -337,12 +363,14 @@ CHECKS: dict[str, Callable[[_Runs], Check]] = {
     "sampled_vs_full": check_sampled,
     "design_day_base_load": check_design_day,
     "pv_yield": check_pv_yield,
+    "pv_peak_local_time": check_pv_timing,
     "queue_erlang_b": check_queue,
 }
 _DOMAIN = {"energy_balance": "energy", "response_ge_turnout_plus_path": "emergency",
            "no_energy_to_unsupplied": "energy", "ev_energy_matches_driving": "energy+traffic",
            "sampled_vs_full": "traffic+energy", "design_day_base_load": "energy",
-           "pv_yield": "energy", "queue_erlang_b": "emergency"}
+           "pv_yield": "energy", "pv_peak_local_time": "energy",
+           "queue_erlang_b": "emergency"}
 
 
 def validate(
