@@ -108,8 +108,13 @@ def main() -> None:
     cpu_cal = time.process_time() - c0
     f = cal.trip_factors(trips)
     realised = len(truth) / len(trips)
-    print(f"traffic calibration ({t_cal:.1f} s wall, {cpu_cal:.1f} s CPU): scale {cal.scale:.3f}; realised truth "
+    print(f"traffic calibration ({t_cal:.1f} s wall, {cpu_cal:.1f} s CPU): scale {cal.scale:.3f} "
+          f"(s.e. {cal.scale_se:.3f}, ratio of totals); realised truth "
           f"{realised:.3f} trips per modelled trip (1.3 x zone factors, integer-sampled)")
+    m0 = cal.counts["modelled_before_vph"].to_numpy(float)
+    c_obs = counts["flow_vph"].to_numpy(float)
+    print(f"  least squares through the origin (the old estimator) on the same data: "
+          f"{float(m0 @ c_obs / (m0 @ m0)):.3f}")
     oz = trips["origin_node"].map(zones)
     per_zone = pd.DataFrame({"zone": oz, "est": f}).groupby("zone")["est"].agg(["sum", "size"])
     per_zone["truth"] = truth["origin_node"].map(zones).value_counts()
