@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from citytwin.app.data import load_city, load_map_data
@@ -102,3 +103,36 @@ def test_result_maps_side_by_side(tiny) -> None:
     assert maps["transformers"] == []
     assert maps_available(res, "congestion") and not maps_available(res, "transformers")
     assert maps["response"][0].data[1].marker.color[0] == pytest.approx(7.0)
+
+
+def test_difference_maps_sign_legend_overlays(tiny) -> None:
+    from citytwin.app.diffmaps import (
+        difference_figure,
+        difference_values,
+        hex_cells,
+        intervention_traces,
+    )
+
+    city, data = tiny
+    ff = data.road_mid.set_index("edge_id")["speed_kph"]
+    e0, e1 = int(ff.index[0]), int(ff.index[1])
+
+    def links(speed0: float) -> pd.DataFrame:
+        return pd.DataFrame({"edge_id": [e0, e1], "time_s": [0.0, 0.0], "volume": [5.0, 5.0],
+                             "speed_kph": [speed0, ff[e1]], "queue": [0.0, 0.0]})
+
+    a, b = {"links": links(ff[e0])}, {"links": links(ff[e0] / 2)}
+    d = difference_values(a, b, "congestion", data)
+    assert d.loc[e0, "value"] == pytest.approx(-50.0) and d.loc[e1, "value"] == 0
+    street = next(n for n in data.road_mid["name"] if isinstance(n, str) and n)
+    spec = {"interventions": [{"type": "close_road", "street": street}]}
+    fig = difference_figure(data, d, "congestion", title="B − A",
+                            overlays=intervention_traces(spec, city, data))
+    names = [t.name for t in fig.data]
+    assert "closed roads" in names and any("pp" in str(n) for n in names)  # legend in pp
+    assert fig.layout.annotations[0].text.endswith(("m", "km"))  # the scale bar
+    # hex cells: nearby points share a cell, far ones do not
+    q, r, _, _ = hex_cells(np.array([0.0, 10.0, 5000.0]), np.array([0.0, 10.0, 0.0]))
+    assert (q[0], r[0]) == (q[1], r[1]) != (q[2], r[2])
+    with pytest.raises(InputError, match="unknown difference map"):
+        difference_values(a, b, "tiles", data)

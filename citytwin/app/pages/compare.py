@@ -19,6 +19,12 @@ from citytwin.app.compare_view import (
 )
 from citytwin.app.config import safe_join
 from citytwin.app.data import load_city, load_map_data, load_results
+from citytwin.app.diffmaps import (
+    DIFF_KINDS,
+    difference_figure,
+    difference_values,
+    intervention_traces,
+)
 from citytwin.app.glossary import SMALL_N, caveats, delta_colour, kpi_info
 from citytwin.app.maps import link_figure, point_value_figure
 from citytwin.app.state import use_app
@@ -225,6 +231,9 @@ def Page():
                       classes=["citytwin-series-select"], style={"max-width": "520px"})
         with solara.Div(classes=["citytwin-charts"]):
             solara.FigurePlotly(figs[0])
+    if len(results) >= 2:
+        Heading("Difference maps (B − A; red worse, blue better)")
+        DifferencePanel(results, app)
     Heading("Maps side by side")
     kinds = [k for k in MAP_KINDS if k == "none" or maps_available(results, k)]
     solara.ToggleButtonsSingle(value=map_kind.value if map_kind.value in kinds else "none",
@@ -268,6 +277,50 @@ def map_columns(n: int) -> int:
     """Grid width (of 12) per map: one or two maps per row, so four maps are a 2 × 2 grid
     and each shows the whole city (four in a row were clipped to half the city)."""
     return 12 if n <= 1 else 6
+
+
+@solara.component
+def DifferencePanel(results: dict[str, dict[str, Any]], app: Any):
+    """B − A maps of two chosen results, interventions of B on top."""
+    labels = list(results)
+    a = solara.use_reactive(labels[0])
+    b = solara.use_reactive(labels[1])
+    kind = solara.use_reactive("congestion")
+    if a.value not in labels:
+        a.value = labels[0]
+    if b.value not in labels:
+        b.value = labels[1]
+    kinds = [k for k in DIFF_KINDS if maps_available({"x": results[b.value]}, _KIND_MAP[k])]
+    with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.Select("A (reference)", values=labels, value=a, style={"max-width": "260px"})
+        solara.Select("B", values=labels, value=b, style={"max-width": "260px"})
+        if kinds:
+            solara.ToggleButtonsSingle(value=kind.value if kind.value in kinds else kinds[0],
+                                       values=kinds, on_value=kind.set,
+                                       classes=["citytwin-diff-kind"])
+    k = kind.value if kind.value in kinds else (kinds[0] if kinds else "")
+    path = safe_join(app.config.data_dir, app.city.value, what="city file")
+
+    def build():
+        if not k:
+            return None
+        mapdata = load_map_data(path)
+        diff = difference_values(results[a.value], results[b.value], k, mapdata)
+        spec = (results[b.value].get("manifest") or {}).get("spec") or {}
+        over = intervention_traces(spec, load_city(path), mapdata)
+        label, unit, _ = DIFF_KINDS[k]
+        return difference_figure(mapdata, diff, k, overlays=over,
+                                 title=f"{b.value} − {a.value}: {label} ({unit})")
+
+    fig = solara.use_memo(build, [a.value, b.value, k, str(path)])
+    if fig is None:
+        solara.Info("These results have no links, assets or incidents tables to difference.")
+        return
+    with solara.Div(classes=["citytwin-diff-map"]):
+        solara.FigurePlotly(fig)
+
+
+_KIND_MAP = {"congestion": "congestion", "transformers": "transformers", "response": "response"}
 
 
 def _default_series(names: list[str]) -> str:
