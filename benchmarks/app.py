@@ -6,13 +6,18 @@ shared results), starts ``citytwin app`` on the default city and measures with P
 * first map: page navigation start -> City map's WebGL canvas present (cold and warm page);
 * compare switch: changing the compared results (already loaded once) -> KPI table updated.
 
-``--quick`` measures one warm page open and one switch. Prints figures; asserts nothing.
+``--quick`` measures one warm page open and one switch, else the median of 5 each. The load
+average is printed before and after (the machine is shared: figures from a loaded machine
+are upper bounds). ``--shots DIR`` writes a screenshot per planner step (city map, levers,
+KPI table, difference map, side-by-side maps). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +40,10 @@ def _runs(results: Path, names: list[str]) -> None:
         print(f"run {name}: {time.perf_counter() - t:.1f} s")
 
 
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _choose(page, cls: str, option: str) -> None:
     page.click(f".{cls}")
     page.locator(".menuable__content__active .v-list-item", has_text=option).first.click()
@@ -47,8 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=None,
                     help="reuse a results folder holding baseline/ and ev_40/ runs")
     ap.add_argument("--screenshot", type=Path, default=None)
+    ap.add_argument("--shots", type=Path, default=None,
+                    help="write one screenshot per planner step into this folder")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
+
+    print("load average (1, 5, 15 min) before: " + _load())
+    shots = args.shots
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str) -> None:
+        if shots:
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            print(f"screenshot {shots / (name + '.png')}")
 
     tmp = Path(tempfile.mkdtemp(prefix="citytwin-app-bench-"))
     results = tmp / "results"
@@ -66,14 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
-            opens = 1 if args.quick else 3
+            opens = 1 if args.quick else 6  # the first is the cold one
+            times = []
             for i in range(opens):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 t = time.perf_counter()
                 page.goto(srv.url)
                 page.wait_for_selector(MAP, timeout=120_000)
-                print(f"first map visible (page open #{i + 1}): {time.perf_counter() - t:.2f} s")
+                times.append(time.perf_counter() - t)
+                print(f"first map visible (page open #{i + 1}): {times[-1]:.2f} s")
+                if i == 0:
+                    shot(page, "1-city-map")
+                    page.locator(".v-tab", has_text="Scenarios").first.click()
+                    page.wait_for_selector(".citytwin-lever", timeout=60_000)
+                    shot(page, "2-scenario-levers")
                 page.close()
+            warm = times[1:] or times
+            print(f"first map, median of {len(warm)} warm page opens: "
+                  f"{statistics.median(warm):.2f} s (cold: {times[0]:.2f} s)")
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(srv.url + "compare")
             page.wait_for_selector(".citytwin-compare-select", timeout=120_000)
@@ -83,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_selector(".citytwin-kpi-table table thead >> text=ev_40",
                                    timeout=120_000)
             print(f"first comparison (load + table): {time.perf_counter() - t:.2f} s")
-            switches = 1 if args.quick else 3
+            shot(page, "3-compare-kpis")
+            switches = 1 if args.quick else 5
+            sw = []
             for i in range(switches):
                 _choose(page, "citytwin-compare-select", "ev_40")  # deselect (not timed)
                 page.wait_for_selector(".citytwin-kpi-table table thead >> text=ev_40",
@@ -96,25 +130,34 @@ def main(argv: list[str] | None = None) -> int:
                 option.click()
                 page.wait_for_selector(".citytwin-kpi-table table thead >> text=baseline_copy",
                                        timeout=60_000)  # ... to the KPI table showing it
+                sw.append(time.perf_counter() - t)
                 print(f"compare switch #{i + 1} (cached results, click -> table): "
-                      f"{time.perf_counter() - t:.2f} s")
+                      f"{sw[-1]:.2f} s")
                 page.keyboard.press("Escape")
                 _choose(page, "citytwin-compare-select", "baseline_copy")
                 _choose(page, "citytwin-compare-select", "ev_40")
                 page.wait_for_selector(".citytwin-kpi-table table thead >> text=ev_40",
                                        timeout=60_000)
+            print(f"compare switch, median of {len(sw)}: {statistics.median(sw):.2f} s")
             t = time.perf_counter()
-            page.locator(".v-btn", has_text="congestion").first.click()
+            page.locator(".citytwin-diff-kind .v-btn", has_text="congestion").first.click()
+            page.wait_for_selector(".citytwin-diff-map .js-plotly-plot", timeout=120_000)
+            print(f"difference map (congestion) shown: {time.perf_counter() - t:.2f} s")
+            shot(page, "4-difference-map")
+            t = time.perf_counter()
+            page.locator(".citytwin-map-kind .v-btn", has_text="congestion").first.click()
             page.wait_for_function(
                 "document.querySelectorAll('.citytwin-result-maps .js-plotly-plot').length >= 2",
                 timeout=120_000)
             print(f"side-by-side congestion maps shown: {time.perf_counter() - t:.2f} s")
+            shot(page, "5-side-by-side-maps")
             if args.screenshot:
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(args.screenshot), full_page=True)
                 print(f"screenshot: {args.screenshot}")
             browser.close()
     finally:
+        print("load average (1, 5, 15 min) after: " + _load())
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -1,4 +1,5 @@
-"""The app in a real (headless) Chromium: City map, two runs, Compare, session isolation."""
+"""The app in a real (headless) Chromium: City map, two runs, Compare with the difference map,
+reload finds the runs, workspaces are apart."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> N
     a.goto(server.url)
     a.wait_for_selector(MAP_DRAWN, timeout=90_000)
     first_map_s = time.perf_counter() - t0
-    b.goto(server.url + "scenarios")
+    b.goto(server.url + "scenarios?workspace=other")  # another workspace: none of A's runs
     # user A: run the shipped baseline and the EV scenario on the default city
     a.locator(".v-tab", has_text="Scenarios").first.click()
     a.wait_for_selector(".citytwin-run-button", timeout=60_000)
@@ -79,7 +80,7 @@ def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> N
     a.click(".citytwin-run-button")
     a.wait_for_selector("text=Started run ev_40-s1-2", timeout=60_000)
     a.wait_for_selector(".citytwin-run-running .v-progress-linear", timeout=30_000)
-    b.wait_for_selector("text=No runs in this session yet.", timeout=60_000)
+    b.wait_for_selector("text=No runs in this workspace yet.", timeout=60_000)
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
                         timeout=300_000)
     assert a.locator(".citytwin-run-failed").count() == 0
@@ -97,13 +98,25 @@ def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> N
     table = a.locator(".citytwin-kpi-table table")
     header = table.locator("thead").inner_text()
     assert "baseline-s1-1" in header and "ev_40-s1-2" in header
-    row = table.locator("tr", has_text="vehicle_km_ev_km").first.inner_text()
-    assert any(ch.isdigit() for ch in row) and "%" in row
+    row = table.locator("tr", has_text="EV kilometres").first.inner_text()
+    assert any(ch.isdigit() for ch in row) and "%" in row and "km" in row
+    # the difference map B - A is drawn (legend of the congestion change in pp)
+    a.locator(".citytwin-diff-kind .v-btn", has_text="congestion").first.click()
+    a.wait_for_selector(".citytwin-diff-map .js-plotly-plot .scatterlayer .trace",
+                        timeout=90_000)
+    assert "pp" in a.locator(".citytwin-diff-map .legend").inner_text()
     a.wait_for_selector(".citytwin-charts .js-plotly-plot .scatterlayer .trace",
                         timeout=60_000)
     shot = tmp_path / "compare.png"
     a.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     print(f"first map visible after {first_map_s:.1f} s; screenshot {shot}")
+    # reload: the runs are listed again from the workspace folder
+    a.reload()
+    a.locator(".v-tab", has_text="Scenarios").first.click()
+    a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
+                        timeout=60_000)
+    assert "baseline-s1-1" in a.locator(".citytwin-run-done").all_inner_texts()[0] + \
+        a.locator(".citytwin-run-done").all_inner_texts()[1]
     ctx_a.close()
     ctx_b.close()

@@ -237,7 +237,8 @@ def Page():
     Heading("Maps side by side")
     kinds = [k for k in MAP_KINDS if k == "none" or maps_available(results, k)]
     solara.ToggleButtonsSingle(value=map_kind.value if map_kind.value in kinds else "none",
-                               values=kinds, on_value=map_kind.set)
+                               values=kinds, on_value=map_kind.set,
+                               classes=["citytwin-map-kind"])
     if map_kind.value != "none" and map_kind.value in kinds:
         figs_m = result_maps(results, load_map_data(
             safe_join(app.config.data_dir, app.city.value, what="city file")))[map_kind.value]
@@ -285,20 +286,20 @@ def DifferencePanel(results: dict[str, dict[str, Any]], app: Any):
     labels = list(results)
     a = solara.use_reactive(labels[0])
     b = solara.use_reactive(labels[1])
-    kind = solara.use_reactive("congestion")
+    kind = solara.use_reactive("none")  # nothing is computed until a map is asked for
     if a.value not in labels:
         a.value = labels[0]
     if b.value not in labels:
         b.value = labels[1]
-    kinds = [k for k in DIFF_KINDS if maps_available({"x": results[b.value]}, _KIND_MAP[k])]
+    kinds = ["none"] + [k for k in DIFF_KINDS
+                        if maps_available({"x": results[b.value]}, _KIND_MAP[k])]
     with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Select("A (reference)", values=labels, value=a, style={"max-width": "260px"})
         solara.Select("B", values=labels, value=b, style={"max-width": "260px"})
-        if kinds:
-            solara.ToggleButtonsSingle(value=kind.value if kind.value in kinds else kinds[0],
-                                       values=kinds, on_value=kind.set,
-                                       classes=["citytwin-diff-kind"])
-    k = kind.value if kind.value in kinds else (kinds[0] if kinds else "")
+        solara.ToggleButtonsSingle(value=kind.value if kind.value in kinds else "none",
+                                   values=kinds, on_value=kind.set,
+                                   classes=["citytwin-diff-kind"])
+    k = kind.value if kind.value in kinds and kind.value != "none" else ""
     path = safe_join(app.config.data_dir, app.city.value, what="city file")
 
     def build():
@@ -314,7 +315,9 @@ def DifferencePanel(results: dict[str, dict[str, Any]], app: Any):
 
     fig = solara.use_memo(build, [a.value, b.value, k, str(path)])
     if fig is None:
-        solara.Info("These results have no links, assets or incidents tables to difference.")
+        if len(kinds) == 1:
+            solara.Info("These results have no links, assets or incidents tables to "
+                        "difference.")
         return
     with solara.Div(classes=["citytwin-diff-map"]):
         solara.FigurePlotly(fig)
