@@ -313,6 +313,8 @@ class EnergyEngine:
         self.k = 0
         self.last_demand_kw = np.zeros(self.n)
         self._unsupplied = np.zeros(self.n, bool)
+        self._ev_prev = np.zeros(self.n)
+        self._flow_unsup = np.zeros(self.n, bool)
         self._rec: dict[str, list[float]] = {}
         self._assets: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._asset_ids: tuple[np.ndarray, np.ndarray] | None = None
@@ -411,14 +413,16 @@ class EnergyEngine:
                              minlength=ntr)
         gross_tr = np.bincount(self.building_trafo[has_tr], weights=base[has_tr], minlength=ntr)
         headroom = _headroom_kw(self.trafo_kva, net_tr, gross_tr)
-        ev = self.ev.step(t0, self.dt_s, headroom)
-        demand = base + ev
         failed: frozenset[str] = frozenset()
         ties: frozenset[str] = frozenset()
         unsup = np.zeros(self.n, bool)
-        if self.outages is not None:
-            st = self.outages.state(t0, demand_kw=demand)
+        if self.outages is not None:  # supply first: a dark building's cars charge nothing
+            st = self.outages.state(t0, demand_kw=base + self._ev_prev)
             failed, ties, unsup = st.out_of_service, st.closed_ties, np.asarray(st.unsupplied, bool)
+        # buildings the last power flow left unsupplied (islands) stay dark for EV charging
+        ev = self.ev.step(t0, self.dt_s, headroom, supplied=~(unsup | self._flow_unsup))
+        self._ev_prev = ev
+        demand = base + ev
         flow = None
         if self.solver is not None:
             try:
@@ -431,6 +435,7 @@ class EnergyEngine:
                             "loading estimated from the aggregated demand", k, t0,
                             type(exc).__name__, exc)
         if flow is not None:
+            self._flow_unsup = np.asarray(flow.unsupplied, bool) & ~unsup
             unsup = unsup | np.asarray(flow.unsupplied, bool)
             tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
             self._keep_assets(t0, flow)
@@ -569,7 +574,8 @@ class EnergyEngine:
         out["pv_generation_kwh"] = pv_kwh
         out["pv_self_consumption_pct"] = 100.0 * self._pv_self_kwh / pv_kwh if pv_kwh > 0 else nan
         out["ev_energy_kwh"] = float(w["ev_kw"].sum() * dt_h)
-        out["ev_sessions_count"] = float(self.ev.n_sessions)
+        out["ev_sessions_count"] = self.ev.vehicle_sessions()  # in vehicles, like every count
+        out["ev_driven_kwh"] = self.ev.driven_kwh  # what the arrivals' trips used
         out["ev_unmet_kwh"] = self.ev.unmet_kwh(self.k * self.dt_s)
         grid_kwh = float(np.nansum(w["grid_import_kw"].clip(lower=0)) * dt_h)
         out["grid_import_kwh"] = grid_kwh

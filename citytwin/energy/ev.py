@@ -6,16 +6,19 @@ Input: EV arrivals (contract ``ev_arrivals``: ``vehicle_id``, ``building_id``, `
 
 Model (assumptions named in :class:`EVAssumptions`):
 
-* Each vehicle starts the period with a state of charge drawn uniformly from
-  ``soc_start_range`` (a hash of the vehicle id keyed by the run's ``"ev"`` stream, so it does
-  not depend on the order arrivals are seen). Every trip uses ``distance_km ×
-  consumption_kwh_per_km``.
+* Each vehicle starts the period at ``target_soc`` (it left a completed overnight session; a
+  ``soc_start_range`` may instead draw it from a hash of the vehicle id keyed by the run's
+  ``"ev"`` stream). Every trip uses ``distance_km × consumption_kwh_per_km``; the state of
+  charge is carried along the car's trip chain and from day to day, so a run charges what its
+  cars drive (no per-day refill).
 * Arriving ``home`` the car plugs in (home charger, ``home_kw``) until the next ``home_depart_h``
   (at least one hour); arriving at ``work`` it finds a charger with probability
   ``work_charger_share`` (``work_kw``) and stays ``work_dwell_h``. Other purposes do not charge
   (public charging is not modelled). A session asks for the energy up to ``target_soc``.
-  Later trips of the same vehicle start from that target (the plan assumes the session
-  completes; energy a policy could not deliver is reported as ``unmet_kwh``).
+  The car's next arrival closes the session (it left ~distance / 30 km/h earlier): the next
+  trip starts from the SoC at plug-in + the energy actually delivered (a session cut short by
+  a policy, an outage or an early departure leaves the car emptier; energy still missing at
+  unplug is ``unmet_kwh``). Cars at an unsupplied building charge nothing.
 * Policies: ``uncontrolled`` — full power from plug-in; ``delayed`` — home sessions plugged in
   between ``offpeak_end_h`` and ``offpeak_start_h`` wait until ``offpeak_start_h``; ``smart`` —
   full power from plug-in but, per step, the sum on each transformer is capped by its
@@ -51,7 +54,9 @@ class EVAssumptions:
     work_kw: float = 11.0
     work_charger_share: float = 0.3
     target_soc: float = 0.9
-    soc_start_range: tuple[float, float] = (0.4, 0.9)
+    #: start-of-run SoC range; ``None`` (default): every car starts at ``target_soc`` (it left a
+    #: completed overnight session), so the run charges exactly what the cars drive
+    soc_start_range: tuple[float, float] | None = None
     soc_min: float = 0.05
     home_depart_h: float = 7.0
     work_dwell_h: float = 8.0
@@ -119,7 +124,9 @@ class ChargingState:
         self._key = int(rng.integers(0, 2**63 - 1))
         self._work_key = int(rng.integers(0, 2**63 - 1))
         self._soc: dict[object, float] = {}
-        cols = ("pos", "plug_in", "plug_out", "need", "remaining", "pmax", "home")
+        self._last: dict[object, int] = {}  # vehicle → index of its latest (open) session
+        self.driven_kwh = 0.0  # energy the arrivals' trips used (× weight)
+        cols = ("pos", "plug_in", "plug_out", "need", "remaining", "pmax", "home", "w", "soc0")
         self._s: dict[str, np.ndarray] = {c: np.zeros(0) for c in cols}
         self.arrivals_seen = 0
         self.sessions_table_parts: list[pd.DataFrame] = []
@@ -141,12 +148,14 @@ class ChargingState:
         df = arrivals.sort_values(["arrive_s", "vehicle_id"], kind="stable")
         self.arrivals_seen += len(df)
         vid = df["vehicle_id"].to_numpy()
-        soc_map = self._soc
-        new = [v for v in pd.unique(vid).tolist() if v not in soc_map]
+        new = [v for v in pd.unique(vid).tolist() if v not in self._soc]
         if new:
-            lo, hi = a.soc_start_range
-            u = _unit_hash(np.asarray(new, dtype=object), self._key)
-            self._soc.update(zip(new, lo + (hi - lo) * u, strict=True))
+            if a.soc_start_range is None:
+                self._soc.update((v, a.target_soc) for v in new)
+            else:
+                lo, hi = a.soc_start_range
+                u = _unit_hash(np.asarray(new, dtype=object), self._key)
+                self._soc.update(zip(new, lo + (hi - lo) * u, strict=True))
         kinds, inv = np.unique(df["purpose"].astype(str).str.lower().to_numpy(),
                                return_inverse=True)
         is_home_k = np.array(["home" in k for k in kinds], bool)
@@ -159,22 +168,39 @@ class ChargingState:
         dist = df["distance_km"].to_numpy(float)
         arrive = df["arrive_s"].to_numpy(float)
         use_soc = dist * a.consumption_kwh_per_km / a.battery_kwh
-        chg = home | work
-        if pd.Index(vid).is_unique:  # usual case: each vehicle once in this batch
-            prev = np.fromiter((self._soc[v] for v in vid), float, count=len(vid))
-            soc_arr = np.maximum(a.soc_min, prev - use_soc)
-            after = np.where(chg, np.maximum(soc_arr, a.target_soc), soc_arr)
-            self._soc.update(zip(vid.tolist(), after.tolist(), strict=True))
-        else:
-            soc_arr = np.empty(len(df))
-            for i, v in enumerate(vid.tolist()):  # chain each vehicle's trips in time order
-                soc = max(a.soc_min, self._soc[v] - use_soc[i])
-                soc_arr[i] = soc
-                self._soc[v] = max(soc, a.target_soc) if chg[i] else soc
+        # State of charge carried along each car's trip chain: a new arrival first closes the
+        # car's previous session (it has left: the energy delivered so far is what it got),
+        # then subtracts this trip's consumption.
+        s = self._s
+        n_old = s["pos"].size
+        soc_arr = np.empty(len(df))
+        last = self._last
+        for i, v in enumerate(vid.tolist()):
+            j = last.pop(v, None)
+            if j is not None:
+                if j < n_old:
+                    got = (s["need"][j] - s["remaining"][j]) / s["w"][j]
+                    dep = max(s["plug_in"][j], arrive[i] - dist[i] / 30.0 * 3600.0)
+                    if s["plug_out"][j] > dep:  # left before the planned unplug
+                        s["plug_out"][j] = dep
+                    self._soc[v] = s["soc0"][j] + got / a.battery_kwh
+            soc = self._soc[v] - use_soc[i]
+            soc_arr[i] = soc
+            self._soc[v] = soc
+        self.driven_kwh += float((use_soc * a.battery_kwh).sum()) * weight
+        if (soc_arr < 0).any():
+            log.info("%d EV arrivals below 0 %% SoC (trip longer than the battery allows)",
+                     int((soc_arr < 0).sum()))
         charge = home | work
         need = np.clip(a.target_soc - soc_arr, 0.0, None) * a.battery_kwh
         charge &= need > 1e-9
         idx = np.flatnonzero(charge)
+        for k, i in enumerate(idx.tolist()):  # each car's latest session of this batch
+            last[vid[i]] = n_old + k
+        for i in np.flatnonzero(~charge).tolist():  # ... unless it drove on within the batch
+            j = last.get(vid[i])
+            if j is not None and j >= n_old and idx[j - n_old] < i:
+                last.pop(vid[i])
         if idx.size == 0:
             return 0
         arr = arrive[idx]
@@ -196,10 +222,11 @@ class ChargingState:
             "pos": pos.astype(float), "plug_in": plug_in, "plug_out": plug_out,
             "need": need[idx] * weight, "remaining": need[idx] * weight,
             "pmax": np.where(is_home, a.home_kw, a.work_kw) * weight,
-            "home": is_home.astype(float),
+            "home": is_home.astype(float), "w": np.full(idx.size, float(weight)),
+            "soc0": soc_arr[idx],
         }
-        for k, v in add.items():
-            self._s[k] = np.concatenate([self._s[k], v])
+        for col, vals in add.items():
+            self._s[col] = np.concatenate([self._s[col], vals])
         self.sessions_table_parts.append(pd.DataFrame({
             "vehicle_id": vid[idx], "building_id": df["building_id"].to_numpy()[idx],
             "arrive_s": arr, "plug_in_s": plug_in, "plug_out_s": plug_out,
@@ -209,9 +236,12 @@ class ChargingState:
         return int(idx.size)
 
     # -- one step ----------------------------------------------------------------------------
-    def step(self, t_s: float, dt_s: float, headroom_kw: np.ndarray | None = None) -> np.ndarray:
+    def step(self, t_s: float, dt_s: float, headroom_kw: np.ndarray | None = None, *,
+             supplied: np.ndarray | None = None) -> np.ndarray:
         """Charging kW per building (mean over [t_s, t_s + dt_s)); ``headroom_kw`` per
-        transformer code is used by the ``smart`` policy."""
+        transformer code is used by the ``smart`` policy. ``supplied`` (B,) bool: a car at an
+        unsupplied building charges nothing (its session keeps waiting; what is still missing
+        when it unplugs is ``unmet_kwh``)."""
         n = self.building_ids.size
         s = self._s
         if s["pos"].size == 0:
@@ -222,6 +252,8 @@ class ChargingState:
         want = np.minimum(s["pmax"] * frac, s["remaining"] / dt_h)
         want[frac <= 0] = 0.0
         pos = s["pos"].astype(np.int64)
+        if supplied is not None:
+            want[~np.asarray(supplied, bool)[pos]] = 0.0
         if self.policy == "smart" and headroom_kw is not None:
             tr = self.building_trafo[pos]
             has = tr >= 0
@@ -237,6 +269,10 @@ class ChargingState:
     @property
     def n_sessions(self) -> int:
         return int(self._s["pos"].size)
+
+    def vehicle_sessions(self) -> float:
+        """Sessions counted in vehicles (each sampled session stands for ``weight`` cars)."""
+        return float(self._s["w"].sum())
 
     def requested_kwh(self) -> float:
         return float(self._s["need"].sum())
