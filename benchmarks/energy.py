@@ -88,11 +88,11 @@ def bench_loads(n: int) -> dict:
             "agrees_with_peer": abs(total - peer_total) <= 1e-5 * abs(total)}
 
 
-def bench_city(city, label: str, params) -> dict:
+def bench_city(city, label: str, params, fleet=None) -> dict:
     from citytwin.energy import run_energy
 
     t, c = time.perf_counter(), time.process_time()
-    e = run_energy(city, params, seed=0, start="2026-01-20")
+    e = run_energy(city, params, seed=0, start="2026-01-20", fleet=fleet)
     s, cpu = time.perf_counter() - t, time.process_time() - c
     k = e.kpis()
     solve = getattr(e.solver, "last_runtime_s", float("nan"))
@@ -140,11 +140,15 @@ def main() -> int:
             build = time.perf_counter() - t
             print({"case": f"synthetic city {n_synth:,}: write + build", "seconds": build},
                   flush=True)
-            p = EnergyParams(ev_share=0.3, pv_share=0.2, heat_pump_share=0.2)
-            rows.append(bench_city(city, f"synthetic {n_synth:,} 24 h @15 min, power flow", p))
+            from citytwin.fleet import Fleet
+
+            fleet = Fleet(ev_share=0.3)  # the EV share lives in the fleet, not EnergyParams
+            p = EnergyParams(pv_share=0.2, heat_pump_share=0.2)
+            rows.append(bench_city(city, f"synthetic {n_synth:,} 24 h @15 min, power flow", p,
+                                   fleet))
             print(rows[-1], flush=True)
             rows.append(bench_city(city, f"synthetic {n_synth:,} 24 h @15 min, no power flow",
-                                   p.model_copy(update={"power_flow": False})))
+                                   p.model_copy(update={"power_flow": False}), fleet))
             print(rows[-1], flush=True)
     print()
     print(pd.DataFrame(rows).to_string(index=False))
