@@ -410,8 +410,10 @@ def validate(
 
             city, name = load_city(str(path)), path.stem
             base = {"city": str(path)}
-    base = _merge({"seed": seed, "step_s": 900, "traffic": {"sample": 1.0}, "emergency": {},
-                   "energy": {"power_flow": power_flow, "power_flow_numba": False}}, base)
+    defaults: dict[str, Any] = {
+        "seed": seed, "step_s": 900, "traffic": {"sample": 1.0}, "emergency": {},
+        "energy": {"power_flow": power_flow, "power_flow_numba": False}}
+    base = _merge(defaults, {k: v for k, v in base.items() if v is not None})
     base["duration_h"] = 24 * days
     # every domain on; the reference run is the full population (a scenario's own sample is
     # what sampled_vs_full compares against 1.0, never against itself)

@@ -63,7 +63,7 @@ def test_unknown_check_is_a_clear_error() -> None:
 def test_scenario_target_compares_its_sample_with_the_full_population(tmp_path) -> None:
     from citytwin.synth import write_synthetic_city
 
-    write_synthetic_city(tmp_path / "city.gpkg", n_buildings=40, seed=2)
+    write_synthetic_city(tmp_path / "city.gpkg", n_buildings=24, seed=2)
     (tmp_path / "s.toml").write_text('name = "s"\ncity = "city.gpkg"\nseed = 3\n'
                                      "[traffic]\nsample = 0.1\n", encoding="utf-8")
     r = validate(tmp_path / "s.toml", days=1, only=["sampled_vs_full"])
