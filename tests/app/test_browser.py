@@ -94,7 +94,8 @@ def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> N
     a.locator(".v-tab", has_text="Compare").first.click()
     _choose(a, "citytwin-compare-select", "baseline-s1-1")
     _choose(a, "citytwin-compare-select", "ev_40-s1-2")
-    a.wait_for_selector(".citytwin-kpi-table table thead >> text=ev_40-s1-2", timeout=90_000)
+    a.wait_for_function("(document.querySelector('.citytwin-kpi-table thead') || "
+                        "{innerText: ''}).innerText.includes('ev_40-s1-2')", timeout=90_000)
     table = a.locator(".citytwin-kpi-table table")
     header = table.locator("thead").inner_text()
     assert "baseline-s1-1" in header and "ev_40-s1-2" in header

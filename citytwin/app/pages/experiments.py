@@ -135,6 +135,74 @@ def ExperimentOutputs():
 
 
 @solara.component
+def DefineExperiment():
+    """Define a factorial experiment (2 × 2 and up) on a shipped scenario, run it, watch its
+    progress, cancel it."""
+    from citytwin.app.experiment_runner import (
+        FACTOR_KEYS,
+        ExperimentRun,
+        cancel_experiment,
+        experiment_progress,
+        parse_values,
+        start_factorial,
+    )
+    from citytwin.app.scenario_form import load_shipped, shipped_scenarios
+
+    app = use_app()
+    _ = app.runs_version.value
+    names = solara.use_memo(lambda: shipped_scenarios(app.config), [])
+    base = solara.use_reactive(names[0] if names else None)
+    keys = list(FACTOR_KEYS)
+    k1 = solara.use_reactive(keys[0])
+    v1 = solara.use_reactive("0.15, 0.4")
+    k2 = solara.use_reactive(keys[1])
+    v2 = solara.use_reactive("uncontrolled, smart")
+    exp_name = solara.use_reactive("ui_experiment")
+    running = solara.use_reactive(cast(ExperimentRun | None, None))
+    message = solara.use_reactive("")
+
+    def run() -> None:
+        try:
+            if base.value is None:
+                raise CitytwinError("no shipped scenario to start from")
+            data = load_shipped(app.config, base.value)
+            factors = [(k1.value, parse_values(v1.value, what=FACTOR_KEYS[k1.value])),
+                       (k2.value, parse_values(v2.value, what=FACTOR_KEYS[k2.value]))]
+            running.value = start_factorial(app.session, app.config, name=exp_name.value,
+                                            city=app.city.value, base=data, factors=factors,
+                                            seed=int(data.get("seed", 0)))
+            message.value = ""
+        except CitytwinError as exc:
+            message.value = str(exc)
+
+    with solara.Card("Define and run an experiment", classes=["citytwin-define-experiment"]):
+        with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+            solara.Select("Base scenario", values=names, value=base, style={"max-width": "220px"})
+            solara.InputText("Name", value=exp_name, style={"max-width": "180px"})
+        for key, vals, n in ((k1, v1, 1), (k2, v2, 2)):
+            with solara.Row(style={"align-items": "center"}):
+                solara.Select(f"Factor {n}", values=keys, value=key,
+                              style={"max-width": "320px"})
+                solara.InputText("levels (comma-separated)", value=vals,
+                                 classes=[f"citytwin-levels-{n}"])
+        with solara.Row():
+            solara.Button("Run experiment", on_click=run, color="primary",
+                          classes=["citytwin-run-experiment"])
+            if running.value is not None:
+                solara.Button("Cancel experiment", color="error", text=True,
+                              on_click=lambda: cancel_experiment(app.session, running.value),
+                              classes=["citytwin-cancel-experiment"])
+        if message.value:
+            solara.Error(message.value)
+        if running.value is not None:
+            frac, counts = experiment_progress(app.session, running.value)
+            state = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            solara.Text(f"{running.value.name}: {len(running.value.run_ids)} runs · {state}",
+                        classes=["citytwin-experiment-status"])
+            solara.ProgressLinear(value=100.0 * frac)
+
+
+@solara.component
 def Page():
     app = use_app()
     _ = app.runs_version.value
@@ -155,6 +223,7 @@ def Page():
                           [tuple(results), current])
 
     solara.Title("citytwin · Experiments")
+    DefineExperiment()
     ExperimentOutputs()
     Para("Outcome versus lever (scenario), seeds pooled as replications.")
     solara.SelectMultiple("Results", values=[c for c in chosen.value if c in available],
