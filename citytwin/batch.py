@@ -17,7 +17,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    as_completed,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,23 +245,31 @@ def _run_hybrid_pool(todo: list[RunSpec], workers: int, record: Any) -> None:
         feeder.join()
 
 
+def _run_on_executor(todo: list[RunSpec], executor: Executor, record: Any) -> None:
+    """Submit every run to a ``concurrent.futures.Executor`` and record each as it ends."""
+    inflight: dict[Future[dict[str, Any]], RunSpec] = {}
+    for run in todo:
+        try:
+            inflight[executor.submit(_execute, run.payload())] = run
+        except Exception as exc:  # a broken executor: the run fails, the batch goes on
+            record(run.run_id, None, exc)
+    for fut in as_completed(inflight):
+        run = inflight[fut]
+        error = fut.exception()
+        record(run.run_id, None if error else fut.result(), error)
+
+
 def _run_dask(todo: list[RunSpec], scheduler: Any, record: Any) -> None:
+    """Dask through its ``concurrent.futures`` face (``Client.get_executor``)."""
     try:
         from distributed import Client
-        from distributed import as_completed as dask_completed
     except ImportError:  # pragma: no cover - optional dependency
         raise InputError("scheduler: Dask distributed is not installed "
                          "(pip install 'citytwin[distributed]')") from None
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        futures = [client.submit(_execute, run.payload(), key=f"citytwin-{run.run_id}",
-                                 pure=False) for run in todo]
-        by_key = {f.key: run for f, run in zip(futures, todo, strict=True)}
-        for fut in dask_completed(futures):
-            run = by_key[fut.key]
-            exc = fut.exception()
-            record(run.run_id, None if exc else fut.result(), exc)
+        _run_on_executor(todo, client.get_executor(pure=False), record)
     finally:
         if own:
             client.close()
