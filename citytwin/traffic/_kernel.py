@@ -263,10 +263,15 @@ def _tag(e, n, tag, vclock, cap_step):
 
 @njit(cache=True)
 def _top_up(e, step_no, acc, last, cap_step):
-    """Add the capacity of the steps since link ``e`` was last looked at (capped)."""
+    """Add the capacity of the steps since link ``e`` was last looked at.
+
+    The fraction left after whole vehicles have gone is carried to the next step, so a link
+    discharges exactly its capacity at any step length and sample. The cap (one step's capacity
+    plus one vehicle) is never reached while a queue is served (the residue before a step's
+    top-up is < 1); it only bounds the burst after an idle spell."""
     k = step_no - last[e]
     if k > 0:
-        lim = cap_step[e] if cap_step[e] > 1.0 else 1.0
+        lim = cap_step[e] + 1.0
         a = acc[e] + cap_step[e] * k
         acc[e] = a if a < lim else lim
         last[e] = step_no

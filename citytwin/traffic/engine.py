@@ -204,7 +204,7 @@ class TrafficEngine:
         tr = self.trips
         self.vehicles: dict[Any, Vehicle] = {}
         starts = np.flatnonzero(self.prev_trip < 0)
-        ends = np.append(starts[1:], self.n_trips)
+        ends = np.append(starts[1:], self.n_trips) if starts.size else starts
         vids = tr["vehicle_id"].to_numpy()
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             vid = vids[s]

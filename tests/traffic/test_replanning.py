@@ -18,11 +18,13 @@ def test_day_to_day_gap_falls_and_is_deterministic():
     o, d = rng.choice(36, 6000), rng.choice(36, 6000)
     trips = pd.DataFrame({"origin_node": o, "dest_node": d,
                           "depart_s": rng.uniform(0, 1800, 6000)})[o != d]
-    p = TrafficParams(route_refresh_s=1e9, record_interval_s=300)
+    # real congestion (links discharge exactly their capacity since issue 16: the test used to
+    # rely on the capacity the old kernel lost; 60 % of the grid's capacity queues all approaches)
+    p = TrafficParams(route_refresh_s=1e9, record_interval_s=300, capacity_factor=0.6)
     r = day_to_day(SimpleNamespace(roads=G), p, seed=1, trips=trips, iterations=4, replan_share=0.2)
     it = r.iterations
     assert list(it["iteration"]) == [0, 1, 2, 3]
-    assert it["relative_gap"].iloc[0] > 0.005
+    assert it["relative_gap"].iloc[0] > 0.05
     assert it["relative_gap"].iloc[-1] < it["relative_gap"].iloc[0] / 3
     assert it["switched"].iloc[0] > 0
     assert it["vehicle_hours_h"].iloc[-1] < it["vehicle_hours_h"].iloc[0]
