@@ -221,3 +221,20 @@ def test_fuzz_text_only_raises_scenario_error(text: str) -> None:
         loads_scenario('city = "c.gpkg"\n' + text, base_dir="/nonexistent")
     except ScenarioError:
         pass
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\ncity = "x.gpkg"\nseed = 4\n')
+    assert load_scenario(p).seed == 4  # was "Invalid statement (at line 1, column 1)"
+
+
+def test_huge_demand_scale_needs_n_gb_before_allocating(tmp_path: Path) -> None:
+    from citytwin.scenario import check_resources, resource_estimate
+
+    sc = loads_scenario('name = "big"\ncity = "x.gpkg"\n[traffic]\ndemand_scale = 1e9\n')
+    assert resource_estimate(sc, 5000) > 1e15
+    with pytest.raises(ScenarioError, match=r"needs ~[\d,.]+ GB.*traffic.demand_scale"):
+        check_resources(sc, 5000, available=16 * 2**30)
+    check_resources(sc.with_updates(traffic={"demand_scale": 1.0}), 5000,
+                    available=16 * 2**30)
