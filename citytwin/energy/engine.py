@@ -285,7 +285,8 @@ class EnergyEngine:
             work_charger_share=params.ev_work_charger_share)
         self.ev = ChargingState(building_ids=b.index.to_numpy(), building_trafo=self.building_trafo,
                                 policy=self.fleet.charging, seed=self.seed, start=self.start,
-                                assumptions=ev_params)
+                                assumptions=ev_params, building_xy=_building_xy(b),
+                                building_group=pd.factorize(b["use"].astype(str))[0])
         self._traffic_ev = ev_arrivals is None and getattr(model, "traffic", None) is not None
         if ev_arrivals is None and not self._traffic_ev and self.fleet.ev_share > 0:
             ev_arrivals = synthetic_ev_arrivals(b, ev_share=self.fleet.ev_share, seed=self.seed,
@@ -581,6 +582,18 @@ class EnergyEngine:
         out["grid_import_kwh"] = grid_kwh
         out["co2_t"] = grid_kwh * self.params.emission_factor_g_per_kwh / 1e6
         return out
+
+
+def _building_xy(b: pd.DataFrame) -> np.ndarray | None:
+    """Building centroids (x, y) in the city CRS, or None without geometry."""
+    geom = getattr(b, "geometry", None) if "geometry" in b.columns else None
+    if geom is None:
+        return None
+    try:
+        c = geom.centroid
+        return np.column_stack([c.x.to_numpy(float), c.y.to_numpy(float)])
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def run_energy(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,9 @@ class ChargingState:
         seed: int,
         start: pd.Timestamp,
         assumptions: EVAssumptions = EVAssumptions(),
+        building_xy: np.ndarray | None = None,
+        building_group: np.ndarray | None = None,
+        max_spread: int = 20,
     ) -> None:
         if policy not in ("uncontrolled", "delayed", "smart"):
             raise InputError([f"unknown EV charging policy {policy!r}; expected uncontrolled, "
@@ -120,11 +123,20 @@ class ChargingState:
         self.building_ids = np.asarray(building_ids)
         self._pos = pd.Index(self.building_ids)
         self.building_trafo = np.asarray(building_trafo, dtype=np.int64)  # code, −1 = none
+        # with positions, a sampled car (weight w) is spread over its min(w, max_spread)
+        # nearest buildings of the same group (use): the cars it stands for do not all park at
+        # one building (that invented 110 kW per arrival at sample 0.1)
+        self.building_xy = None if building_xy is None else np.asarray(building_xy, float)
+        self.building_group = (np.zeros(self.building_ids.size, np.int64) if building_group
+                               is None else np.asarray(building_group, np.int64))
+        self.max_spread = int(max_spread)
+        self._trees: dict[int, Any] = {}
         rng = stream(seed, "ev")
         self._key = int(rng.integers(0, 2**63 - 1))
         self._work_key = int(rng.integers(0, 2**63 - 1))
         self._soc: dict[object, float] = {}
-        self._last: dict[object, int] = {}  # vehicle → index of its latest (open) session
+        # vehicle → (first index, count) of its latest (open) session(s)
+        self._last: dict[object, tuple[int, int]] = {}
         self.driven_kwh = 0.0  # energy the arrivals' trips used (× weight)
         cols = ("pos", "plug_in", "plug_out", "need", "remaining", "pmax", "home", "w", "soc0")
         self._s: dict[str, np.ndarray] = {c: np.zeros(0) for c in cols}
@@ -176,14 +188,13 @@ class ChargingState:
         soc_arr = np.empty(len(df))
         last = self._last
         for i, v in enumerate(vid.tolist()):
-            j = last.pop(v, None)
-            if j is not None:
-                if j < n_old:
-                    got = (s["need"][j] - s["remaining"][j]) / s["w"][j]
-                    dep = max(s["plug_in"][j], arrive[i] - dist[i] / 30.0 * 3600.0)
-                    if s["plug_out"][j] > dep:  # left before the planned unplug
-                        s["plug_out"][j] = dep
-                    self._soc[v] = s["soc0"][j] + got / a.battery_kwh
+            jm = last.pop(v, None)
+            if jm is not None and jm[0] < n_old:
+                sl = slice(jm[0], jm[0] + jm[1])
+                got = float((s["need"][sl] - s["remaining"][sl]).sum() / s["w"][sl].sum())
+                dep = max(float(s["plug_in"][jm[0]]), arrive[i] - dist[i] / 30.0 * 3600.0)
+                s["plug_out"][sl] = np.minimum(s["plug_out"][sl], dep)  # it left then
+                self._soc[v] = float(s["soc0"][jm[0]]) + got / a.battery_kwh
             soc = self._soc[v] - use_soc[i]
             soc_arr[i] = soc
             self._soc[v] = soc
@@ -195,11 +206,13 @@ class ChargingState:
         need = np.clip(a.target_soc - soc_arr, 0.0, None) * a.battery_kwh
         charge &= need > 1e-9
         idx = np.flatnonzero(charge)
-        for k, i in enumerate(idx.tolist()):  # each car's latest session of this batch
-            last[vid[i]] = n_old + k
+        pos = self._pos.get_indexer(df["building_id"].to_numpy()[idx])
+        m = self._spread_count(weight)
+        for k, i in enumerate(idx.tolist()):  # each car's latest session(s) of this batch
+            last[vid[i]] = (n_old + k * m, m)
         for i in np.flatnonzero(~charge).tolist():  # ... unless it drove on within the batch
-            j = last.get(vid[i])
-            if j is not None and j >= n_old and idx[j - n_old] < i:
+            jm = last.get(vid[i])
+            if jm is not None and jm[0] >= n_old and idx[(jm[0] - n_old) // m] < i:
                 last.pop(vid[i])
         if idx.size == 0:
             return 0
@@ -217,7 +230,6 @@ class ChargingState:
             delay = (a.offpeak_start_h - tod_h) * 3600.0
             plug_in = np.where(is_home & daytime, arr + delay, arr)
             plug_in = np.minimum(plug_in, plug_out)
-        pos = self._pos.get_indexer(df["building_id"].to_numpy()[idx])
         add = {
             "pos": pos.astype(float), "plug_in": plug_in, "plug_out": plug_out,
             "need": need[idx] * weight, "remaining": need[idx] * weight,
@@ -225,15 +237,48 @@ class ChargingState:
             "home": is_home.astype(float), "w": np.full(idx.size, float(weight)),
             "soc0": soc_arr[idx],
         }
+        if m > 1:  # the m cars a sampled car stands for park at its m nearest like buildings
+            add = {c: np.repeat(v, m) for c, v in add.items()}
+            for c in ("need", "remaining", "pmax", "w"):
+                add[c] = add[c] / m
+            add["pos"] = self._neighbours(pos, m).ravel().astype(float)
         for col, vals in add.items():
             self._s[col] = np.concatenate([self._s[col], vals])
         self.sessions_table_parts.append(pd.DataFrame({
-            "vehicle_id": vid[idx], "building_id": df["building_id"].to_numpy()[idx],
-            "arrive_s": arr, "plug_in_s": plug_in, "plug_out_s": plug_out,
-            "soc_arrival": soc_arr[idx], "vehicles": weight, "need_kwh": need[idx] * weight,
-            "charger": np.where(is_home, "home", "work"),
+            "vehicle_id": np.repeat(vid[idx], m),
+            "building_id": self.building_ids[add["pos"].astype(np.int64)],
+            "arrive_s": np.repeat(arr, m), "plug_in_s": add["plug_in"],
+            "plug_out_s": add["plug_out"], "soc_arrival": add["soc0"], "vehicles": add["w"],
+            "need_kwh": add["need"], "charger": np.repeat(np.where(is_home, "home", "work"), m),
         }))
         return int(idx.size)
+
+    def _spread_count(self, weight: float) -> int:
+        """Cars a session of ``weight`` is split into (1 without building positions)."""
+        if self.building_xy is None or weight <= 1.0 + 1e-9:
+            return 1
+        return int(min(max(round(weight), 1), self.max_spread, self.building_ids.size))
+
+    def _neighbours(self, pos: np.ndarray, m: int) -> np.ndarray:
+        """(len(pos), m) building positions: each building and its m − 1 nearest buildings of
+        the same use (itself first)."""
+        from scipy.spatial import cKDTree
+
+        assert self.building_xy is not None
+        out = np.empty((pos.size, m), np.int64)
+        groups = self.building_group
+        for g in np.unique(groups[pos]):
+            members = np.flatnonzero(groups == g)
+            k = min(m, members.size)
+            if g not in self._trees:
+                self._trees[g] = cKDTree(self.building_xy[members])
+            rows = np.flatnonzero(groups[pos] == g)
+            _, nn = self._trees[g].query(self.building_xy[pos[rows]], k=k)
+            nn = members[np.asarray(nn).reshape(rows.size, k)]
+            if k < m:  # fewer like buildings than cars: cycle through them
+                nn = np.resize(nn, (rows.size, m)) if rows.size == 1 else nn[:, np.arange(m) % k]
+            out[rows] = nn
+        return out
 
     # -- one step ----------------------------------------------------------------------------
     def step(self, t_s: float, dt_s: float, headroom_kw: np.ndarray | None = None, *,
