@@ -105,7 +105,7 @@ def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> N
     a.locator(".citytwin-diff-kind .v-btn", has_text="congestion").first.click()
     a.wait_for_selector(".citytwin-diff-map .js-plotly-plot .scatterlayer .trace",
                         timeout=90_000)
-    assert "pp" in a.locator(".citytwin-diff-map .legend").inner_text()
+    assert "pp" in (a.locator(".citytwin-diff-map .legend").first.text_content() or "")
     a.wait_for_selector(".citytwin-charts .js-plotly-plot .scatterlayer .trace",
                         timeout=60_000)
     shot = tmp_path / "compare.png"
