@@ -14,6 +14,7 @@ duplicates (key: datastream + phenomenon time). State snapshots are written as P
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -155,7 +156,7 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {self.folder}/\nautosave_interval 1\n"
-            "max_queued_messages 0\n", encoding="utf-8")
+            f"max_queued_messages 0\nuser {getpass.getuser()}\n", encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Broker:
@@ -190,6 +191,9 @@ def run_live(twin: LiveTwin, host: str, port: int, *, client_id: str = "citytwin
                     manual_ack=True)
     c.on_connect = lambda cl, *_: cl.subscribe("v1.1/#", qos=1)
     c.on_message = lambda cl, ud, msg: q.put(msg)
+    ready = twin.out / "journal" / "subscribed"
+    ready.unlink(missing_ok=True)
+    c.on_subscribe = lambda *_: ready.touch()
     c.connect(host, port)
     c.loop_start()
     last = time.monotonic()
