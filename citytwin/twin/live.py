@@ -180,7 +180,7 @@ class Broker:
 def run_live(twin: LiveTwin, host: str, port: int, *, client_id: str = "citytwin-live",
              idle_exit_s: float = 3.0, batch: int = 500) -> None:
     """Subscribe (QoS 1, clean_session false, fixed client id) and ingest until no message has
-    arrived for ``idle_exit_s``; acknowledge each message only after its journal line is
+    arrived for ``idle_exit_s`` (counted from the first message); acknowledge each message only after its journal line is
     fsynced."""
     import queue
 
@@ -196,9 +196,9 @@ def run_live(twin: LiveTwin, host: str, port: int, *, client_id: str = "citytwin
     c.on_subscribe = lambda *_: ready.touch()
     c.connect(host, port)
     c.loop_start()
-    last = time.monotonic()
+    last, got = time.monotonic(), False
     try:
-        while time.monotonic() - last < idle_exit_s:
+        while not got or time.monotonic() - last < idle_exit_s:
             try:
                 msgs = [q.get(timeout=0.1)]
             except queue.Empty:
@@ -210,7 +210,7 @@ def run_live(twin: LiveTwin, host: str, port: int, *, client_id: str = "citytwin
             twin.commit()
             for m in msgs:
                 c.ack(m.mid, m.qos)
-            last = time.monotonic()
+            last, got = time.monotonic(), True
         twin.write_state()
     finally:
         c.loop_stop()
