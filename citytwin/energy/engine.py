@@ -558,6 +558,12 @@ class EnergyEngine:
         out["min_voltage_pu"] = float(w["min_vm_pu"].min()) if "min_vm_pu" in w else nan
         out["max_line_loading_pct"] = (float(w["max_line_loading_pct"].max())
                                        if "max_line_loading_pct" in w else nan)
+        # steps whose loading maxima are blank (nothing energised or the flow failed): the
+        # maxima above are over the other steps only, and this count says how many were skipped
+        blank = w["max_trafo_loading_pct"].isna()
+        if "max_line_loading_pct" in w:
+            blank |= w["max_line_loading_pct"].isna()
+        out["loading_skipped_steps_count"] = float(blank.sum())
         out["losses_kwh"] = float(w["losses_kw"].sum() * dt_h) if "losses_kw" in w else nan
         out["nonconverged_steps_count"] = (float((w["converged"] == 0).sum()) if "converged" in w
                                            else 0.0)

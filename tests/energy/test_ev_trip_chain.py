@@ -9,7 +9,7 @@ import pytest
 
 from citytwin.energy import EnergyEngine, EnergyParams
 from citytwin.energy.ev import ChargingState, synthetic_ev_arrivals
-from tests.energy.test_energy_engine import ALL_EV, NO_PF, _city, _model
+from tests.energy.test_energy_engine import ALL_EV, NO_PF, _city, _model, tiny_city  # noqa: F401
 
 START = pd.Timestamp("2026-01-12")
 
@@ -86,3 +86,18 @@ def test_synthetic_arrivals_do_not_refill_a_random_start():
                       policy="uncontrolled", seed=2, start=START)
     s.add(arr)
     assert s.requested_kwh() == pytest.approx(float(arr["distance_km"].sum()) * 0.18)
+
+
+def test_skipped_loading_steps_are_counted(tiny_city):  # noqa: F811
+    """A whole-grid outage blanks the loading maxima of its steps: the KPI says how many."""
+    from citytwin.energy import run_energy
+
+    p = EnergyParams(power_flow_numba=False,
+                     failures=[{"asset": "sub0", "at_h": 1.0, "duration_h": 1.0}])
+    e = run_energy(tiny_city, p, seed=1, start="2026-07-01 16:00", duration_s=3 * 3600)
+    w = e.series()
+    k = e.kpis()
+    blank = (w["max_trafo_loading_pct"].isna() | w["max_line_loading_pct"].isna()).sum()
+    assert blank > 0
+    assert k["loading_skipped_steps_count"] == blank
+    assert np.isfinite(k["max_line_loading_pct"])
