@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from citytwin.city import City
+from citytwin.engine import StandaloneModel as _StandaloneModel
 from citytwin.traffic import TrafficParams
 from citytwin.traffic.demand import generate_demand
-from citytwin.traffic.engine import TrafficEngine, _StandaloneModel
+from citytwin.traffic.engine import TrafficEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 

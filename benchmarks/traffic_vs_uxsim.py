@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from citytwin.fleet import Fleet
 from citytwin.network.routing import road_arrays
 from citytwin.traffic import TrafficParams, run_traffic
 from citytwin.traffic.grid import grid_roads
@@ -39,9 +40,10 @@ def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
     routing = {"route_refresh_s": 60.0, "reroute_share": 0.3} if dynamic else {
         "route_refresh_s": 1e9}
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
-                           ev_share=0.0, record_interval_s=3600.0, **routing)
+                           record_interval_s=3600.0, **routing)
     t0, c0 = time.perf_counter(), time.process_time()
-    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=horizon_s)
+    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=horizon_s,
+                      fleet=Fleet(ev_share=0.0))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tab = eng.trips_table().sort_values("trip_id")
     k = eng.kpis()
@@ -62,7 +64,8 @@ def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1
         W.addNode(f"n{n}", d["x"], d["y"])
     for u, v, d in G.edges(data=True):
         W.addLink(f"e{d['edge_id']}", f"n{u}", f"n{v}", length=d["length"],
-                  free_flow_speed=d["speed_kph"] / 3.6, jam_density=0.2, number_of_lanes=d["lanes"])
+                  free_flow_speed=d["speed_kph"] / 3.6, jam_density_per_lane=0.2,
+                  number_of_lanes=d["lanes"])
     off, edges = route_trips(arr, [arr.node_pos(x) for x in trips.origin_node],
                              [arr.node_pos(x) for x in trips.dest_node], cost=arr.freeflow_s)
     vehs = []
