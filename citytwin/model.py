@@ -30,7 +30,7 @@ from citytwin.errors import ScenarioError
 from citytwin.layers import BuildOptions
 from citytwin.results import Results, versions
 from citytwin.rng import stream
-from citytwin.scenario import DOMAINS, Scenario, load_scenario
+from citytwin.scenario import Scenario, load_scenario
 from citytwin.traffic.engine import TrafficEngine
 
 __all__ = ["CityModel", "run_scenario", "ENGINES", "load_city"]
@@ -115,7 +115,6 @@ class CityModel(mesa.Model):
         if setup.emergency is not None:
             self.emergency = EmergencyEngine(self, setup.emergency)
             self.engines["emergency"] = self.emergency
-        assert tuple(self.engines) == tuple(d for d in DOMAINS if d in self.engines)
         self.syncs = 0
         self._sync_gen = self.schedule_recurring(
             self._sync,

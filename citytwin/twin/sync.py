@@ -518,7 +518,7 @@ def calibrate_scenario(
         if params is None:
             raise InputError("the scenario has no [traffic] section: no modelled trips to "
                              "compare with counts", source=spec.name)
-        trips = scenario_trips(spec, city)
+        trips = scenario_trips(spec, city0)
         t = cal.calibrate_traffic(city, trips, obs["counts"].table, od=od,
                                   zones=_grid_zones(city, zone_m), sample=params.sample)
         trep: dict[str, Any] = {"scale": t.scale, "scale_se": t.scale_se, "before": t.before, "after_scale": t.after_scale,
@@ -547,7 +547,7 @@ def calibrate_scenario(
                 zone_m=float(zone_m))
         files.update(counts_fit="counts_fit.parquet", od_factors="od_factors.parquet")
     if "meters" in obs and len(obs["meters"].table):
-        loads = scenario_loads(spec, city)
+        loads = scenario_loads(spec, city0)
         e = cal.calibrate_energy(city, obs["meters"].table, loads, step_s=3600.0)
         energy = {"multipliers_by_use": e.multipliers, "before": e.before, "after": e.after,
                   "model": "the energy engine's building loads (BDEW shapes, the scenario's "
@@ -560,7 +560,7 @@ def calibrate_scenario(
         files["meters_fit"] = "meters_fit.parquet"
     if "incidents" in obs and len(obs["incidents"].table):
         log_ = obs["incidents"].table
-        expected = expected_incidents(spec, city)
+        expected = expected_incidents(spec, city0)
         modelled = None
         if response:
             eng = run_emergency(city, setup.emergency, seed=int(spec.seed),
