@@ -8,6 +8,9 @@ A per-vehicle mesoscopic queue model in the style of MATSim's QSim, advanced in 
   space (storage = length x lanes / jam spacing, scaled by the sample fraction);
 * nodes serve their incoming links capacity-weighted and fairly (start-time fair queuing over the
   links that have a vehicle ready), so a merge shares downstream space in proportion to capacity;
+  vehicles departing onto a link wait at its upstream node and take part in that node's fair
+  queuing as one more incoming stream, weighted by the entered link's capacity (and limited to
+  it), so a departure onto a saturated link gets its capacity-proportional share;
 * a head vehicle that waited ``stuck_s`` for space is pushed through (gridlock resolution);
 * space freed at a link's downstream end reaches the upstream end only after length / wave speed
   (holes travel backwards at the kinematic-wave speed), kept as a ring of hole release times.
@@ -84,6 +87,11 @@ def run_steps(
     hole_n,
     in_off,
     in_links,
+    out_off,
+    out_links,
+    edge_from,
+    dep_tag,
+    node_wait,
     # trips
     order,
     ptr,
@@ -118,8 +126,14 @@ def run_steps(
     for n in range(n_nodes):
         if in_off[n + 1] - in_off[n] > max_in:
             max_in = in_off[n + 1] - in_off[n]
-    cand = np.empty(max_in, dtype=np.int64)
-    active = np.empty(max_in, dtype=np.bool_)
+    max_out = 0
+    for n in range(n_nodes):
+        if out_off[n + 1] - out_off[n] > max_out:
+            max_out = out_off[n + 1] - out_off[n]
+    # candidates of a node: its incoming links (id e) and the departure queues of its outgoing
+    # links (id m + f), served by one fair-queuing rule
+    cand = np.empty(max_in + max_out, dtype=np.int64)
+    active = np.empty(max_in + max_out, dtype=np.bool_)
     t = t_start
     m = ff.shape[0]
     step_no = acc_step[0]
@@ -150,7 +164,7 @@ def run_steps(
             if p >= 0 and state[p] != ARRIVED and route_len[p] > 0:
                 continue  # released when its previous trip of the chain arrives
             _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
-                          depart_t, counters)
+                          depart_t, counters, edge_from, node_wait)
         # ---- 2. capacity accumulators are topped up lazily (_top_up) when a link is looked at
         step_no += 1
         # ---- 3. node model
@@ -164,6 +178,13 @@ def run_steps(
                     cand[nc] = e
                     active[nc] = True
                     nc += 1
+            if node_wait[n] > 0:
+                for j in range(out_off[n], out_off[n + 1]):
+                    f = out_links[j]
+                    if wait_head[f] >= 0:
+                        cand[nc] = m + f
+                        active[nc] = True
+                        nc += 1
             if nc == 0:
                 continue
             while True:
@@ -175,6 +196,16 @@ def run_steps(
                     if not active[c]:
                         continue
                     e = cand[c]
+                    if e >= m:  # a departure queue: the entered link's capacity is its weight
+                        f = e - m
+                        _top_up(f, step_no, acc_in, acc_in_last, cap_step)
+                        if wait_head[f] < 0 or acc_in[f] < 1.0 - 1e-9:
+                            active[c] = False
+                            continue
+                        if dep_tag[f] < bestw:
+                            bestw = dep_tag[f]
+                            best = c
+                        continue
                     h = head[e]
                     if h < 0 or ready_t[h] > t:
                         active[c] = False
@@ -190,6 +221,24 @@ def run_steps(
                 if best < 0:
                     break
                 e = cand[best]
+                if e >= m:  # a departure enters its first link when there is space
+                    f = e - m
+                    _pop_holes(f, t, hole_t, hole_off, hole_size, hole_start, hole_n)
+                    if count[f] + hole_n[f] >= storage[f]:
+                        active[best] = False
+                        continue
+                    h = wait_head[f]
+                    wait_head[f] = nxt[h]
+                    if wait_head[f] < 0:
+                        wait_tail[f] = -1
+                    counters[3] -= 1
+                    node_wait[n] -= 1
+                    acc_in[f] -= 1.0
+                    _tag(f, n, dep_tag, vclock, cap_step)
+                    state[h] = ON_LINK
+                    _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
+                            rec_entries)
+                    continue
                 h = head[e]
                 if ridx[h] == route_len[h] - 1:
                     # arrival at the end of the last link (FIFO, no outflow capacity used)
@@ -205,7 +254,7 @@ def run_steps(
                     q = next_trip[h]
                     if q >= 0 and state[q] == PENDING and depart_plan[q] <= t and route_len[q] > 0:
                         _enqueue_wait(q, t, state, nxt, route_off, route_edges, ridx, wait_head,
-                                      wait_tail, depart_t, counters)
+                                      wait_tail, depart_t, counters, edge_from, node_wait)
                     continue
                 f = route_edges[route_off[h] + ridx[h] + 1]
                 _pop_holes(f, t, hole_t, hole_off, hole_size, hole_start, hole_n)
@@ -230,23 +279,6 @@ def run_steps(
                 cross = ready_t[h] if ready_t[h] > t - dt else t
                 _append(f, h, cross, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
                         rec_entries)
-        # ---- 4. waiting (departed) vehicles enter their first link when there is space
-        for e in range(m):
-            if counters[3] == 0:
-                break
-            while wait_head[e] >= 0:
-                _pop_holes(e, t, hole_t, hole_off, hole_size, hole_start, hole_n)
-                _top_up(e, step_no, acc_in, acc_in_last, cap_step)
-                if count[e] + hole_n[e] >= storage[e] or acc_in[e] < 1.0 - 1e-9:
-                    break
-                counters[3] -= 1
-                h = wait_head[e]
-                wait_head[e] = nxt[h]
-                if wait_head[e] < 0:
-                    wait_tail[e] = -1
-                acc_in[e] -= 1.0
-                state[h] = ON_LINK
-                _append(e, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries)
         t += dt
     acc_step[0] = step_no
     return t
@@ -279,13 +311,14 @@ def _top_up(e, step_no, acc, last, cap_step):
 
 @njit(cache=True)
 def _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail, depart_t,
-                  counters):
+                  counters, edge_from, node_wait):
     state[k] = WAITING
     depart_t[k] = t
     counters[0] += 1
     counters[3] += 1
     ridx[k] = 0
     e = route_edges[route_off[k]]
+    node_wait[edge_from[e]] += 1
     nxt[k] = -1
     if wait_tail[e] >= 0:
         nxt[wait_tail[e]] = k

@@ -163,6 +163,8 @@ class TrafficEngine:
         self.rec_tt_sum = np.zeros(m)
         self.tt_ema = self.ff.copy()
         self.csr = out_csr(a)
+        self.dep_tag = np.zeros(m)  # fair-queuing tags of the departure queues (one per link)
+        self.node_wait = np.zeros(a.n_nodes, dtype=np.int64)  # departed, waiting, per node
 
     def _init_trips(self) -> None:
         tr = self.trips
@@ -288,6 +290,7 @@ class TrafficEngine:
                 self.acc_in_last, self.acc_step, self.blocked_since,
                 self.wrr, self.vclock, self.wait_head, self.wait_tail, self.hole_t, self.hole_off,
                 self.hole_size, self.hole_start, self.hole_n, self.in_off, self.in_links,
+                self.csr[0], self.csr[1], self.arrays.edge_from, self.dep_tag, self.node_wait,
                 self.order, self.ptr, self.depart_plan, self.prev_trip, self.next_trip,
                 self.state, self.nxt, self.route_off, self.route_len, self.route_edges,
                 self.ridx, self.cur_link, self.enter_t, self.ready_t, self.depart_t,

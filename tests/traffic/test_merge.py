@@ -43,3 +43,26 @@ def test_merge_shares_follow_capacity():
     # the merge discharges at the downstream capacity
     rate = (len(window) - 1) / (window.arrive_s.iloc[-1] - window.arrive_s.iloc[0]) * 3600
     assert rate == pytest.approx(900.0, rel=0.02)
+
+
+def test_departures_merge_by_the_node_rule(city_of):
+    """Departures onto a saturated link compete at its upstream node like an incoming link of
+    the same capacity (issue 16: they used to get ~0.75 % of the link's inflow)."""
+    from citytwin.traffic.grid import chain_roads
+
+    # through link 0 -> 1, the merge link 1 -> 2 (same capacity), a bottleneck 2 -> 3, exit
+    G = chain_roads([(400.0, 50.0, 1, 1800.0), (300.0, 50.0, 1, 1800.0),
+                     (300.0, 50.0, 1, 900.0), (500.0, 50.0, 2, 3600.0)])
+    n = 600
+    trips = pd.DataFrame({"origin_node": [0] * n + [1] * n, "dest_node": 4,
+                          "depart_s": np.r_[np.arange(n) * 2.0, np.arange(n) * 2.0]})
+    eng = run_traffic(city_of(G), TrafficParams(stuck_s=1e9), seed=0, trips=trips)
+    tab = eng.trips_table().sort_values("arrive_s")
+    assert (tab.status == "arrived").all()
+    # the merge is saturated (queues on both approaches) for most of the platoon: both 1800 veh/h
+    # into a 900 veh/h bottleneck; weights = capacities (1800 : 1800) -> half each
+    window = tab.iloc[200:800]
+    share_dep = (window.origin_node == 1).mean()
+    assert share_dep == pytest.approx(0.5, abs=0.05)
+    rate = (len(window) - 1) / (window.arrive_s.iloc[-1] - window.arrive_s.iloc[0]) * 3600
+    assert rate == pytest.approx(900.0, rel=0.02)
