@@ -158,7 +158,8 @@ def forecast(setup: EnergySetup, *, issue_s: float, multiplier: float, multiplie
              ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """One rolling forecast issued at ``issue_s`` (see module docstring).
 
-    ``loading_factor``: per transformer (``setup.transformers()`` order); ``thermal``: the
+    ``loading_factor``: per transformer (``setup.transformers()`` order), or per replication
+    and transformer (a draw of each replication from the factors' posterior); ``thermal``: the
     assimilated (top-oil rise, hot-spot gradient) per transformer (nan: steady state).
     Returns the long table (``issue_s``, ``time_s``, ``asset_id``, ``loading_pct_p05/p50/p95``,
     ``hot_spot_c_p05/p50/p95``) and the replication arrays (``loading``, ``hot_spot``, ``ev_kw``:
@@ -171,12 +172,13 @@ def forecast(setup: EnergySetup, *, issue_s: float, multiplier: float, multiplie
     z = norm.ppf((np.arange(replications) + 0.5) / replications)
     mult = np.clip(multiplier + multiplier_sd * z, 0.05, 10.0)
     lf = np.asarray(loading_factor, float)
+    lf = np.broadcast_to(lf, (replications, lf.shape[-1]))
     loads, hots, evs = [], [], []
     run: EnergyRun | None = None
     for i in range(replications):
         run = simulate(setup, t0_s=t0, horizon_s=horizon, seed=setup.seed + 1 + i,
                        multiplier=float(mult[i]))
-        load = run.loading_pct * lf[None, :]
+        load = run.loading_pct * lf[i][None, :]
         init = None
         if thermal is not None:
             rise, grad = thermal

@@ -10,12 +10,28 @@ load observations to a recursive estimate of the load multiplier (Kalman,
 kill -9 loses nothing and, on restart, the journal is replayed and redeliveries are dropped as
 duplicates (key: datastream + phenomenon time). State snapshots are written as Parquet parts
 (``out/state/part-NNNNN.parquet``, atomic rename).
+
+With an energy ``setup`` (:class:`citytwin.twin.forecast.EnergySetup`) the twin runs its own
+model of the day (the nominal run) and keeps, online: the demand multiplier of the buildings'
+electricity (a linear Kalman filter on each meter reading against the nominal run's base load
+and EV charging), a kVA factor per transformer (its loading readings against the model), the
+thermal state and effective-rating factor of each transformer (an EKF on its top-oil readings,
+:mod:`citytwin.twin.thermal`) and the ambient. When an observation arrives past the end of the
+current update window (``window_s`` of city time), the window is closed *before* that
+observation is applied: the next ``horizon_h`` hours are re-forecast from the state
+(:func:`citytwin.twin.forecast.forecast`), and the forecast, the state, the alerts and the
+maintenance ranking (:mod:`citytwin.twin.maintenance`) are written as Parquet parts named by the
+window (``forecast/``, ``state/``, ``alerts/``, ``maintenance/`` ``issue-<s>.parquet``, atomic
+rename). After a kill -9 the journal replay restores the state and the window counter, and a
+window issued again (its closing observation was not yet journaled) is rewritten with the same
+content, so the folder is append-safe and resumable.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import signal
 import socket
@@ -25,12 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from citytwin.twin.estimate import LogMultiplierKalman
+from citytwin.twin.estimate import LinearMultiplierKalman, LogMultiplierKalman
 from citytwin.twin.sensorthings import Datastream, Observation, decode
 
-__all__ = ["LiveTwin", "Broker", "run_live", "free_port"]
+__all__ = ["LiveTwin", "Broker", "run_live", "free_port", "read_parts"]
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -47,15 +64,53 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in good.splitlines() if line.strip()]
 
 
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_parts(out: str | Path, name: str) -> pd.DataFrame:
+    """All ``issue-*.parquet`` parts of ``out/name`` (forecast, state, alerts, maintenance)
+    concatenated in window order (an empty frame when there are none)."""
+    parts = sorted((Path(out) / name).glob("issue-*.parquet"))
+    frames = [pd.read_parquet(p) for p in parts]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 class LiveTwin:
     def __init__(self, streams: dict[int, Datastream], out: str | Path, *,
                  start: pd.Timestamp | str, modelled: Callable[[Observation], float] | None = None,
-                 city: Any = None, meter_r: float = 0.01) -> None:
+                 city: Any = None, meter_r: float = 0.01, setup: Any = None,
+                 window_s: float = 3600.0, horizon_h: float = 6.0, replications: int = 5,
+                 meter_rel: float = 0.1, loading_r: float = 0.01) -> None:
         self.streams, self.start = streams, pd.Timestamp(start)
         self.modelled, self.city, self.meter_r = modelled, city, meter_r
         self.out = Path(out)
         (self.out / "journal").mkdir(parents=True, exist_ok=True)
         (self.out / "state").mkdir(parents=True, exist_ok=True)
+        self.setup, self.window_s, self.horizon_h = setup, float(window_s), float(horizon_h)
+        self.replications, self.meter_rel, self.loading_r = replications, meter_rel, loading_r
+        self.issued: list[float] = []
+        self.skipped_windows = 0
+        self.forecast_s: list[float] = []  # compute time of each forecast (wall s)
+        self._replaying = True
+        if setup is not None:
+            from citytwin.twin.forecast import simulate
+            from citytwin.twin.thermal import ThermalState
+
+            self.nominal = simulate(setup)
+            self.trafos = self.nominal.trafo_ids
+            self._tidx = {t: i for i, t in enumerate(self.trafos)}
+            self.demand = LinearMultiplierKalman()
+            self.kva = [LogMultiplierKalman(var=0.04, q=1e-4) for _ in self.trafos]
+            self.thermal = ThermalState(self.trafos, q_per_h=0.1)
+            self.last_loading: dict[str, float] = {}
+            self.ambient_c: float | None = None
+            self.ambient_bias_c = 0.0
         self._jpath = self.out / "journal" / "observations.jsonl"
         self._qpath = self.out / "journal" / "quarantine.jsonl"
         self.load = LogMultiplierKalman()
@@ -72,6 +127,9 @@ class LiveTwin:
             k = rec["reason"].split(":")[0].split(" ")[0]
             self.quarantined[k] = self.quarantined.get(k, 0) + 1
         self.parts = len(list((self.out / "state").glob("part-*.parquet")))
+        wm = max(self.last_t.values(), default=0.0)
+        self.next_issue = max(self.window_s, math.ceil(wm / self.window_s) * self.window_s)
+        self._replaying = False
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, topic: str, payload: bytes) -> str | None:
@@ -91,6 +149,9 @@ class LiveTwin:
             self._qpending.append(json.dumps({"topic": topic, "reason": obs,
                                               "payload": payload.decode("utf-8", "replace")}))
             return obs
+        if (self.setup is not None and obs.time_s > self.next_issue + 1e-9
+                and not self._replaying):
+            self._close_windows(obs.time_s)
         self._apply(obs)
         self._pending.append(json.dumps({"ds": obs.datastream, "kind": obs.kind, "key": obs.key,
                                          "t": obs.time_s, "result": obs.result}))
@@ -105,6 +166,100 @@ class LiveTwin:
             (self.closed.add if obs.result["state"] == "closed" else self.closed.discard)(e)
         elif obs.kind == "load" and self.modelled is not None:
             self.load.update(float(obs.result), self.modelled(obs), r=self.meter_r)
+        if self.setup is not None:
+            self._assimilate(obs)
+
+    # ------------------------------------------------------------------ model state
+    def _step(self, t_s: float) -> int:
+        """Row of the nominal run whose step ends at ``t_s`` (readings are step means)."""
+        k = int(round(t_s / self.setup.dt_s)) - 1
+        return min(max(k, 0), len(self.nominal.time_s) - 1)
+
+    def _modelled_loading(self, k: int, j: int) -> float:
+        n = self.nominal
+        tot = n.base_kw[k, j] + n.ev_kw[k, j]
+        if tot <= 0:
+            return 0.0
+        m = max(self.demand.mean, 0.05)
+        return float(n.loading_pct[k, j] * (m * n.base_kw[k, j] + n.ev_kw[k, j]) / tot)
+
+    def _assimilate(self, obs: Observation) -> None:
+        j = self._tidx.get(obs.key, -1)
+        k = self._step(obs.time_s)
+        n = self.nominal
+        if obs.kind == "temperature":
+            self.ambient_c = float(obs.result)
+            self.ambient_bias_c = self.ambient_c - float(n.temp_c[k])
+        elif j < 0:
+            return
+        elif obs.kind == "load":
+            self.demand.update(float(obs.result), float(n.base_kw[k, j]), float(n.ev_kw[k, j]),
+                               rel=self.meter_rel)
+        elif obs.kind == "loading":
+            self.last_loading[obs.key] = float(obs.result) / 100.0
+            mod = self._modelled_loading(k, j)
+            if mod > 2.0:  # a near-empty transformer's ratio says nothing
+                self.kva[j].update(float(obs.result), mod, r=self.loading_r)
+        elif obs.kind == "top_oil":
+            amb = self.ambient_c if self.ambient_c is not None else float(n.temp_c[k])
+            pu = self.last_loading.get(obs.key)
+            if pu is None:
+                pu = self._modelled_loading(k, j) * self.kva[j].multiplier / 100.0
+            self.thermal.observe(obs.key, obs.time_s, float(obs.result), loading_pu=pu,
+                                 ambient_c=amb)
+
+    def _close_windows(self, t_s: float) -> None:
+        """Issue the forecast of the latest window that ``t_s`` closes (older ones skipped)."""
+        w = self.window_s
+        issue = math.floor((t_s - 1e-9) / w) * w
+        if issue < self.next_issue - 1e-9:
+            return
+        self.skipped_windows += int(round((issue - self.next_issue) / w))
+        self.issue_forecast(issue)
+        self.next_issue = issue + w
+
+    def issue_forecast(self, issue_s: float) -> dict[str, pd.DataFrame]:
+        """Forecast the next ``horizon_h`` hours from the current state and write the parts."""
+        from citytwin.rng import stream
+        from citytwin.twin import maintenance
+        from citytwin.twin.forecast import forecast
+
+        t0 = time.perf_counter()
+        th = self.thermal
+        r = self.replications
+        # each replication draws the transformers' factors from their posteriors
+        z = stream(int(issue_s), "live_forecast").standard_normal((r, len(self.trafos)))
+        g = np.maximum(th.g[None, :] + th.g_sd()[None, :] * z, 0.2)
+        c = np.array([f.multiplier for f in self.kva])
+        fc_df, fc = forecast(self.setup, issue_s=issue_s, multiplier=self.demand.mean,
+                             multiplier_sd=self.demand.sd, loading_factor=g * c[None, :],
+                             thermal=(th.rise, th.gradient), ambient_bias_c=self.ambient_bias_c,
+                             horizon_h=self.horizon_h, replications=r,
+                             thermal_params=th.params)
+        tag = f"issue-{int(issue_s):08d}.parquet"
+        out: dict[str, pd.DataFrame] = {"forecast": fc_df}
+        lo, hi = self.demand.band()
+        state = pd.DataFrame({
+            "issue_s": float(issue_s), "asset_id": self.trafos, "applied": self.applied,
+            "demand_multiplier": self.demand.mean, "demand_multiplier_lo": lo,
+            "demand_multiplier_hi": hi, "kva_factor": c, "rating_factor_g": th.g,
+            "rating_factor_g_sd": th.g_sd(), "top_oil_rise_c": th.rise,
+            "hot_spot_gradient_c": th.gradient, "loss_of_life_h": th.aged_h,
+            "ambient_bias_c": self.ambient_bias_c,
+            "closed_edges": ",".join(map(str, sorted(self.closed)))})
+        out["state"] = state
+        if fc:
+            amb = fc_df.groupby("time_s").size().index.to_numpy()  # forecast step ends
+            amb_c = np.interp(amb, self.nominal.time_s, self.nominal.temp_c) + self.ambient_bias_c
+            out["maintenance"] = maintenance.ranking(self.trafos, thermal=th, fc=fc,
+                                                     issue_s=issue_s, step_s=self.setup.dt_s)
+            out["alerts"] = maintenance.alerts(self.trafos, setup=self.setup, thermal=th, fc=fc,
+                                               issue_s=issue_s, ambient_c=amb_c)
+        for name, df in out.items():
+            _atomic_parquet(df, self.out / name / tag)
+        self.issued.append(float(issue_s))
+        self.forecast_s.append(time.perf_counter() - t0)
+        return out
 
     def commit(self) -> None:
         """Append the pending journal lines and fsync (then the broker may be acknowledged)."""
@@ -126,9 +281,12 @@ class LiveTwin:
 
     def write_state(self) -> Path:
         lo, hi = self.load.band()
+        mult = self.load.multiplier
+        if self.setup is not None:  # the energy model's demand multiplier
+            (lo, hi), mult = self.demand.band(), self.demand.mean
         row = pd.DataFrame([{"part": self.parts, "applied": self.applied,
                              "time_s": max(self.last_t.values(), default=0.0),
-                             "load_multiplier": self.load.multiplier, "load_lo": lo, "load_hi": hi,
+                             "load_multiplier": mult, "load_lo": lo, "load_hi": hi,
                              "closed_edges": ",".join(map(str, sorted(self.closed))),
                              "quarantined": sum(self.quarantined.values())}])
         path = self.out / "state" / f"part-{self.parts:05d}.parquet"
