@@ -7,6 +7,11 @@ fundamental diagram (jam density 0.2 veh/m/lane, backward wave 5 m/s, capacity u
 
     .venv/bin/python benchmarks/traffic_vs_uxsim.py            # 10k, 50k, 100k trips
     .venv/bin/python benchmarks/traffic_vs_uxsim.py --quick    # 10k only
+
+Then a saturated case (``--saturated N``, default 40k trips in 30 min, fixed routes, 3 h simulated
+horizon): queues form over the pulse and dissolve after it; compared are the vehicle-hours
+including unfinished trips and each link's discharge (vehicles that left it) in total and per
+5 minutes. ``--saturated 0`` skips it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,106 @@ def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
     k = eng.kpis()
     k["cpu_s"] = cpu
     return wall, tab, k
+
+
+def _citytwin_discharge(eng, bins_s: float, horizon_s: float) -> tuple[np.ndarray, float]:
+    """Advance ``eng`` to ``horizon_s``; vehicles that left each link per bin, (links, bins), and
+    the vehicle-hours including unfinished trips."""
+    from citytwin.traffic import _kernel as K
+
+    n_bins = int(np.ceil(horizon_s / bins_s))
+    out = np.zeros((eng.arrays.n_edges, n_bins + 1))
+    for b in range(1, n_bins + 1):
+        eng.advance(min(horizon_s, b * bins_s))
+        off, edges = eng.routes()
+        left = np.where(eng.state == K.ARRIVED, eng.route_len, np.where(
+            eng.state == K.ON_LINK, eng.ridx, 0))
+        pos = np.arange(off[-1]) - np.repeat(off[:-1], np.diff(off))
+        done = pos < np.repeat(left, np.diff(off))
+        out[:, b] = np.bincount(edges[done], minlength=eng.arrays.n_edges)
+    return np.diff(out, axis=1), eng.kpis()["vehicle_hours_h"]
+
+
+def saturated_case(G, n: int, *, pulse_s: float = 1800.0, horizon_s: float = 10800.0,
+                   bins_s: float = 300.0) -> None:
+    """A demand pulse that saturates the grid: vehicle-hours (unfinished trips included) and per-link
+    discharge, citytwin vs UXsim (C++, per vehicle), both on fixed free-flow shortest routes."""
+    import uxsim
+
+    from citytwin.engine import StandaloneModel
+    from citytwin.traffic.engine import TrafficEngine
+
+    rng = np.random.default_rng(7)
+    nodes = np.array(sorted(G.nodes))
+    o, d = rng.choice(nodes, 2 * n), rng.choice(nodes, 2 * n)
+    ok = np.flatnonzero(o != d)[:n]
+    trips = pd.DataFrame({"origin_node": o[ok], "dest_node": d[ok],
+                          "depart_s": np.sort(rng.uniform(0, pulse_s, n)).round(1)})
+    params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=1e9,
+                           record_interval_s=horizon_s, route_refresh_s=1e9)
+    c0 = time.process_time()
+    model = StandaloneModel(SimpleNamespace(roads=G), seed=0, duration_s=horizon_s,
+                            fleet=Fleet(ev_share=0.0))
+    eng = TrafficEngine(model, params, trips=trips)
+    dis_c, vh_c = _citytwin_discharge(eng, bins_s, horizon_s)
+    cpu_c = time.process_time() - c0
+    arr = road_arrays(G)
+    W = uxsim.World(cpp=True, name="sat", deltan=1, tmax=horizon_s, print_mode=0, save_mode=0,
+                    show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0)
+    for nd, dd in G.nodes(data=True):
+        W.addNode(f"n{nd}", dd["x"], dd["y"])
+    links = {}
+    for _u, _v, dd in G.edges(data=True):
+        links[dd["edge_id"]] = W.addLink(
+            f"e{dd['edge_id']}", f"n{_u}", f"n{_v}", length=dd["length"],
+            free_flow_speed=dd["speed_kph"] / 3.6, jam_density_per_lane=0.2,
+            number_of_lanes=dd["lanes"])
+    off, edges = route_trips(arr, [arr.node_pos(x) for x in trips.origin_node],
+                             [arr.node_pos(x) for x in trips.dest_node], cost=arr.freeflow_s)
+    vehs = [W.addVehicle(f"n{oo}", f"n{de}", float(t),
+                         links_prefer=[f"e{e}" for e in edges[off[i]:off[i + 1]]])
+            for i, (oo, de, t) in enumerate(zip(trips.origin_node, trips.dest_node,
+                                                trips.depart_s, strict=True))]
+    c1 = time.process_time()
+    W.exec_simulation()
+    cpu_u = time.process_time() - c1
+    vh_u = 0.0
+    done_u = 0
+    for v in vehs:
+        if v.state == "end":
+            vh_u += v.travel_time
+            done_u += 1
+        elif v.departure_time_in_second < horizon_s:
+            vh_u += horizon_s - v.departure_time_in_second
+    vh_u /= 3600.0
+    n_bins = dis_c.shape[1]
+    dis_u = np.zeros_like(dis_c)
+    for e, lk in links.items():
+        cum = np.array([lk.departure_count(b * bins_s - 1e-6) for b in range(n_bins + 1)])
+        dis_u[e] = np.diff(cum)
+    done_c = int(np.count_nonzero(np.isfinite(eng.arrive_t)))
+    tot_c, tot_u = dis_c.sum(axis=1), dis_u.sum(axis=1)
+    busy = (dis_c > 0) | (dis_u > 0)
+    r_bin = float(np.corrcoef(dis_c[busy], dis_u[busy])[0, 1])
+    r_tot = float(np.corrcoef(tot_c, tot_u)[0, 1])
+    # the links that queue most (a queue for >= 3 bins in citytwin): their discharge per bin
+    q = eng.tables()["links"]
+    print(f"\n== saturated: {n} trips departing over {pulse_s:.0f} s, horizon {horizon_s:.0f} s, "
+          "fixed routes, no stuck timer in either")
+    print(f"  CPU s            citytwin {cpu_c:8.2f}   uxsim C++ {cpu_u:8.2f}")
+    print(f"  completed        citytwin {done_c:8d}   uxsim C++ {done_u:8d}")
+    print(f"  vehicle-hours    citytwin {vh_c:8.1f}   uxsim C++ {vh_u:8.1f}   ratio "
+          f"{vh_c / vh_u:.4f}   (unfinished trips counted to the horizon)")
+    print(f"  link discharge   total {tot_c.sum():.0f} vs {tot_u.sum():.0f} (ratio "
+          f"{tot_c.sum() / tot_u.sum():.4f}); per link r {r_tot:.4f}; per link and "
+          f"{bins_s:.0f} s bin r {r_bin:.4f}; mean |diff| per busy bin "
+          f"{np.abs(dis_c - dis_u)[busy].mean():.2f} veh")
+    peak = np.argsort(-dis_u.max(axis=1))[:5]
+    cap = arr.capacity_vph
+    for e in peak.tolist():
+        print(f"    link {e:5d} capacity {cap[e]:6.0f} veh/h: peak {bins_s:.0f} s discharge "
+              f"citytwin {dis_c[e].max() * 3600 / bins_s:6.0f}  uxsim {dis_u[e].max() * 3600 / bins_s:6.0f} veh/h")
+    del q
 
 
 def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1,
@@ -100,6 +205,8 @@ def main() -> None:
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
     ap.add_argument("--deltan", type=int, nargs="*", default=[1],
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
+    ap.add_argument("--saturated", type=int, default=40_000,
+                    help="trips of the saturated pulse case (0: skip)")
     args = ap.parse_args()
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])
     G = grid_roads(20, 20, seed=42)
@@ -138,6 +245,8 @@ def main() -> None:
                   f"ratio {vh_c / vh_u:.4f}")
             print(f"  trip-level correlation {corr:.4f}; citytwin forced moves "
                   f"{int(k['trips_forced_through'])}")
+    if args.saturated:
+        saturated_case(G, args.saturated)
 
 
 if __name__ == "__main__":
