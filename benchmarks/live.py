@@ -1,14 +1,25 @@
-"""Live twin ingest: observations/s through LiveTwin.ingest+commit alone, and end to end
-through a real Mosquitto (publish QoS 1 -> twin journal fsync -> ack). No forecast yet (see
-docs/live.md). Run: .venv/bin/python benchmarks/live.py"""
+"""Live twin: ingest rate (observations/s through LiveTwin.ingest+commit alone, and end to end
+through a real Mosquitto: publish QoS 1 -> twin journal fsync -> ack), and the observation ->
+updated forecast latency on the default city (scenarios/baseline.toml, Helsinki): a truth feed
+with a hidden demand multiplier and a transformer fault is published window by window to a
+`citytwin live` process; the latency is from publishing the observation that closes a window
+to the window's forecast Parquet part on disk (6-h horizon, 5 replications).
+
+Run: .venv/bin/python benchmarks/live.py [--windows 6] [--power-flow scenario|on|off]
+     [--skip-ingest]"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from citytwin.twin.live import Broker, LiveTwin, free_port, run_live
@@ -27,7 +38,104 @@ def _msgs() -> list[tuple[str, bytes]]:
             for k in range(N_STEPS) for i in range(N_TR)]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "baseline.toml"
+
+
+def _publisher(port: int):  # type: ignore[no-untyped-def]
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-latency",
+                    clean_session=False)
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def latency(windows: int, power_flow: str) -> None:
+    """Observation -> updated forecast on the default city (see module docstring)."""
+    from citytwin.twin.forecast import EnergySetup, simulate
+    from citytwin.twin.truth import Hidden, truth_feed, write_feed
+
+    t = time.perf_counter()
+    pf = {"scenario": None, "on": True, "off": False}[power_flow]
+    setup = EnergySetup.from_scenario(SCENARIO, power_flow=pf)
+    nominal = simulate(setup)
+    fault = nominal.trafo_ids[int(np.argmax(nominal.loading_pct.mean(axis=0)))]
+    recs, streams, _ = truth_feed(setup, Hidden(1.15, fault, 0.6))
+    print(f"default city: {len(nominal.trafo_ids)} transformers, {len(streams)} datastreams, "
+          f"{len(recs):,} observations a day; power flow {setup.params.power_flow}; "
+          f"truth built in {time.perf_counter() - t:.1f} s")
+    with tempfile.TemporaryDirectory() as d:
+        write_feed(d, recs, streams)
+        port = free_port()
+        broker = Broker(Path(d) / "broker", port).start()
+        out = Path(d) / "live"
+        twin = subprocess.Popen(
+            [str(Path(sys.executable).with_name("citytwin")), "live", str(SCENARIO), "--streams",
+             str(Path(d) / "streams.json"), "--broker", f"127.0.0.1:{port}", "--out", str(out),
+             "--power-flow", power_flow, "--idle-exit", "600"],
+            stdout=subprocess.DEVNULL)
+        try:
+            while not (out / "journal" / "subscribed").exists():
+                time.sleep(0.05)
+            c = _publisher(port)
+            jpath = out / "journal" / "observations.jsonl"
+            sent, lat = 0, []
+            by_window: dict[int, list[dict]] = {}
+            for r in recs:
+                by_window.setdefault(int((r["time_s"] - 1e-9) // 3600), []).append(r)
+            for w in range(windows + 1):
+                batch = by_window[w]
+                trigger, rest = (batch[0], batch[1:]) if w else (None, batch)
+                if trigger is not None:  # the first observation past window w-1 closes it
+                    part = out / "forecast" / f"issue-{w * 3600:08d}.parquet"
+                    t0 = time.perf_counter()
+                    c.publish(topic(trigger["datastream"]), encode(setup.start,
+                              trigger["time_s"], trigger["result"]), qos=1)
+                    while not part.exists():
+                        time.sleep(0.005)
+                    lat.append(time.perf_counter() - t0)
+                    sent += 1
+                infos = [c.publish(topic(r["datastream"]), encode(setup.start, r["time_s"],
+                                   r["result"]), qos=1) for r in rest]
+                for i in infos:
+                    i.wait_for_publish(timeout=120)
+                sent += len(rest)
+                while not jpath.exists() or sum(1 for _ in jpath.open()) < sent:
+                    time.sleep(0.05)
+            c.loop_stop()
+            c.disconnect()
+        finally:
+            twin.kill()
+            twin.wait()
+            broker.stop()
+        a = np.array(lat)
+        print(f"observation -> updated forecast over {len(a)} windows: median {np.median(a):.2f} s,"
+              f" p95 {np.quantile(a, 0.95):.2f} s, max {a.max():.2f} s")
+        st = pd.concat([pd.read_parquet(p) for p in sorted((out / "state").glob("issue-*"))])
+        st = st.groupby("issue_s")[["forecast_wall_s", "forecast_cpu_s"]].first()
+        print(f"  of which the forecast itself: median {st['forecast_wall_s'].median():.2f} s "
+              f"wall, {st['forecast_cpu_s'].median():.2f} s CPU")
+        fc = pd.read_parquet(out / "forecast" / f"issue-{windows * 3600:08d}.parquet")
+        print(f"last forecast: {len(fc):,} rows ({fc['time_s'].nunique()} steps x "
+              f"{fc['asset_id'].nunique()} transformers); "
+              f"{json.dumps({'alerts': len(pd.read_parquet(out / 'alerts' / part.name))})}")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--windows", type=int, default=6)
+    ap.add_argument("--power-flow", choices=("scenario", "on", "off"), default="scenario")
+    ap.add_argument("--skip-ingest", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_ingest:
+        ingest()
+    latency(args.windows, args.power_flow)
+
+
+def ingest() -> None:
     msgs = _msgs()
     with tempfile.TemporaryDirectory() as d:
         twin = LiveTwin(_streams(), Path(d) / "a", start=START, modelled=lambda o: 100.0)

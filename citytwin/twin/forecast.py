@@ -72,6 +72,16 @@ class EnergySetup:
         return cls(setup.city, params, setup.fleet, pd.Timestamp(spec.start), int(spec.seed),
                    spec.duration_h * 3600.0)
 
+    def solver(self) -> Any:
+        """The power-flow solver of the setup's city, built once and reused by every run
+        (building the pandapower net is most of a short run's cost; a reused solver starts
+        Newton-Raphson warm, so results agree to its tolerance, not bit for bit)."""
+        if getattr(self, "_solver", None) is None:
+            from citytwin.energy.grid import GridSolver
+
+            self._solver = GridSolver(self.city, numba=self.params.power_flow_numba)
+        return self._solver
+
     @property
     def dt_s(self) -> float:
         return self.params.step_minutes * 60.0
@@ -128,7 +138,13 @@ def simulate(setup: EnergySetup, *, t0_s: float = 0.0, horizon_s: float | None =
                                   days=max(1, math.ceil((t0_s + horizon) / 86_400.0)))
         a = a.assign(arrive_s=a["arrive_s"] - t0_s)
         arrivals = a[a["arrive_s"] >= 0].reset_index(drop=True)
-    eng = EnergyEngine(model, _scaled_params(setup.params, multiplier), ev_arrivals=arrivals)
+    params = _scaled_params(setup.params, multiplier)
+    reuse = params.power_flow and city is setup.city and len(setup.transformers()) > 0
+    if reuse:  # the engine gets the setup's solver instead of building its own
+        params = params.model_copy(update={"power_flow": False})
+    eng = EnergyEngine(model, params, ev_arrivals=arrivals)
+    if reuse:
+        eng.solver = setup.solver()
     model.energy = eng
     tr = eng.building_trafo
     has = tr >= 0
