@@ -71,18 +71,19 @@ _figures: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
 def city_figure_cached(path: Path, *, layers: tuple[str, ...],
-                       closed_edges: tuple[int, ...] = ()) -> Any:
-    """The City page figure (built once per city, layer set and closures; read-only)."""
+                       closed_edges: tuple[int, ...] = (), color_by: str = "use") -> Any:
+    """The City page figure (built once per city, layer set, colouring and closures;
+    read-only: shared by every page, and serialised once, see ``plotview.figure_json``)."""
     from citytwin.app.maps import city_figure
 
     data = load_map_data(path)
-    key = (_key(path), layers, closed_edges)
+    key = (_key(path), layers, closed_edges, color_by)
     with _lock:
         hit = _figures.get(key)
         if hit is not None:
             _figures.move_to_end(key)
             return hit
-    fig = city_figure(data, layers=list(layers), closed_edges=closed_edges)
+    fig = city_figure(data, layers=list(layers), closed_edges=closed_edges, color_by=color_by)
     with _lock:
         _figures[key] = fig
         while len(_figures) > 32:

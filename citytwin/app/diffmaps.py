@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from citytwin.app.compare_view import link_congestion, response_points, transformer_loading
-from citytwin.app.maps import CityMapData, _layout, _segments
+from citytwin.app.maps import CityMapData, _layout, _segments, basemap_traces, scale_bar
 from citytwin.errors import InputError
 
 __all__ = ["DIFF_KINDS", "difference_values", "difference_figure", "hex_cells",
@@ -90,9 +90,9 @@ def difference_figure(mapdata: CityMapData, diff: pd.DataFrame, kind: str, *, ti
     """The difference map: diverging colours (blue better, red worse) with a legend (links)
     or a colour bar centred on zero (points), a scale bar, the interventions on top."""
     label, unit, up_is_worse = DIFF_KINDS[kind]
-    fig = go.Figure()
+    fig = go.Figure(basemap_traces(mapdata))
     fig.add_trace(go.Scatter(x=mapdata.road_x, y=mapdata.road_y, mode="lines", name="roads",
-                             line=dict(color="#e0e0e0", width=1), hoverinfo="skip",
+                             line=dict(color="#bdbdbd", width=1), hoverinfo="skip",
                              showlegend=False))
     vals = diff["value"].to_numpy(float)
     colours = _DIVERGING if up_is_worse else _DIVERGING[::-1]
@@ -126,22 +126,6 @@ def difference_figure(mapdata: CityMapData, diff: pd.DataFrame, kind: str, *, ti
     _layout(fig, title=title, height=height)
     scale_bar(fig, mapdata)
     return fig
-
-
-def scale_bar(fig: go.Figure, mapdata: CityMapData) -> None:
-    """A round-length scale bar in the lower left of the city's extent (metres, projected)."""
-    x = mapdata.road_x[np.isfinite(mapdata.road_x)]
-    y = mapdata.road_y[np.isfinite(mapdata.road_y)]
-    if not len(x):
-        return
-    width = float(x.max() - x.min())
-    length = next((v for v in (5000, 2000, 1000, 500, 200, 100, 50) if v <= width / 4), 50)
-    x0, y0 = float(x.min()), float(y.min()) - 0.03 * float(y.max() - y.min() + 1)
-    fig.add_shape(type="line", x0=x0, x1=x0 + length, y0=y0, y1=y0,
-                  line=dict(color="black", width=3))
-    fig.add_annotation(x=x0 + length / 2, y=y0, text=f"{length:g} m" if length < 1000
-                       else f"{length / 1000:g} km", showarrow=False, yshift=10,
-                       font=dict(size=11), name="scale bar")
 
 
 def intervention_traces(spec: dict[str, Any], city: Any, mapdata: CityMapData) -> list[go.Scatter]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import solara
 
 from citytwin.app.pages import city, compare, experiments, scenarios
+from citytwin.app.plotview import register_assets
 from citytwin.app.state import Layout
+
+register_assets()  # plotly.min.js as a cached static asset (see citytwin.app.plotview)
 
 __all__ = ["routes", "Layout"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +25,12 @@ __all__ = [
     "CityMapData",
     "city_map_data",
     "city_figure",
+    "COLOR_BY",
+    "footprint_traces",
+    "basemap_traces",
+    "nearest_feature",
+    "rings_xy",
+    "scale_bar",
     "inspect",
     "link_figure",
     "point_value_figure",
@@ -63,6 +69,13 @@ class CityMapData:
     mv_x: np.ndarray
     mv_y: np.ndarray
     facilities: pd.DataFrame  # facility_id, kind, name, x, y
+    fp_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # footprint rings, NaN gaps
+    fp_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fp_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row -> building
+    lu_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # basemap polygons, NaN gaps
+    lu_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lu_class: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # per row
+    extent: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # x0, y0, x1, y1
 
 
 def city_map_data(city: City) -> CityMapData:
@@ -108,9 +121,78 @@ def city_map_data(city: City) -> CityMapData:
     fdf = pd.DataFrame({"facility_id": f.index.to_numpy(), "kind": f["kind"].to_numpy(),
                         "name": f["name"].astype(str).to_numpy(),
                         "x": f.geometry.x.to_numpy(), "y": f.geometry.y.to_numpy()})
+    n_b = len(b)
+    tol = 0.5 if n_b <= 20_000 else 2.0  # metres: invisible at city zoom, fewer vertices
+    fp_x, fp_y, fp_pos = rings_xy(b.geometry.to_numpy(), tolerance=tol)
+    lu_x = lu_y = np.zeros(0)
+    lu_class = np.zeros(0, dtype=object)
+    lu = (getattr(city, "layers", None) or {}).get("landuse")
+    if lu is not None and len(lu) and "landuse" in lu.columns:
+        classes = np.array([basemap_class(v) for v in lu["landuse"].astype(str)], dtype=object)
+        keep = classes != ""
+        if keep.any():
+            lu_x, lu_y, pos = rings_xy(lu.geometry.to_numpy()[keep], tolerance=2.0)
+            lu_class = classes[keep][pos]
+    fx, fy = np.isfinite(road_x), np.isfinite(road_y)
+    parts_x = [road_x[fx], fp_x[np.isfinite(fp_x)]]
+    parts_y = [road_y[fy], fp_y[np.isfinite(fp_y)]]
+    allx, ally = np.concatenate(parts_x), np.concatenate(parts_y)
+    extent = ((float(allx.min()), float(ally.min()), float(allx.max()), float(ally.max()))
+              if len(allx) else (0.0, 0.0, 1.0, 1.0))
     return CityMapData(name=city.name, road_x=road_x, road_y=road_y, road_mid=mid,
                        edge_xy=edge_xy, buildings=bdf, power_nodes=pn, mv_x=mv_x, mv_y=mv_y,
-                       facilities=fdf)
+                       facilities=fdf, fp_x=fp_x, fp_y=fp_y, fp_pos=fp_pos, lu_x=lu_x,
+                       lu_y=lu_y, lu_class=lu_class, extent=extent)
+
+
+#: basemap class -> fill colour (the city's own land use layer; no tiles: the app is offline)
+BASEMAP_STYLE: dict[str, str] = {
+    "water": "#cfe3f5", "green": "#dcefd2", "built": "#f1ede6", "rail": "#e4e0ea",
+}
+_BASEMAP_OF = {
+    "basin": "water", "pond": "water", "reservoir": "water", "water": "water",
+    "grass": "green", "park": "green", "forest": "green", "meadow": "green",
+    "recreation_ground": "green", "cemetery": "green", "allotments": "green",
+    "village_green": "green", "garden": "green", "farmland": "green", "orchard": "green",
+    "commercial": "built", "residential": "built", "retail": "built", "industrial": "built",
+    "civil": "built", "construction": "built", "military": "built", "education": "built",
+    "railway": "rail",
+}
+
+
+def basemap_class(landuse: str) -> str:
+    """The basemap class of an OSM ``landuse`` value ("" = not drawn)."""
+    return _BASEMAP_OF.get(str(landuse).split(";")[0].strip().lower(), "")
+
+
+def rings_xy(geoms: np.ndarray, *, tolerance: float = 0.0
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exterior rings of (multi)polygons as x, y arrays with a NaN row after each ring (one
+    plotly trace draws them all) and the position of each row's geometry in ``geoms``.
+
+    Rings are simplified by ``tolerance`` metres (topology kept) and rounded to 0.1 m: the
+    browser gets fewer vertices and shorter numbers."""
+    import shapely
+
+    if len(geoms) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    geoms = np.asarray(geoms, dtype=object)
+    if tolerance > 0:
+        geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    poly = shapely.get_type_id(parts) == 3
+    parts, part_of = parts[poly], part_of[poly]
+    rings = shapely.get_exterior_ring(parts)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    if not len(xy):
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    # insert a NaN row after the last vertex of every ring
+    ends = np.flatnonzero(np.diff(ring_of)) + 1
+    cut = np.append(ends, len(xy))
+    x = np.insert(np.round(xy[:, 0], 1), cut, np.nan)
+    y = np.insert(np.round(xy[:, 1], 1), cut, np.nan)
+    pos = np.insert(part_of[ring_of], cut, part_of[ring_of][cut - 1])
+    return x, y, pos.astype(np.int64)
 
 
 def _segments(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +210,7 @@ def _layout(fig: go.Figure, *, title: str | None = None, height: int = 620) -> g
         title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         plot_bgcolor="white", paper_bgcolor="white", hovermode="closest", clickmode="event",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        uirevision="city", template="none",
+        uirevision="city", template="none", dragmode="pan",
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
@@ -150,39 +232,100 @@ def _markers(df: pd.DataFrame, *, layer: str, id_col: str, name: str, color: str
     )
 
 
+#: what the building footprints can be coloured by (column -> legend label)
+COLOR_BY: dict[str, str] = {
+    "use": "use", "floor_area_m2": "floor area (m²)", "population": "residents",
+    "jobs": "jobs", "levels": "storeys",
+}
+_SEQUENTIAL = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"]
+
+
+def polygon_trace(x: np.ndarray, y: np.ndarray, *, name: str, color: str,
+                  line: str = "#616161", gl: bool = False, showlegend: bool = True,
+                  opacity: float = 1.0) -> Any:
+    """Filled polygons (rings with NaN gaps) as one trace: WebGL by default (measured in
+    ``benchmarks/app.py --render``), SVG with ``gl=False``."""
+    cls = go.Scattergl if gl else go.Scatter
+    return cls(x=x, y=y, mode="lines", fill="toself", fillcolor=color, name=name,
+               line=dict(color=line, width=0.5), hoverinfo="skip", showlegend=showlegend,
+               opacity=opacity)
+
+
+def basemap_traces(data: CityMapData, *, gl: bool = False) -> list[Any]:
+    """The city's own land use polygons (water, green, built-up, rail) under everything."""
+    out = []
+    for cls, color in BASEMAP_STYLE.items():
+        sel = data.lu_class == cls
+        if sel.any():
+            out.append(polygon_trace(data.lu_x[sel], data.lu_y[sel], name=f"basemap: {cls}",
+                                     color=color, line=color, gl=gl, showlegend=False))
+    return out
+
+
+def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = False
+                     ) -> list[Any]:
+    """Building footprints, one trace per class of ``color_by`` (use, or 5 quantile bins of
+    a quantity)."""
+    from citytwin.errors import InputError
+
+    if color_by not in COLOR_BY:
+        raise InputError(f"cannot colour buildings by {color_by!r} "
+                         f"(expected one of {list(COLOR_BY)})")
+    b = data.buildings
+    if not len(data.fp_x) or color_by not in b.columns:
+        return []
+    out = []
+    if color_by == "use":
+        uses = b["use"].astype(str).to_numpy()
+        row_use = uses[data.fp_pos]
+        for use, color in USE_COLORS.items():
+            sel = row_use == use
+            if sel.any():
+                out.append(polygon_trace(data.fp_x[sel], data.fp_y[sel], name=use, color=color,
+                                         gl=gl))
+        return out
+    vals = pd.to_numeric(b[color_by], errors="coerce").to_numpy(float)
+    finite = vals[np.isfinite(vals)]
+    if not len(finite):
+        return []
+    edges = np.unique(np.quantile(finite, [0, 0.2, 0.4, 0.6, 0.8, 1.0]))
+    if len(edges) < 2:
+        edges = np.array([finite.min(), finite.min() + 1])
+    cls = np.clip(np.searchsorted(edges, vals, side="right") - 1, 0, len(edges) - 2)
+    cls = np.where(np.isfinite(vals), cls, -1)
+    row_cls = cls[data.fp_pos]
+    for k in range(len(edges) - 1):
+        sel = row_cls == k
+        if sel.any():
+            out.append(polygon_trace(data.fp_x[sel], data.fp_y[sel],
+                                     name=f"{COLOR_BY[color_by]} {edges[k]:,.0f}–{edges[k + 1]:,.0f}",
+                                     color=_SEQUENTIAL[k % 5], gl=gl))
+    return out
+
+
 def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
-                closed_edges: Iterable[int] = (), height: int = 620) -> go.Figure:
-    """The City page map: the chosen ``layers`` (subset of :data:`LAYERS`)."""
+                closed_edges: Iterable[int] = (), height: int = 620,
+                color_by: str = "use", overlays: Sequence[Any] = ()) -> go.Figure:
+    """The City page map: the basemap (the city's land use), then the chosen ``layers``
+    (subset of :data:`LAYERS`), buildings as footprints coloured by ``color_by``, the
+    ``overlays`` (interventions) on top, and a scale bar."""
     unknown = sorted(set(layers) - set(LAYERS))
     if unknown:
         from citytwin.errors import InputError
 
         raise InputError(f"unknown map layers {unknown} (expected some of {list(LAYERS)})")
-    traces: list[Any] = []
+    traces: list[Any] = basemap_traces(data)
+    if "buildings" in layers:
+        traces += footprint_traces(data, color_by=color_by)
     if "roads" in layers:
         traces.append(go.Scattergl(x=data.road_x, y=data.road_y, mode="lines", name="roads",
-                                   line=dict(color="#9e9e9e", width=1), hoverinfo="skip"))
-        mid = data.road_mid
-        traces.append(_markers(
-            mid, layer="road", id_col="edge_id", name="road links", color="#9e9e9e", size=4,
-            text=[f"{n or '(unnamed)'} · {h} · edge {e}" for n, h, e in
-                  zip(mid["name"], mid["highway"], mid["edge_id"], strict=True)],
-            visible="legendonly" if len(mid) > 20000 else True,
-        ))
+                                   line=dict(color="#9e9e9e", width=1.2), hoverinfo="skip"))
         closed = sorted({int(e) for e in closed_edges})
         if closed:
             xy = data.edge_xy[closed]
             cx, cy = _segments(xy)
             traces.append(go.Scattergl(x=cx, y=cy, mode="lines", name="closed",
                                        line=dict(color="#d62728", width=4), hoverinfo="skip"))
-    if "buildings" in layers:
-        b = data.buildings
-        for use, color in USE_COLORS.items():
-            part = b[b["use"] == use] if "use" in b else b.iloc[:0]
-            if len(part):
-                traces.append(_markers(
-                    part, layer="building", id_col="building_id", name=use, color=color,
-                    size=4, text=[f"building {i} · {use}" for i in part["building_id"]]))
     if "power" in layers:
         traces.append(go.Scattergl(x=data.mv_x, y=data.mv_y, mode="lines", name="MV feeders",
                                    line=dict(color="#8e44ad", width=1.5), hoverinfo="skip"))
@@ -202,8 +345,69 @@ def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
                                        name=kind.replace("_", " "), color=color, size=12,
                                        symbol=symbol,
                                        text=[f"{kind}: {n}" for n in part["name"]]))
+    traces += list(overlays)
     fig = go.Figure(traces)
-    return _layout(fig, height=height)
+    _layout(fig, height=height)
+    scale_bar(fig, data)
+    return fig
+
+
+def scale_bar(fig: go.Figure, mapdata: CityMapData) -> None:
+    """A round-length scale bar in the lower left of the city (a shape in metres, so it keeps
+    its meaning when zoomed)."""
+    x0, y0, x1, y1 = mapdata.extent
+    width = x1 - x0
+    if width <= 0:
+        return
+    length = next((v for v in (5000, 2000, 1000, 500, 200, 100, 50, 20, 10) if v <= width / 4),
+                  10)
+    ybar = y0 - 0.03 * (y1 - y0 + 1)
+    fig.add_shape(type="line", x0=x0, x1=x0 + length, y0=ybar, y1=ybar,
+                  line=dict(color="black", width=3), name="scale bar")
+    fig.add_annotation(x=x0 + length / 2, y=ybar, text=f"{length:g} m" if length < 1000
+                       else f"{length / 1000:g} km", showarrow=False, yshift=10,
+                       font=dict(size=11), name="scale bar")
+
+
+def nearest_feature(city: City, data: CityMapData, x: float, y: float, *, tol_m: float,
+                    layers: Sequence[str] = LAYERS) -> tuple[str, str] | None:
+    """The feature a click at (x, y) (metres) means, as ``(layer, id)`` for :func:`inspect`:
+    a facility or power node within ``tol_m``, else the building footprint containing the
+    point, else the road link within ``tol_m``; None when nothing is there."""
+    import shapely
+
+    pt = np.array([x, y])
+    best: tuple[float, str, str] | None = None
+    if "facilities" in layers and len(data.facilities):
+        f = data.facilities
+        d = np.hypot(f["x"].to_numpy(float) - x, f["y"].to_numpy(float) - y)
+        i = int(np.argmin(d))
+        if d[i] <= tol_m:
+            best = (float(d[i]), "facility", str(f["facility_id"].iloc[i]))
+    if "power" in layers and len(data.power_nodes):
+        pn = data.power_nodes[data.power_nodes["kind"].isin(list(POWER_STYLE))]
+        if len(pn):
+            d = np.hypot(pn["x"].to_numpy(float) - x, pn["y"].to_numpy(float) - y)
+            i = int(np.nanargmin(d))
+            if d[i] <= tol_m and (best is None or d[i] < best[0]):
+                best = (float(d[i]), "power", str(pn["node"].iloc[i]))
+    if best is not None:
+        return best[1], best[2]
+    if "buildings" in layers and len(city.buildings):
+        geoms = city.buildings.geometry.to_numpy()
+        hit = shapely.contains_xy(geoms, x, y)
+        if hit.any():
+            return "building", str(city.buildings.index[int(np.flatnonzero(hit)[0])])
+    if "roads" in layers and len(data.edge_xy):
+        a, b = data.edge_xy[:, :2], data.edge_xy[:, 2:]
+        ab = b - a
+        L2 = np.maximum((ab ** 2).sum(axis=1), 1e-9)
+        t = np.clip(((pt - a) * ab).sum(axis=1) / L2, 0, 1)
+        d = np.hypot(*(a + t[:, None] * ab - pt).T)
+        i = int(np.argmin(d))
+        if d[i] <= tol_m:
+            return "road", str(int(data.road_mid["edge_id"].iloc[i]))
+    return None
 
 
 def inspect(city: City, data: CityMapData, layer: str, ident: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import solara
 from citytwin.app.config import AppConfig, safe_name
 from citytwin.app.session import Session
 
-__all__ = ["AppState", "AppContext", "Layout", "use_app", "workspace_from_query"]
+__all__ = ["AppState", "AppContext", "Layout", "use_app", "workspace_from_query", "new_workspace",
+           "with_workspace"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 class AppState:
     config: AppConfig
     session: Session
+    workspace: str  # kept in the page address as ?workspace=
     runs_version: solara.Reactive[int]  # bumped whenever a run changes
     city: solara.Reactive[str]  # city file name inside the data folder
     closed_edges: solara.Reactive[list[int]]  # road closures picked on the City page
@@ -51,17 +53,31 @@ def _current_kernel_context() -> Any:
         return None
 
 
-def workspace_from_query(search: str | None) -> str:
-    """The workspace named by ``?workspace=NAME`` in the page address, else ``default``.
+def workspace_from_query(search: str | None) -> str | None:
+    """The workspace named by ``?workspace=NAME`` in the page address (None when absent).
 
-    Runs are kept per workspace, so a reload (or a restart of the app) lists them again.
     A name that is not a plain folder name is refused by :func:`safe_name`.
     """
     from urllib.parse import parse_qs
 
     values = parse_qs((search or "").lstrip("?")).get("workspace", [])
     name = values[0].strip() if values else ""
-    return safe_name(name or "default", what="workspace")
+    return safe_name(name, what="workspace") if name else None
+
+
+def new_workspace() -> str:
+    """A fresh private workspace id (``w-`` and 12 random hex digits, 48 bits)."""
+    import secrets
+
+    return "w-" + secrets.token_hex(6)
+
+
+def with_workspace(path: str, search: str | None, workspace: str) -> str:
+    """``path`` with ``?workspace=`` set in its query (other query keys kept)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    query = [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k != "workspace"]
+    return f"{path}?{urlencode([*query, ('workspace', workspace)])}"
 
 
 @solara.component
@@ -69,10 +85,19 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
     """Creates this page's AppState and provides it to ``children``."""
     cfg = solara.use_memo(lambda: config or AppConfig.from_env(), [])
     router = solara.use_router()
-    workspace = solara.use_memo(lambda: workspace_from_query(router.search), [])
+    # runs are private to a workspace: a page opened without ?workspace= gets a fresh id,
+    # written into the address so a reload (or a bookmark) finds the same runs again
+    workspace = solara.use_memo(lambda: workspace_from_query(router.search) or new_workspace(),
+                                [])
     session = solara.use_memo(lambda: Session(cfg, session_id=workspace), [])
+
+    def keep_in_url() -> None:
+        if router.set_path is not None and workspace_from_query(router.search) != workspace:
+            router.push(with_workspace(router.path, router.search, workspace))
+
+    solara.use_effect(keep_in_url, [router.path, router.search])
     state = AppState(
-        config=cfg, session=session, runs_version=solara.use_reactive(0),
+        config=cfg, session=session, workspace=workspace, runs_version=solara.use_reactive(0),
         city=solara.use_reactive(cfg.city), closed_edges=solara.use_reactive([]),
         compare=solara.use_reactive([]),
     )
@@ -107,10 +132,28 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
 def NavTabs():
     """Page tabs labelled with the routes' labels (City, Scenarios, Compare, Experiments)."""
     route_current, routes = solara.use_route()
+    router = solara.use_router()
+    app = use_app()
     index = routes.index(route_current) if route_current in routes else 0
-    with solara.lab.Tabs(value=index, align="center"):
+
+    def go(i: int) -> None:  # the workspace travels with every page change
+        if 0 <= i < len(routes) and i != index and router.set_path is not None:
+            router.push(with_workspace(solara.resolve_path(routes[i]), None, app.workspace))
+
+    with solara.lab.Tabs(value=index, on_value=go, align="center"):
         for r in routes:
-            solara.lab.Tab(r.label or r.path, path_or_route=r, classes=["citytwin-tab"])
+            solara.lab.Tab(r.label or r.path, classes=["citytwin-tab"])
+
+
+@solara.component
+def WorkspaceBadge():
+    app = use_app()
+    solara.HTML(tag="span", unsafe_innerHTML=f"workspace {app.workspace}",
+                classes=["citytwin-workspace"],
+                attributes={"title": "Your runs are private to this workspace; the id is in "
+                                     "the page address, so a reload or a bookmark finds them "
+                                     "again."},
+                style="color: #e3f2fd; margin-left: auto; font-size: 12px")
 
 
 @solara.component
@@ -123,6 +166,7 @@ def Layout(children: list[Any] = []):  # noqa: B006
                             style="font-size: 20px; color: white; font-weight: 500")
                 solara.HTML(tag="span", unsafe_innerHTML="smart-city digital twin",
                             style="color: #e3f2fd")
+                WorkspaceBadge()
             NavTabs()
             with solara.Column(children=children, style={"width": "100%", "padding": "12px"}):
                 pass

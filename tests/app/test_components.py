@@ -8,11 +8,12 @@ from pathlib import Path
 
 import ipyvuetify as v
 import solara
-from plotly.graph_objs._figurewidget import FigureWidget
 
 from citytwin.app.config import AppConfig
-from citytwin.app.data import load_city
+from citytwin.app.data import load_city, load_map_data
+from citytwin.app.maps import nearest_feature
 from citytwin.app.pages import city, compare, experiments, scenarios
+from citytwin.app.plotview import PlotView
 from citytwin.app.state import AppContext, StateProvider
 
 from ._apphelpers import series_frame, write_results
@@ -67,31 +68,44 @@ def _alerts(rc) -> str:
     return " ".join(str(w.children) for w in rc.find(v.Alert).widgets)
 
 
+def test_pages_without_a_workspace_are_private(config: AppConfig) -> None:
+    """Two pages opened without ?workspace= get two private workspaces (no shared default)."""
+    _, a = _render(scenarios.Page, config)
+    _, b = _render(scenarios.Page, config)
+    assert a.workspace != b.workspace and a.workspace.startswith("w-")
+    assert a.session.root != b.session.root and a.session.session_id == a.workspace
+
+
 def test_city_page_map_click_inspect_and_close(config: AppConfig) -> None:
     rc, state = _render(city.Page, config)
-    fig = rc.find(FigureWidget).widget
-    names = [t.name for t in fig.data]
+    view = rc.find(PlotView).widget
+    names = [t.name for t in view.figure.data]
     assert "roads" in names and "residential" in names and "fire station" in names
-    # click the first residential building marker
-    ti = names.index("residential")
-    bid = int(fig.data[ti].customdata[0][1])
-    fig._js2py_pointsCallback = {"event_type": "plotly_click", "points": {
-        "trace_indexes": [ti], "point_indexes": [0], "xs": [0], "ys": [0]}}
+    assert json.loads(view.figure_json)["data"], "the figure is sent to the browser"
+    # a click inside a residential footprint (data coordinates, as the browser sends them)
+    c = load_city(Path(config.data_dir) / config.city)
+    bid = int(c.buildings.index[(c.buildings["use"] == "residential").to_numpy()][0])
+    pt = c.buildings.geometry.loc[bid].representative_point()
+    view.click(pt.x, pt.y, 1.0)
     html = _html_text(rc)
     assert f">building_id</td><td style='padding:2px 8px'>{bid}</td>" in html
     assert ">use</td>" in html
-    # click a road link, then close it into the session's scenario draft
-    ri = names.index("road links")
-    fig._js2py_pointsCallback = {"event_type": "plotly_click", "points": {
-        "trace_indexes": [ri], "point_indexes": [2], "xs": [0], "ys": [0]}}
+    # a click on a road link away from buildings and power nodes, then close it
+    data = load_map_data(Path(config.data_dir) / config.city)
+    edge = next(int(r.edge_id) for r in data.road_mid.itertuples()
+                if nearest_feature(c, data, r.x, r.y, tol_m=2.0) == ("road", str(r.edge_id)))
+    row = data.road_mid.set_index("edge_id").loc[edge]
+    view.click(float(row["x"]), float(row["y"]), 0.25)
     rc.find(v.Btn, children=["Close this link in my scenario draft"]).widget.click()
-    edge = int(fig.data[ri].customdata[2][1])
     assert state.closed_edges.value == [edge]
-    # the layer toggle removes the building traces
+    # a click on empty ground far outside the city inspects nothing new
+    view.click(-1e7, -1e7, 1.0)
+    assert state.closed_edges.value == [edge]
+    # the layer toggle removes the building footprints
     rc.find(v.Checkbox, label="buildings").widget.v_model = False
-    fig = rc.find(FigureWidget).widget
-    assert "residential" not in [t.name for t in fig.data]
-    assert any(t.name == "closed" for t in fig.data)
+    view = rc.find(PlotView).widget
+    assert "residential" not in [t.name for t in view.figure.data]
+    assert any(t.name == "closed" for t in view.figure.data)
 
 
 def test_scenarios_page_validates_like_the_cli(config: AppConfig) -> None:
@@ -118,9 +132,9 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
                       series=series_frame("energy", "load_kw", [1.0, val, 2.0]))
     rc, state = _render(compare.Page, config)
     state.compare.value = ["baseline", "ev"]
-    figs = rc.find(FigureWidget).widgets
+    figs = rc.find(PlotView).widgets
     assert figs, "time-series chart rendered"
-    assert [t.name for t in figs[0].data] == ["baseline", "ev"]
+    assert [t.name for t in figs[0].figure.data] == ["baseline", "ev"]
     header, rows = _table_cells(_html_text(rc))
     row = dict(zip(header, next(r for r in rows if "Peak electricity demand" in r),
                    strict=True))
@@ -135,7 +149,7 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
     assert "no ambulance station" in _alerts(rc)
     state.compare.value = ["baseline", "../../etc"]
     # names outside the session's results are ignored: only the baseline remains
-    assert [t.name for t in rc.find(FigureWidget).widgets[0].data] == ["baseline"]
+    assert [t.name for t in rc.find(PlotView).widgets[0].figure.data] == ["baseline"]
     assert "Pick two to four" in _alerts(rc)
 
 
@@ -144,5 +158,5 @@ def test_experiments_page_outcome_plot(config: AppConfig) -> None:
     for seed, val in enumerate((1.0, 2.0, 3.0)):
         write_results(root, f"a-s{seed}", scenario="a", seed=seed, kpis={"traffic": {"k": val}})
     rc, _ = _render(experiments.Page, config)
-    fig = rc.find(FigureWidget).widget
+    fig = rc.find(PlotView).widget.figure
     assert fig.data[1].y[0] == 2.0 and fig.data[1].error_y.array[0] > 0

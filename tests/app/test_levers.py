@@ -23,7 +23,7 @@ from citytwin.app.levers import (
 from citytwin.app.pages.compare import MAX_COMPARE, limit_choice, map_columns
 from citytwin.app.scenario_form import draft_text, validate_draft
 from citytwin.app.session import Session
-from citytwin.app.state import workspace_from_query
+from citytwin.app.state import new_workspace, with_workspace, workspace_from_query
 from citytwin.errors import InputError, ScenarioError
 from citytwin.scenario import load_scenario
 
@@ -102,7 +102,10 @@ def test_runs_persist_per_workspace(config: AppConfig) -> None:
     other = Session(config, session_id="other")
     assert other.runs() == [] and "mine-s0-1" not in other.results()
     assert workspace_from_query("?workspace=planning") == "planning"
-    assert workspace_from_query("") == "default"
+    assert workspace_from_query("") is None  # no shared default: the page makes a private one
+    a_id, b_id = new_workspace(), new_workspace()
+    assert a_id != b_id and workspace_from_query(f"?workspace={a_id}") == a_id
+    assert with_workspace("/compare", "?x=1&workspace=old", a_id) == f"/compare?x=1&workspace={a_id}"
     with pytest.raises(InputError, match="workspace"):
         workspace_from_query("?workspace=../x")
 

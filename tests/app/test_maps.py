@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from citytwin.app.data import load_city, load_map_data
-from citytwin.app.maps import LAYERS, city_figure, inspect, link_figure
+from citytwin.app.maps import LAYERS, city_figure, inspect, link_figure, nearest_feature
 from citytwin.errors import InputError
 
 
@@ -38,17 +38,43 @@ def test_layers_toggle_traces(tiny) -> None:
     full = city_figure(data)
     names = [t.name for t in full.data]
     assert "roads" in names and "MV feeders" in names and "fire station" in names
-    n_buildings = sum(len(t.x) for t in full.data
-                      if t.customdata is not None and t.customdata[0][0] == "building")
-    assert n_buildings == len(city.buildings)
+    # buildings are footprints: one closed ring per building, NaN between rings
+    polys = [t for t in full.data if t.fill == "toself" and not t.name.startswith("basemap")]
+    rings = sum(int(np.isnan(np.asarray(t.x, float)).sum()) for t in polys)
+    assert rings == len(city.buildings) and {t.name for t in polys} <= set(city.buildings["use"])
+    geom = city.buildings.geometry.iloc[0]
+    x0, y0 = geom.exterior.coords[0]
+    assert any(np.isclose(np.asarray(t.x, float), x0, atol=0.6).any() for t in polys)
+    # the basemap is the city's own land use (no tiles): grass green, commercial built-up
+    assert {"basemap: green", "basemap: built"} <= set(names)
+    assert names.index("basemap: green") < names.index("roads")  # underneath
+    assert any(a.text.endswith("m") for a in full.layout.annotations)  # the scale bar
+    assert full.layout.dragmode == "pan"
+    by_area = city_figure(data, color_by="floor_area_m2")
+    assert any("floor area" in (t.name or "") for t in by_area.data)
     only_roads = city_figure(data, layers=["roads"])
-    assert {t.name for t in only_roads.data} == {"roads", "road links"}
+    assert {t.name for t in only_roads.data} - {"basemap: green", "basemap: built"} == {"roads"}
     closed = city_figure(data, layers=["roads"], closed_edges=[0, 2])
     assert closed.data[-1].name == "closed" and len(closed.data[-1].x) == 6
-    assert full.layout.yaxis.scaleanchor == "x"  # metres, equal aspect, no basemap
+    assert full.layout.yaxis.scaleanchor == "x"  # metres, equal aspect
     with pytest.raises(InputError, match="unknown map layers"):
         city_figure(data, layers=["roads", "tiles"])
+    with pytest.raises(InputError, match="cannot colour buildings by"):
+        city_figure(data, color_by="colour")
     assert set(LAYERS) == {"roads", "buildings", "power", "facilities"}
+
+
+def test_nearest_feature_finds_what_was_clicked(tiny) -> None:
+    city, data = tiny
+    b = city.buildings.geometry.iloc[3].representative_point()
+    assert nearest_feature(city, data, b.x, b.y, tol_m=1.0) == ("building",
+                                                                str(city.buildings.index[3]))
+    f = data.facilities.iloc[0]
+    assert nearest_feature(city, data, f.x + 3, f.y, tol_m=5.0) == ("facility",
+                                                                    str(f.facility_id))
+    tr = data.power_nodes[data.power_nodes["kind"] == "transformer"].iloc[0]
+    assert nearest_feature(city, data, tr.x, tr.y + 1, tol_m=5.0) == ("power", tr.node)
+    assert nearest_feature(city, data, 0.0, 0.0, tol_m=5.0) is None
 
 
 def test_inspect_each_layer(tiny) -> None:

@@ -8,7 +8,8 @@ import solara
 
 from citytwin.app.config import safe_join
 from citytwin.app.data import city_figure_cached, load_city, load_map_data
-from citytwin.app.maps import LAYERS, inspect
+from citytwin.app.maps import COLOR_BY, LAYERS, inspect, nearest_feature
+from citytwin.app.plotview import Plot
 from citytwin.app.state import use_app
 from citytwin.app.upload import save_upload
 from citytwin.app.widgets import KeyValueTable, Para
@@ -40,37 +41,35 @@ def InspectPanel(info: dict[str, Any] | None, on_close_road: Any = None):
 
 @solara.component
 def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
-            on_pick: Any = None):
-    """The map of one city file (inside the data folder) with the chosen layers."""
+            on_pick: Any = None, color_by: str = "use"):
+    """The map of one city file (inside the data folder) with the chosen layers; a click
+    is resolved to the nearest feature on the server (``maps.nearest_feature``)."""
     app = use_app()
     path = solara.use_memo(lambda: safe_join(app.config.data_dir, city_file, what="city file"),
                            [city_file])
     fig = solara.use_memo(
         lambda: city_figure_cached(path, layers=tuple(layers),
-                                   closed_edges=tuple(sorted(set(closed_edges)))),
-        [path, tuple(layers), tuple(closed_edges)])
+                                   closed_edges=tuple(sorted(set(closed_edges))),
+                                   color_by=color_by),
+        [path, tuple(layers), tuple(closed_edges), color_by])
 
-    def on_click(event: dict[str, Any]) -> None:
-        pts = (event or {}).get("points", {})
-        idx = pts.get("point_indexes") or []
-        tr = pts.get("trace_indexes") or []
-        if not idx or not tr or on_pick is None:
+    def on_click(x: float, y: float, m_per_px: float) -> None:
+        if on_pick is None:
             return
-        trace = fig.data[tr[0]]
-        custom = getattr(trace, "customdata", None)
-        if custom is None:
-            return
-        layer, ident = custom[idx[0]]
-        on_pick(str(layer), str(ident))
+        hit = nearest_feature(load_city(path), load_map_data(path), x, y,
+                              tol_m=max(8.0 * m_per_px, 2.0), layers=layers)
+        if hit is not None:
+            on_pick(*hit)
 
     with solara.Div(classes=["citytwin-city-map"]):
-        solara.FigurePlotly(fig, on_click=on_click)
+        Plot(fig, on_click=on_click)
 
 
 @solara.component
 def Page():
     app = use_app()
     layers = solara.use_reactive(list(LAYERS))
+    color_by = solara.use_reactive("use")
     picked = solara.use_reactive(cast(dict[str, Any] | None, None))
     error = solara.use_reactive("")
     uploads = solara.use_reactive(0)
@@ -108,6 +107,8 @@ def Page():
         for layer in LAYERS:
             solara.Checkbox(label=layer, value=layer in layers.value,
                             on_value=_toggle(layers, layer))
+        solara.Select("Colour buildings by", values=list(COLOR_BY), value=color_by,
+                      style={"max-width": "200px"}, classes=["citytwin-color-by"])
     s = city.summary()
     Para(
         f" · {city.roads.number_of_nodes():,} road nodes · "
@@ -117,7 +118,8 @@ def Page():
         bold_prefix=city.name,
     )
     with solara.Columns([3, 1]):
-        CityMap(app.city.value, layers.value, app.closed_edges.value, on_pick=pick)
+        CityMap(app.city.value, layers.value, app.closed_edges.value, on_pick=pick,
+                color_by=color_by.value)
         with solara.Column():
             if error.value:
                 solara.Error(error.value)

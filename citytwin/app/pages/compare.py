@@ -27,6 +27,7 @@ from citytwin.app.diffmaps import (
 )
 from citytwin.app.glossary import SMALL_N, caveats, delta_colour, kpi_info
 from citytwin.app.maps import link_figure, point_value_figure
+from citytwin.app.plotview import Plot
 from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
@@ -230,7 +231,7 @@ def Page():
         solara.Select("Series", values=names, value=current, on_value=series.set,
                       classes=["citytwin-series-select"], style={"max-width": "520px"})
         with solara.Div(classes=["citytwin-charts"]):
-            solara.FigurePlotly(figs[0])
+            Plot(figs[0])
     if len(results) >= 2:
         Heading("Difference maps (B − A; red worse, blue better)")
         DifferencePanel(results, app)
@@ -245,7 +246,7 @@ def Page():
         with solara.Div(classes=["citytwin-result-maps"]):
             with solara.ColumnsResponsive(map_columns(len(figs_m))):
                 for fig in figs_m:
-                    solara.FigurePlotly(fig)
+                    Plot(fig)
 
 
 @solara.component
@@ -320,7 +321,7 @@ def DifferencePanel(results: dict[str, dict[str, Any]], app: Any):
                         "difference.")
         return
     with solara.Div(classes=["citytwin-diff-map"]):
-        solara.FigurePlotly(fig)
+        Plot(fig)
 
 
 _KIND_MAP = {"congestion": "congestion", "transformers": "transformers", "response": "response"}

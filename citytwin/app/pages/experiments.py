@@ -16,6 +16,7 @@ import solara
 
 from citytwin.app.compare_view import kpi_table
 from citytwin.app.data import load_results
+from citytwin.app.plotview import Plot
 from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
@@ -129,7 +130,7 @@ def ExperimentOutputs():
     with solara.Row():
         solara.Select("Lever / uncertainty", values=factors, value=lv, on_value=lever.set)
         solara.Select("Outcome", values=names, value=oc, on_value=outcome.set)
-    solara.FigurePlotly(lever_figure(outcomes, lv, oc))
+    Plot(lever_figure(outcomes, lv, oc))
     if len(sens):
         solara.DataFrame(sens[sens["outcome"] == oc].reset_index(drop=True), items_per_page=20)
 
@@ -235,4 +236,4 @@ def Page():
         return
     solara.Select("Outcome (KPI)", values=kpis, value=current, on_value=kpi.set,
                   style={"max-width": "420px"})
-    solara.FigurePlotly(fig)
+    Plot(fig)
