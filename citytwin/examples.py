@@ -41,10 +41,11 @@ CITY_FILES: dict[str, Path] = {
 
 
 @lru_cache(maxsize=8)
-def synthetic(n_buildings: int = 48, *, seed: int = 3, block_m: float = 100.0) -> City:
+def synthetic(n_buildings: int = 48, *, seed: int = 3, block_m: float = 100.0,
+              site: tuple[float, float] | None = None) -> City:
     """A synthetic city of ``n_buildings`` (memoised per process: treat it as read-only;
-    interventions return new cities)."""
-    layers = synthetic_layers(n_buildings, seed=seed, block_m=block_m)
+    interventions return new cities); ``site`` (lat, lon) places it elsewhere than Helsinki."""
+    layers = synthetic_layers(n_buildings, seed=seed, block_m=block_m, site=site)
     return City.from_layers(layers, name=f"synthetic{n_buildings}")
 
 

@@ -36,14 +36,31 @@ _LEVELS = {"residential": (1, 8), "office": (3, 10), "retail": (1, 3), "industri
            "education": (2, 4), "health": (2, 6), "public": (1, 4), "hospitality": (3, 8)}
 
 
+def _frame(site: tuple[float, float] | None) -> tuple[str, tuple[float, float]]:
+    """(CRS, origin x/y) of the synthetic city: Helsinki's UTM zone, or ``site``'s."""
+    if site is None:
+        return SYNTH_CRS, _ORIGIN
+    lat, lon = site
+    if not (-80 <= lat <= 84 and -180 <= lon <= 180):
+        raise InputError([f"site must be a (lat, lon) within UTM's -80..84 / -180..180, "
+                          f"got {site}"])
+    zone = int((lon + 180) // 6) % 60 + 1
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    pt = gpd.GeoSeries(shapely.points([lon], [lat]), crs=4326).to_crs(epsg).iloc[0]
+    return f"EPSG:{epsg}", (float(pt.x), float(pt.y))
+
+
 def synthetic_layers(
     n_buildings: int, *, seed: int = 0, block_m: float = 100.0, arterial_every: int = 5,
-    residential_only: bool = False,
+    residential_only: bool = False, site: tuple[float, float] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """Layers (roads, buildings, facilities, power) of a synthetic city of ``n_buildings``.
 
     ``residential_only``: every building residential, no facility and no power layer (a
-    dormitory suburb, for the build's job inference and the domains' "no stations" paths)."""
+    dormitory suburb, for the build's job inference and the domains' "no stations" paths).
+    ``site``: (lat, lon) of the city's south-west corner, in that place's UTM zone (default:
+    Helsinki's zone, EPSG:32635) — the same city anywhere on Earth, for tests of what
+    depends on where a city is (sun, time zone, weather)."""
     if n_buildings < 1:
         raise InputError([f"n_buildings must be >= 1, got {n_buildings}"])
     if block_m < 40:
@@ -52,7 +69,7 @@ def synthetic_layers(
     per_block = 8
     nblocks = -(-n_buildings // per_block)
     k = max(2, int(np.ceil(np.sqrt(nblocks))))  # blocks per side
-    x0, y0 = _ORIGIN
+    crs, (x0, y0) = _frame(site)
 
     # --- streets: (k+1) x (k+1) grid nodes, horizontal and vertical segments
     idx = np.arange(k + 1)
@@ -81,7 +98,7 @@ def synthetic_layers(
             "lanes": np.where(arterial, 4, 2).astype(np.int64),
         },
         geometry=lines,
-        crs=SYNTH_CRS,
+        crs=crs,
     )
 
     # --- lots: 8 per block (4 along x, 2 along y), first n_buildings in block order
@@ -126,7 +143,7 @@ def synthetic_layers(
             "year_built": year.astype(np.int64),
         },
         geometry=boxes,
-        crs=SYNTH_CRS,
+        crs=crs,
     )
 
     # --- facilities at block centres (distinct blocks)
@@ -146,7 +163,7 @@ def synthetic_layers(
     facilities = gpd.GeoDataFrame(
         {"kind": kinds, "name": names, "osm_id": np.arange(len(pick), dtype=np.int64)},
         geometry=shapely.points(x0 + (fbx + 0.5) * block_m, y0 + (fby + 0.5) * block_m),
-        crs=SYNTH_CRS,
+        crs=crs,
     )
 
     # --- substations: one per ~10k buildings on a regular sub-grid of the city
@@ -160,7 +177,7 @@ def synthetic_layers(
         {"power": np.full(ns, "substation"), "name": [f"Substation {i + 1}" for i in sub],
          "voltage": np.full(ns, "110000;10000")},
         geometry=shapely.points(px, py),
-        crs=SYNTH_CRS,
+        crs=crs,
     )
     log.info("synthetic city: %d buildings, %d road links, %d facilities, %d substations",
              n_buildings, nseg, len(facilities), ns)

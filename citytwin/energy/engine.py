@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -29,10 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
 from citytwin.energy.loads import USES, BuildingLoads, compute_loads
 from citytwin.energy.outages import FailureSpec, unknown_assets
-from citytwin.energy.pv import PVFleet, clear_sky_kw_per_kwp, pv_fleet
+from citytwin.energy.pv import HELSINKI_SKY_FACTOR, PVFleet, kw_per_kwp, pv_fleet, timezone_at
 from citytwin.energy.weather import (
+    HELSINKI_SITE,
     TemperatureShift,
-    read_weather_csv,
+    Weather,
+    read_weather,
     temperature_at,
     typical_year,
 )
@@ -53,7 +56,8 @@ log = logging.getLogger(__name__)
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 COS_PHI = 0.95
 TAN_PHI = math.tan(math.acos(COS_PHI))
-HELSINKI_LAT_LON = (60.17, 24.94)
+#: beyond this distance (km) between the weather station and the city, the run says so
+WEATHER_FAR_KM = 300.0
 
 
 class EnergyParams(BaseModel):
@@ -74,8 +78,11 @@ class EnergyParams(BaseModel):
     ev_consumption_kwh_per_km: float = Field(default=0.18, gt=0, le=1)
     ev_work_charger_share: float = Field(default=0.3, ge=0, le=1)
     pv_share: float = Field(default=0.0, ge=0, le=1)
-    pv_sky_factor: float = Field(default=1.0, ge=0, le=1,
-                                 description="scales clear-sky PV output for cloudiness")
+    pv_sky_factor: float | None = Field(
+        default=None, ge=0, le=1,
+        description="PV sky: GHI = factor × clear-sky GHI (1: cloudless). Default: the "
+        "weather file's measured ghi_w_m2 if it has one, else the shipped Helsinki sky "
+        f"({HELSINKI_SKY_FACTOR})")
     emission_factor_g_per_kwh: float = Field(
         default=80.0, ge=0, le=2000,
         description="grid CO2 intensity; order of the Finnish grid in the early 2020s")
@@ -87,11 +94,26 @@ class EnergyParams(BaseModel):
     power_flow: bool = True
     power_flow_numba: bool = Field(default=True, description="pandapower's numba JIT: ~3-4 s "
                                    "once per process, faster steps on large grids")
-    timezone: str | None = Field(default="Europe/Helsinki", description="local clock of the "
-                                 "simulation (DST applied) for the sun's position; None: "
-                                 "standard time from the longitude")
+    timezone: str | None = Field(
+        default=None, description="IANA time zone of the simulation's local clock (daylight "
+        "saving applied) for the sun's position; default: the zone at the city's location; "
+        "'standard': standard time from the longitude")
     site_lat: float | None = Field(default=None, ge=-90, le=90)
     site_lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is None or v == "standard":
+            return v
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as "
+                             "'Europe/Helsinki' or 'America/Santiago', or 'standard')") from None
+        return v
 
     @field_validator("use_load_factors")
     @classmethod
@@ -133,15 +155,15 @@ def building_agent_class() -> type:
     return Building
 
 
-def _site(city: Any, params: EnergyParams) -> tuple[float, float]:
-    """(lat, lon) for PV: the parameters, else the centre of the buildings' extent."""
+def _site(city: Any, params: EnergyParams) -> tuple[float, float] | None:
+    """(lat, lon) of the city: the parameters, else the centre of the buildings' extent;
+    None when the buildings have no geometry with a CRS."""
     if params.site_lat is not None and params.site_lon is not None:
         return params.site_lat, params.site_lon
     b = city.buildings
     crs = getattr(b, "crs", None)
     if crs is None or len(b) == 0 or "geometry" not in b:
-        log.info("energy: no building geometry with a CRS; PV site defaults to Helsinki")
-        return HELSINKI_LAT_LON
+        return None
     import geopandas as gpd
     from shapely.geometry import Point
 
@@ -150,13 +172,35 @@ def _site(city: Any, params: EnergyParams) -> tuple[float, float]:
     return float(ll.y), float(ll.x)
 
 
-def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (lat, lon), km (haversine, R = 6,371 km)."""
+    la1, lo1, la2, lo2 = map(math.radians, (*a, *b))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+@lru_cache(maxsize=4)
+def _weather_file(path: str, mtime_ns: int) -> Weather:
+    return read_weather(path)
+
+
+def _weather(params: EnergyParams) -> Weather | None:
+    """The scenario's weather file (None for the shipped typical year)."""
     if params.weather == "typical":
+        return None
+    path = Path(params.weather)
+    if not path.exists():
+        raise InputError([f"weather file does not exist: {path}"], source=str(path))
+    return _weather_file(str(path), path.stat().st_mtime_ns)
+
+
+def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    wx = _weather(params)
+    if wx is None:
         years = range(start.year, end.year + 2)
         s = pd.concat([typical_year(year=y) for y in years])
     else:
-        path = Path(params.weather)
-        s = read_weather_csv(path)
+        s = wx.temp_c
     for shift in params.temperature_shifts:
         s = shift.apply(s, start)
     return s
@@ -233,14 +277,14 @@ class EnergyEngine:
         self.temp_c = self.loads.temp_c
         mids = self.index + pd.Timedelta(seconds=self.dt_s / 2)
         self.use_code = pd.Categorical(self.loads.use, categories=USES).codes
+        self._notes: dict[str, str] = {}
+        self.site = _site(city, params)
+        self._note_weather_distance()
         # PV
         self.pv: PVFleet = pv_fleet(b, share=params.pv_share, seed=self.seed) if params.pv_share \
             else PVFleet(kwp=np.zeros(self.n), orientation=np.full(self.n, -1))
         if self.pv.adopters.size:
-            lat, lon = _site(city, params)
-            self.pv_profile = clear_sky_kw_per_kwp(mids, lat=lat, lon=lon, temp_c=self.temp_c,
-                                                   tz=params.timezone)
-            self.pv_profile *= params.pv_sky_factor
+            self.pv_profile = self._pv_profile(mids)
         else:
             self.pv_profile = np.zeros((1, self.n_steps))
         # grid
@@ -286,7 +330,8 @@ class EnergyEngine:
         self.ev = ChargingState(building_ids=b.index.to_numpy(), building_trafo=self.building_trafo,
                                 policy=self.fleet.charging, seed=self.seed, start=self.start,
                                 assumptions=ev_params, building_xy=_building_xy(b),
-                                building_group=pd.factorize(b["use"].astype(str))[0])
+                                building_group=pd.factorize(b["use"].astype(str))[0],
+                                building_weight=_car_weight(b))
         self._traffic_ev = ev_arrivals is None and getattr(model, "traffic", None) is not None
         if ev_arrivals is None and not self._traffic_ev and self.fleet.ev_share > 0:
             ev_arrivals = synthetic_ev_arrivals(b, ev_share=self.fleet.ev_share, seed=self.seed,
@@ -330,6 +375,56 @@ class EnergyEngine:
         self._unsupplied_prev = np.zeros(self.n, bool)
 
     # ------------------------------------------------------------------ failures / topology
+    def _note_weather_distance(self) -> None:
+        """Say so when the weather belongs somewhere else than the city."""
+        wx = _weather(self.params)
+        station = HELSINKI_SITE if wx is None else wx.site
+        if self.site is None or station is None:
+            return
+        km = _distance_km(self.site, station)
+        if km > WEATHER_FAR_KM:
+            which = ("the shipped typical year is Helsinki's" if wx is None
+                     else f"the weather file {self.params.weather} was measured")
+            msg = (f"{which} {km:,.0f} km from the city: temperatures, heating and the PV sky "
+                   "are that place's; pass a weather CSV of this city ([energy] weather)")
+            log.warning("energy: %s", msg)
+            self._notes["heat_demand_kwh"] = msg
+
+    def _pv_profile(self, mids: pd.DatetimeIndex) -> np.ndarray:
+        """(orientations, T) kW per kWp: the city's site and time zone, the weather's sky."""
+        p = self.params
+        if self.site is None:
+            lat, lon = HELSINKI_SITE
+            self._notes["pv_generation_kwh"] = ("the buildings have no geometry with a CRS: PV "
+                                                "is computed for Helsinki's sun")
+        else:
+            lat, lon = self.site
+        if p.timezone is None:
+            tz = timezone_at(lat, lon)
+        else:
+            tz = None if p.timezone == "standard" else p.timezone
+        self.pv_timezone = tz or f"UTC{round(lon / 15.0):+d} (standard time)"
+        wx = _weather(p)
+        ghi = None
+        sky = 1.0 if p.pv_sky_factor is None else float(p.pv_sky_factor)
+        if p.pv_sky_factor is None:
+            if wx is not None and wx.ghi_w_m2 is not None:
+                ghi = temperature_at(wx.ghi_w_m2, mids)  # linear in time, like temperature
+            else:
+                sky = HELSINKI_SKY_FACTOR
+                if wx is not None:
+                    self._notes["pv_generation_kwh"] = (
+                        f"the weather file has no ghi_w_m2: PV uses the Helsinki sky factor "
+                        f"{HELSINKI_SKY_FACTOR} × clear sky; set [energy] pv_sky_factor or add "
+                        "measured irradiance")
+        self.pv_sky = "measured GHI" if ghi is not None else f"{sky:g} × clear sky"
+        return kw_per_kwp(mids, lat=lat, lon=lon, temp_c=self.temp_c, tz=tz, ghi_w_m2=ghi,
+                          sky_factor=sky)
+
+    def kpi_notes(self) -> dict[str, str]:
+        """KPI → a caveat the reader of that KPI needs (weather from elsewhere, PV site)."""
+        return dict(self._notes)
+
     def _check_failures(self) -> None:
         if not self.params.failures:
             return
@@ -588,6 +683,20 @@ class EnergyEngine:
         out["grid_import_kwh"] = grid_kwh
         out["co2_t"] = grid_kwh * self.params.emission_factor_g_per_kwh / 1e6
         return out
+
+
+def _car_weight(b: pd.DataFrame) -> np.ndarray:
+    """Each building's share of the population's parked cars, for spreading a sampled car
+    over the cars it stands for: residents at homes, jobs elsewhere (floor area without)."""
+    area = pd.to_numeric(b.get("floor_area_m2", pd.Series(1.0, index=b.index)),
+                         errors="coerce").fillna(1.0).to_numpy(float)
+    home = b["use"].astype(str).to_numpy() == "residential" if "use" in b else np.ones(len(b), bool)
+    out = area.copy()
+    for col, mask in (("population", home), ("jobs", ~home)):
+        if col in b:
+            v = pd.to_numeric(b[col], errors="coerce").to_numpy(float)
+            out[mask] = v[mask]
+    return out
 
 
 def _building_xy(b: pd.DataFrame) -> np.ndarray | None:

@@ -24,6 +24,7 @@ not a TMY; users with measured data pass a CSV (:func:`read_weather_csv`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,10 +37,13 @@ from citytwin.rng import stream
 
 __all__ = [
     "DATA_DIR",
+    "HELSINKI_SITE",
     "TemperatureShift",
+    "Weather",
     "apply_heat_wave",
     "build_typical_year",
     "read_normals",
+    "read_weather",
     "read_weather_csv",
     "temperature_at",
     "typical_year",
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).with_name("data")
 _NORMALS = DATA_DIR / "helsinki_normals.csv"
 _TYPICAL = DATA_DIR / "helsinki_typical_year.csv"
+#: where the shipped typical year belongs: Helsinki Kaisaniemi (lat, lon)
+HELSINKI_SITE = (60.175, 24.944)
 _REF_YEAR = 2001  # a non-leap reference year for the 8,760 typical hours
 _AR_PHI = 0.8
 _ANOMALY_SD = np.array([5.0, 5.0, 4.0, 3.0, 2.5, 2.5, 2.5, 2.5, 2.5, 3.0, 3.5, 4.5])
@@ -132,12 +138,30 @@ def typical_year(*, year: int | None = None) -> pd.Series:
     return pd.Series(s.to_numpy()[pos], index=idx, name="temp_c")
 
 
+@dataclass(frozen=True)
+class Weather:
+    """A weather file: temperature, optionally measured global horizontal irradiance, and
+    optionally the site it was measured at."""
+
+    temp_c: pd.Series
+    ghi_w_m2: pd.Series | None = None
+    site: tuple[float, float] | None = None  # (lat, lon)
+
+
 def read_weather_csv(path: Path | str) -> pd.Series:
-    """Read a user weather CSV with columns ``time`` and ``temp_c`` (°C) into an hourly Series.
+    """The temperature (°C) of a user weather CSV (:func:`read_weather`)."""
+    return read_weather(path).temp_c
+
+
+def read_weather(path: Path | str) -> Weather:
+    """Read a user weather CSV: columns ``time`` and ``temp_c`` (°C); optional ``ghi_w_m2``
+    (measured global horizontal irradiance, W/m², used for PV instead of a modelled sky) and
+    ``lat``/``lon`` (the station, one value each: the run warns when it is far from the city).
 
     Checks, collecting every problem: the columns exist, times parse, no duplicate times, a
     regular step (gaps are named by the rows around them), no missing values, and a plausible
-    Celsius range (values that look like Kelvin or Fahrenheit are rejected, naming rows).
+    Celsius range (values that look like Kelvin or Fahrenheit are rejected, naming rows);
+    irradiance within 0..1,400 W/m²; one station position within −90..90 / −180..180.
     """
     path = Path(path)
     if not path.exists():
@@ -193,9 +217,30 @@ def read_weather_csv(path: Path | str) -> pd.Series:
                     f"gaps in the time series (expected a step of {pd.Timedelta(step)}): "
                     f"{desc}{more}"
                 )
+    ghi = None
+    if "ghi_w_m2" in df.columns:
+        g = pd.to_numeric(df["ghi_w_m2"], errors="coerce").to_numpy(float)
+        rows = np.flatnonzero(~np.isfinite(g) | (g < 0) | (g > 1400))
+        if rows.size:
+            problems.append(f"'ghi_w_m2' must be a number within 0..1400 W/m² (rows {_rows(rows)})")
+        ghi = g
+    site = None
+    if ("lat" in df.columns) != ("lon" in df.columns):
+        problems.append("give both 'lat' and 'lon' for the weather station, or neither")
+    elif "lat" in df.columns:
+        la = pd.to_numeric(df["lat"], errors="coerce").dropna().unique()
+        lo = pd.to_numeric(df["lon"], errors="coerce").dropna().unique()
+        if la.size != 1 or lo.size != 1 or not (-90 <= la[0] <= 90 and -180 <= lo[0] <= 180):
+            problems.append(f"'lat'/'lon' must be one station position within −90..90 / "
+                            f"−180..180 (found lat {list(la[:3])}, lon {list(lo[:3])})")
+        else:
+            site = (float(la[0]), float(lo[0]))
     if problems:
         raise InputError(problems, source=str(path))
-    return pd.Series(vals, index=pd.DatetimeIndex(times), name="temp_c")
+    idx = pd.DatetimeIndex(times)
+    return Weather(temp_c=pd.Series(vals, index=idx, name="temp_c"),
+                   ghi_w_m2=None if ghi is None else pd.Series(ghi, index=idx, name="ghi_w_m2"),
+                   site=site)
 
 
 def _rows(rows: np.ndarray, limit: int = 8) -> str:
