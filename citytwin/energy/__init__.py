@@ -2,43 +2,44 @@
 
 Public face of the energy-demand side; the grid side lives in :mod:`citytwin.energy.grid`,
 :mod:`citytwin.energy.outages` and :mod:`citytwin.energy.aging`.
+
+The names below are imported on first use, the same way as ``citytwin``'s own: the engine
+imports mesa, and the load model (which the grid designer in ``citytwin.network.power``
+uses) must not pay for it.
 """
 
-from citytwin.energy.engine import (
-    EnergyEngine,
-    EnergyParams,
-    building_agent_class,
-    compute_building_loads,
-    run_energy,
-)
-from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
-from citytwin.energy.loads import BuildingLoads, compute_loads
-from citytwin.energy.outages import FailureSpec
-from citytwin.energy.pv import PVFleet, clear_sky_kw_per_kwp, pv_fleet
-from citytwin.energy.weather import (
-    TemperatureShift,
-    apply_heat_wave,
-    read_weather_csv,
-    typical_year,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BuildingLoads",
-    "ChargingState",
-    "EVAssumptions",
-    "EnergyEngine",
-    "EnergyParams",
-    "FailureSpec",
-    "PVFleet",
-    "TemperatureShift",
-    "apply_heat_wave",
-    "building_agent_class",
-    "compute_building_loads",
-    "clear_sky_kw_per_kwp",
-    "compute_loads",
-    "pv_fleet",
-    "read_weather_csv",
-    "run_energy",
-    "synthetic_ev_arrivals",
-    "typical_year",
-]
+_LAZY = {
+    "EnergyEngine": "citytwin.energy.engine",
+    "EnergyParams": "citytwin.energy.engine",
+    "building_agent_class": "citytwin.energy.engine",
+    "compute_building_loads": "citytwin.energy.engine",
+    "run_energy": "citytwin.energy.engine",
+    "ChargingState": "citytwin.energy.ev",
+    "EVAssumptions": "citytwin.energy.ev",
+    "synthetic_ev_arrivals": "citytwin.energy.ev",
+    "BuildingLoads": "citytwin.energy.loads",
+    "compute_loads": "citytwin.energy.loads",
+    "design_peak_kw": "citytwin.energy.loads",
+    "FailureSpec": "citytwin.energy.outages",
+    "PVFleet": "citytwin.energy.pv",
+    "clear_sky_kw_per_kwp": "citytwin.energy.pv",
+    "kw_per_kwp": "citytwin.energy.pv",
+    "pv_fleet": "citytwin.energy.pv",
+    "TemperatureShift": "citytwin.energy.weather",
+    "apply_heat_wave": "citytwin.energy.weather",
+    "read_weather": "citytwin.energy.weather",
+    "read_weather_csv": "citytwin.energy.weather",
+    "typical_year": "citytwin.energy.weather",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'citytwin.energy' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

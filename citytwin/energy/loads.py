@@ -69,6 +69,7 @@ __all__ = [
     "compute_loads",
     "cop_air_water",
     "day_types",
+    "design_peak_kw",
     "finnish_holidays",
     "profile_shapes",
 ]
@@ -337,6 +338,47 @@ def _validate(buildings: pd.DataFrame) -> list[str]:
         problems.append(f"unknown vintage {sorted(set(vin[bad_vin]))[:5]} in buildings "
                         f"{ids(bad_vin)}; expected one of {list(VINTAGES)}")
     return problems
+
+
+def design_peak_kw(
+    use: np.ndarray | list[str],
+    floor_area_m2: np.ndarray | list[float],
+    vintage: np.ndarray | list[str] | None,
+    temperature_c: pd.Series,
+) -> np.ndarray:
+    """Per-building peak electricity (kW) of this module's load model over the period of
+    ``temperature_c`` (an hourly series; the grid uses a whole typical year): the maximum over
+    15-minute steps of base electricity + cooling, without heat pumps — the load of the city
+    as it is, from which its grid is designed (``citytwin.network.power``).
+
+    Exact and cheap: a building's load is floor area × a function of its (use, vintage) only,
+    so the maximum is taken once per (use, vintage) pair over the whole period. Unknown
+    vintage (``None``): cooling from the 1960–1990 fabric (a documented assumption)."""
+    use_a = np.asarray(use, dtype=object).astype(str)
+    area = np.asarray(floor_area_m2, dtype=float)
+    vin = (np.full(use_a.shape, "1960_1990", dtype=object) if vintage is None
+           else np.asarray(vintage, dtype=object).astype(str))
+    bad = sorted(set(use_a) - set(USES)) + sorted(set(vin) - set(VINTAGES))
+    if bad:
+        raise InputError([f"unknown use or vintage {bad[:5]} (expected uses {list(USES)}, "
+                          f"vintages {list(VINTAGES)})"], source="buildings")
+    t0 = temperature_c.index[0]
+    n = int((temperature_c.index[-1] - t0) / pd.Timedelta(minutes=_SLOT_MIN)) + 1
+    idx = pd.date_range(t0, periods=n, freq=f"{_SLOT_MIN}min")
+    from citytwin.energy.weather import temperature_at
+
+    temp = temperature_at(temperature_c, idx + pd.Timedelta(minutes=_SLOT_MIN / 2))
+    shapes = profile_shapes(idx, _SLOT_MIN) / (_SLOT_MIN / 60.0)      # (P, T) kW per kWh/a
+    cool = np.maximum(0.0, temp - T_BASE_COOL_C) / EER_COOLING        # (T,) K per EER
+    pair = pd.MultiIndex.from_arrays([use_a, vin])
+    codes, uniq = pd.factorize(pair)
+    per_m2 = np.empty(len(uniq))
+    for k, (u, v) in enumerate(uniq):
+        load = ELEC_KWH_M2A[u] * shapes[PROFILES.index(PROFILE_BY_USE[u])]
+        if u in COOLED_USES:
+            load = load + UA_W_PER_K_M2[v] / 1000.0 * cool
+        per_m2[k] = float(load.max())
+    return per_m2[codes] * area
 
 
 def compute_loads(

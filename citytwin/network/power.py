@@ -3,15 +3,21 @@
 Where the city has no (or only a partial) power layer, a radial distribution grid is synthesized
 the way the field does it (pylovo, ding0):
 
-1. **Installed power per building** by use and floor area. Residential: 30 kW installed per dwelling
-   (one dwelling per 75 m² of floor area), the household value behind Kerber's coincidence curve.
-   Non-residential: a peak load density in W/m² of floor area per use (:data:`PEAK_W_PER_M2`,
-   engineering estimates in the range of published planning values; a documented assumption).
+1. **Design load per building: the energy engine's own load model.** Each building's peak
+   electricity over the shipped typical year (base electricity by its BDEW profile + cooling,
+   no heat pumps; :func:`citytwin.energy.loads.design_peak_kw`) — the same numbers the energy
+   engine runs, so a grid the twin designed is not overloaded by the city's own base load.
+   Those load profiles are already the *coincident* load of a large group (a standard load
+   profile is the average of many consumers), so the installed power behind them is
+   ``P_inst = P_peak / f`` with ``f`` the coincidence factor of the building's class below.
 2. **Coincident load** of ``N`` consumers of one class: ``P = P_inst·[f + (1−f)·N^(−3/4)]``
    (Kerber 2011, *Aufnahmefähigkeit von Niederspannungsverteilnetzen ...*, TU München; the same
-   formula pylovo uses). ``f`` (the coincidence factor as N → ∞) is 0.07 for households
-   (Kerber's value for households without electric heating) and :data:`COINCIDENCE_F` for the
-   other classes (assumed). An area's load is the sum over classes.
+   formula pylovo uses), which tends to the load model's ``Σ P_peak`` for large ``N`` and adds
+   the diversity a small group has on top. ``N`` counts dwellings (one per 75 m² of
+   residential floor area) or 1 per non-residential building. ``f`` (the coincidence factor
+   as N → ∞) is 0.07 for households (Kerber's value for households without electric heating)
+   and :data:`COINCIDENCE_F` for the other classes (assumed). An area's load is the sum over
+   classes. The planning margin is :data:`RESERVE` (20 %) of each transformer's rating.
 3. **Transformer areas**: buildings are split recursively (weighted median along the principal
    axis of their coordinates) until every area's coincident load fits a 630 kVA transformer
    with a 20 % reserve and its radius is under :data:`MAX_AREA_RADIUS_M`. A building that alone
@@ -59,6 +65,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from citytwin.energy.loads import design_peak_kw
+from citytwin.energy.weather import typical_year
 from citytwin.errors import GeodataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +74,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "TRANSFORMER_SIZES_KVA",
-    "PEAK_W_PER_M2",
     "COINCIDENCE_F",
     "installed_kw",
     "coincident_kw",
@@ -85,20 +92,8 @@ RESERVE = 0.2
 AREA_LIMIT_KVA = 630 * (1 - RESERVE)
 MAX_AREA_RADIUS_M = 350.0
 BUILDINGS_PER_SUBSTATION = 10_000
-KW_PER_DWELLING = 30.0
 M2_PER_DWELLING = 75.0
 KERBER_F_HOUSEHOLD = 0.07
-# Peak load density of non-residential floor area (W/m²): assumed planning values.
-PEAK_W_PER_M2: dict[str, float] = {
-    "office": 40.0,
-    "retail": 60.0,
-    "industrial": 50.0,
-    "education": 25.0,
-    "health": 50.0,
-    "public": 30.0,
-    "hospitality": 50.0,
-    "other": 10.0,
-}
 # Coincidence factor f (N → ∞) per consumer class: households after Kerber (2011); the others assumed.
 COINCIDENCE_F: dict[str, float] = {"residential": KERBER_F_HOUSEHOLD, "commercial": 0.5,
                                    "public": 0.6, "industrial": 0.6}
@@ -125,17 +120,19 @@ _TIE_MAX_M = 1500.0
 # --------------------------------------------------------------------------- loads and sizes
 
 
-def installed_kw(use: Iterable[str], floor_area_m2: Iterable[float]) -> np.ndarray:
-    """Installed (non-coincident) power per building, kW, from use and floor area."""
+def installed_kw(use: Iterable[str], floor_area_m2: Iterable[float],
+                 vintage: Iterable[str] | None = None, *,
+                 temperature_c: pd.Series | None = None) -> np.ndarray:
+    """Installed (non-coincident) power per building, kW: the energy load model's peak over
+    ``temperature_c`` (default: the shipped typical year) ÷ the coincidence factor ``f`` of
+    the building's class (module doc, steps 1–2)."""
     use_a = np.asarray(list(use), dtype=object)
     area = np.asarray(list(floor_area_m2), dtype=float)
-    out = np.empty(area.shape, dtype=float)
-    res = use_a == "residential"
-    dwellings = np.maximum(1.0, np.round(area[res] / M2_PER_DWELLING))
-    out[res] = dwellings * KW_PER_DWELLING
-    dens = np.array([PEAK_W_PER_M2.get(u, PEAK_W_PER_M2["other"]) for u in use_a[~res]], dtype=float)
-    out[~res] = area[~res] * dens / 1000.0
-    return out
+    vin = None if vintage is None else np.asarray(list(vintage), dtype=object)
+    temp = typical_year() if temperature_c is None else temperature_c
+    peak = design_peak_kw(use_a, area, vin, temp)
+    f = np.array([COINCIDENCE_F[_USE_CLASS[u]] for u in use_a], dtype=float)
+    return peak / f
 
 
 def _consumers(use: np.ndarray, area: np.ndarray) -> np.ndarray:
@@ -516,7 +513,7 @@ def build_power_graph(
     bxy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
     use = buildings["use"].to_numpy(dtype=object)
     area = pd.to_numeric(buildings["floor_area_m2"]).to_numpy(dtype=float)
-    p_inst = installed_kw(use, area)
+    p_inst = installed_kw(use, area, buildings["vintage"] if "vintage" in buildings else None)
     n_cons = _consumers(use, area)
     cls = np.array([_USE_CLASS[u] for u in use], dtype=object)
     bnode = np.array([R.pos[n] for n in buildings["road_node"].tolist()], dtype=np.int64)

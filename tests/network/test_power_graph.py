@@ -6,8 +6,11 @@ import math
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 
+from citytwin.energy.loads import compute_loads, design_peak_kw
+from citytwin.energy.weather import temperature_at, typical_year
 from citytwin.errors import GeodataError
 from citytwin.network.power import (
     TRANSFORMER_SIZES_KVA,
@@ -29,9 +32,20 @@ def test_coincidence_formula_analytic():
     assert coincident_kw(np.array([50.0]), np.ones(1), np.array(["commercial"], dtype=object)) == 50.0
 
 
-def test_installed_power_by_use_and_area():
-    kw = installed_kw(["residential", "office", "retail"], [150.0, 1000.0, 500.0])
-    assert kw.tolist() == [60.0, 40.0, 30.0]  # 2 dwellings x 30 kW; 40 W/m2; 60 W/m2
+def test_installed_power_is_the_load_models_peak_over_f():
+    """One design load: the grid's installed power is the energy model's own peak (its
+    coincident load) / the class's coincidence factor — not a second set of W/m² numbers."""
+    use, area, vin = ["residential", "office", "retail"], [150.0, 1000.0, 500.0], ["post2010"] * 3
+    kw = installed_kw(use, area, vin)
+    peak = design_peak_kw(use, area, vin, typical_year())
+    np.testing.assert_allclose(kw, peak / np.array([0.07, 0.5, 0.5]))
+    # the peak is the maximum of what the energy engine computes over the same year
+    idx = pd.date_range("2001-01-01", "2001-12-31 23:45", freq="15min")
+    b = pd.DataFrame({"use": use, "floor_area_m2": area, "vintage": vin})
+    loads = compute_loads(b, temperature_at(typical_year(), idx + pd.Timedelta(minutes=7.5)),
+                          index=idx, step_minutes=15)
+    np.testing.assert_allclose(loads.electric_kw().max(axis=1), peak, rtol=1e-5)
+    assert 40 < peak[1] < 50      # kW on 1,000 m² of office: ~46 W/m² (BDEW G1, 95 kWh/m²a)
 
 
 def test_transformer_size_smallest_with_reserve():
