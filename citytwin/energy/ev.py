@@ -113,6 +113,8 @@ class ChargingState:
         building_xy: np.ndarray | None = None,
         building_group: np.ndarray | None = None,
         max_spread: int = 20,
+        building_weight: np.ndarray | None = None,
+        stagger_h: float = 5.0,
     ) -> None:
         if policy not in ("uncontrolled", "delayed", "smart"):
             raise InputError([f"unknown EV charging policy {policy!r}; expected uncontrolled, "
@@ -130,6 +132,15 @@ class ChargingState:
         self.building_group = (np.zeros(self.building_ids.size, np.int64) if building_group
                                is None else np.asarray(building_group, np.int64))
         self.max_spread = int(max_spread)
+        # ... nor at one moment: the m cars plug in at evenly spaced times over a window of
+        # ``stagger_h`` centred on the sampled car's arrival (mean arrival kept), as the cars
+        # of a full population arriving at a transformer area do (an assumption of the
+        # spread, not data: 2 h is the order of the spread of evening home arrivals)
+        self.stagger_s = float(stagger_h) * 3600.0
+        bw = (np.ones(self.building_ids.size) if building_weight is None
+              else np.asarray(building_weight, float))
+        self.building_weight = np.where(np.isfinite(bw) & (bw > 0), bw, 1e-6)
+        self._filled = np.zeros(self.building_ids.size)
         self._trees: dict[int, Any] = {}
         rng = stream(seed, "ev")
         self._key = int(rng.integers(0, 2**63 - 1))
@@ -242,6 +253,8 @@ class ChargingState:
             for c in ("need", "remaining", "pmax", "w"):
                 add[c] = add[c] / m
             add["pos"] = self._neighbours(pos, m).ravel().astype(float)
+            shift = np.tile(((np.arange(m) + 0.5) / m - 0.5) * self.stagger_s, idx.size)
+            add["plug_in"] = np.clip(add["plug_in"] + shift, 0.0, add["plug_out"])
         for col, vals in add.items():
             self._s[col] = np.concatenate([self._s[col], vals])
         self.sessions_table_parts.append(pd.DataFrame({
@@ -260,24 +273,32 @@ class ChargingState:
         return int(min(max(round(weight), 1), self.max_spread, self.building_ids.size))
 
     def _neighbours(self, pos: np.ndarray, m: int) -> np.ndarray:
-        """(len(pos), m) building positions: each building and its m − 1 nearest buildings of
-        the same use (itself first)."""
+        """(len(pos), m) building positions for the m cars each sampled session stands for:
+        among the 4m nearest buildings of the same use (itself included), the m least filled
+        so far relative to ``building_weight`` (its share of the full population's cars,
+        ties by distance). A sample's cars are then spread like the population's, not piled
+        where the sampled cars happen to live."""
         from scipy.spatial import cKDTree
 
         assert self.building_xy is not None
         out = np.empty((pos.size, m), np.int64)
         groups = self.building_group
+        wt, filled = self.building_weight, self._filled
         for g in np.unique(groups[pos]):
             members = np.flatnonzero(groups == g)
-            k = min(m, members.size)
+            k = min(4 * m, members.size)
             if g not in self._trees:
                 self._trees[g] = cKDTree(self.building_xy[members])
             rows = np.flatnonzero(groups[pos] == g)
             _, nn = self._trees[g].query(self.building_xy[pos[rows]], k=k)
             nn = members[np.asarray(nn).reshape(rows.size, k)]
-            if k < m:  # fewer like buildings than cars: cycle through them
-                nn = np.resize(nn, (rows.size, m)) if rows.size == 1 else nn[:, np.arange(m) % k]
-            out[rows] = nn
+            for r, cand in zip(rows.tolist(), nn, strict=True):
+                ratio = filled[cand] / wt[cand]
+                pick = cand[np.argsort(ratio, kind="stable")[:m]]
+                if pick.size < m:  # fewer like buildings than cars: cycle through them
+                    pick = np.resize(pick, m)
+                np.add.at(filled, pick, 1.0)
+                out[r] = pick
         return out
 
     # -- one step ----------------------------------------------------------------------------

@@ -35,21 +35,40 @@ def _run(city, arrivals, sample):
     return e
 
 
+def _peaks(e) -> pd.Series:
+    a = e.tables()["assets"]
+    return a[a["kind"] == "transformer"].groupby("asset_id")["loading_pct"].max()
+
+
 def test_sampled_ev_charging_keeps_peak_transformer_loading():
+    """Sampled (0.1) vs full: each transformer's peak agrees on average within 5 %, and the
+    worst transformer lies within what two realisations of the full population give (the
+    maximum over 70 small transformers moves by ±15 % between two full populations: it is
+    no sharper a target for the sample)."""
     city = examples.synthetic(600)
-    full = synthetic_ev_arrivals(city.buildings, ev_share=0.5, seed=5, days=1)
+    fulls = []
+    for seed in (5, 6):
+        arr = synthetic_ev_arrivals(city.buildings, ev_share=0.5, seed=seed, days=1)
+        fulls.append((arr, _run(city, arr, 1.0)))
+    full, e_full = fulls[0]
     keep = full["vehicle_id"].isin(full["vehicle_id"].drop_duplicates().sample(
         frac=0.1, random_state=1))
-    e_full = _run(city, full, 1.0)
     e_s = _run(city, full[keep], 0.1)
     kf, ks = e_full.kpis(), e_s.kpis()
-    assert ks["peak_transformer_loading_pct"] == pytest.approx(
-        kf["peak_transformer_loading_pct"], rel=0.05)
+    assert _peaks(e_s).mean() == pytest.approx(_peaks(e_full).mean(), rel=0.05)
+    worst = [e.kpis()["peak_transformer_loading_pct"] for _, e in fulls]
+    assert 0.95 * min(worst) <= ks["peak_transformer_loading_pct"] <= 1.05 * max(worst)
+    assert ks["peak_demand_kw"] == pytest.approx(kf["peak_demand_kw"], rel=0.05)
     # counts scaled to the population like every other count
     assert ks["ev_sessions_count"] == pytest.approx(kf["ev_sessions_count"], rel=0.25)
     # no building sees more than one home charger's power from one sampled car
     s = e_s.tables()["ev_sessions"]
     assert s.groupby(["vehicle_id", "building_id"])["vehicles"].sum().max() <= 1.0 + 1e-9
+    # the sample's cars are spread like the population's: per-transformer car counts agree
+    tr = city.buildings["transformer"]
+    cars = [e.tables()["ev_sessions"].assign(tr=lambda d: tr.loc[d["building_id"]].to_numpy())
+            .groupby("tr")["vehicles"].sum() for e in (e_full, e_s)]
+    assert cars[1].max() <= 1.15 * cars[0].max()
 
 
 def test_spread_conserves_energy_and_caps_power_per_building():
