@@ -1,26 +1,40 @@
-"""Static user-equilibrium assignment (BPR links) and TNTP readers — the field's standard check.
+"""Static user-equilibrium assignment with BPR links — the field's standard check.
 
-``static_ue`` is a path-based gradient-projection algorithm (Jayakrishnan et al. 1994): per origin,
-the current shortest path joins each OD pair's path set and flow moves from costlier paths to it by
-a Newton step ``(c_p - c_min) / sum of BPR derivatives on the links not shared``. It reaches relative
-gaps of 1e-6 and below on Sioux Falls in well under a second, where Frank–Wolfe stalls near 1e-4.
+``static_ue`` is the bi-conjugate Frank–Wolfe algorithm (Mitradjieva & Lindberg 2013,
+"The stiff is moving — conjugate direction Frank-Wolfe methods with applications to traffic
+assignment", Transportation Science 47(2)), the method AequilibraE calls ``bfw``: each iteration
+one all-or-nothing load on the shortest-path trees of every origin (numba Dijkstra with an
+indexed binary heap, then the tree loaded from its leaves in reverse settle order), a search
+direction conjugate to the two previous ones under the Hessian of the Beckmann objective
+(``diag t'(x)``), and an exact line search (safeguarded Newton on the directional derivative).
+Flows stay convex combinations of all-or-nothing loads, so they are never negative; the costs
+are evaluated on ``max(x, 0)`` all the same, so fractional BPR powers cannot give NaN.
 
-TNTP files: https://github.com/bstabler/TransportationNetworks (``*_net.tntp``, ``*_trips.tntp``,
-``*_flow.tntp``).
+Users minimise the TNTP generalized cost ``t(x) + toll_factor * toll + distance_factor *
+length``; ``UEResult.tstt`` is the total travel *time*, ``UEResult.total_cost`` the generalized
+total. The relative gap is ``1 - sum(demand * shortest cost) / sum(flow * cost)`` in generalized
+cost, at the returned flows.
+
+TNTP files are read by :mod:`citytwin.traffic.tntp` (re-exported here).
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
 from citytwin.errors import InputError
+from citytwin.traffic.tntp import (
+    TntpNetwork,
+    check_trips_against_net,
+    read_tntp_flow,
+    read_tntp_net,
+    read_tntp_trips,
+)
 
 __all__ = [
     "TntpNetwork",
@@ -30,245 +44,366 @@ __all__ = [
     "read_tntp_flow",
     "static_ue",
     "bpr_cost",
+    "link_flows_table",
+    "check_trips_against_net",
 ]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TntpNetwork:
-    """Links of a TNTP network (0-based node positions ``init``/``term``) and its zone count."""
-
-    links: pd.DataFrame  # init_node, term_node (1-based ids), capacity, length, free_flow_time, b, power
-    n_nodes: int
-    n_zones: int
-    first_thru_node: int
-
-
-def _metadata(lines: list[str]) -> tuple[dict[str, str], int]:
-    meta: dict[str, str] = {}
-    for i, line in enumerate(lines):
-        m = re.match(r"\s*<([^>]+)>\s*(.*)", line)
-        if m:
-            if m.group(1).strip().upper() == "END OF METADATA":
-                return meta, i + 1
-            meta[m.group(1).strip().upper()] = m.group(2).strip()
-    return meta, 0
-
-
-def read_tntp_net(path: str | Path) -> TntpNetwork:
-    """Read a ``*_net.tntp`` file."""
-    path = Path(path)
-    lines = path.read_text().splitlines()
-    meta, start = _metadata(lines)
-    rows, problems = [], []
-    for i, line in enumerate(lines[start:], start=start + 1):
-        s = line.strip()
-        if not s or s.startswith("~"):
-            continue
-        parts = s.rstrip(";").split()
-        try:
-            vals = [float(x) for x in parts[:10]]
-        except ValueError:
-            problems.append(f"line {i}: expected numbers, got {s[:60]!r}")
-            continue
-        if len(vals) < 7:
-            problems.append(f"line {i}: expected at least 7 columns, got {len(vals)}")
-            continue
-        rows.append(vals + [0.0] * (10 - len(vals)))
-    cols = ["init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power",
-            "speed", "toll", "link_type"]
-    links = pd.DataFrame(rows, columns=cols)
-    if not problems:
-        for c in ("capacity", "free_flow_time"):
-            bad = np.flatnonzero(~(links[c].to_numpy() > 0) & (c == "capacity")
-                                 | (links[c].to_numpy() < 0))
-            if bad.size:
-                problems.append(f"column {c!r}: expected > 0 at links {bad[:5].tolist()}")
-    if problems:
-        raise InputError(problems, source=str(path))
-    links["init_node"] = links["init_node"].astype(np.int64)
-    links["term_node"] = links["term_node"].astype(np.int64)
-    n_nodes = int(meta.get("NUMBER OF NODES", links[["init_node", "term_node"]].to_numpy().max()))
-    return TntpNetwork(links=links, n_nodes=n_nodes,
-                       n_zones=int(meta.get("NUMBER OF ZONES", n_nodes)),
-                       first_thru_node=int(meta.get("FIRST THRU NODE", 1)))
-
-
-def read_tntp_trips(path: str | Path) -> pd.DataFrame:
-    """Read a ``*_trips.tntp`` OD table: columns ``origin``, ``dest`` (1-based), ``demand``."""
-    path = Path(path)
-    text = path.read_text()
-    lines = text.splitlines()
-    _, start = _metadata(lines)
-    rows: list[tuple[int, int, float]] = []
-    origin = None
-    problems = []
-    for i, line in enumerate(lines[start:], start=start + 1):
-        s = line.strip()
-        if not s or s.startswith("~"):
-            continue
-        if s.lower().startswith("origin"):
-            origin = int(s.split()[1])
-            continue
-        if origin is None:
-            problems.append(f"line {i}: destination entries before any 'Origin' line")
-            continue
-        for item in s.split(";"):
-            item = item.strip()
-            if not item:
-                continue
-            try:
-                d, v = item.split(":")
-                rows.append((origin, int(d), float(v)))
-            except ValueError:
-                problems.append(f"line {i}: expected 'dest : demand;', got {item!r}")
-    if problems:
-        raise InputError(problems, source=str(path))
-    od = pd.DataFrame(rows, columns=["origin", "dest", "demand"])
-    return od[(od["demand"] > 0) & (od["origin"] != od["dest"])].reset_index(drop=True)
-
-
-def read_tntp_flow(path: str | Path) -> pd.DataFrame:
-    """Read a ``*_flow.tntp`` solution: ``init_node``, ``term_node``, ``volume``, ``cost``."""
-    df = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, engine="python")
-    df = df.iloc[:, :4]
-    df.columns = ["init_node", "term_node", "volume", "cost"]
-    return df.astype({"init_node": np.int64, "term_node": np.int64})
-
-
 def bpr_cost(x: np.ndarray, t0: np.ndarray, cap: np.ndarray, b: np.ndarray,
              power: np.ndarray) -> np.ndarray:
-    """BPR link cost ``t0 * (1 + b (x / cap)^power)``."""
-    return t0 * (1.0 + b * (x / cap) ** power)
+    """BPR link travel time ``t0 * (1 + b (x / cap)^power)`` (negative flows count as 0)."""
+    return t0 * (1.0 + b * (np.maximum(x, 0.0) / cap) ** power)
 
 
-def _bpr_deriv(x, t0, cap, b, power):
-    return t0 * b * power * np.power(np.maximum(x, 0.0), power - 1) / cap ** power
+def _bpr_deriv(x: np.ndarray, t0: np.ndarray, cap: np.ndarray, b: np.ndarray,
+               power: np.ndarray) -> np.ndarray:
+    # at x = 0 a power below 1 has an infinite slope: evaluate a hair above 0 instead
+    xs = np.maximum(x, 1e-9 * cap)
+    return t0 * b * power * xs ** (power - 1.0) / cap ** power
 
 
 @dataclass
 class UEResult:
     flow: np.ndarray  # per link, in the order of ``network.links``
-    cost: np.ndarray
-    tstt: float
-    gaps: list[float] = field(default_factory=list)  # relative gap after each iteration
+    cost: np.ndarray  # link travel time at ``flow`` (time units of the net file)
+    tstt: float  # total system travel time sum(flow * time)
+    gaps: list[float] = field(default_factory=list)  # relative gap at each iteration's flows
     iterations: int = 0
+    total_cost: float = 0.0  # sum(flow * generalized cost); equals tstt without toll/distance
+    objective: float = 0.0  # Beckmann objective (integral of the generalized cost)
+    converged: bool = False
 
     @property
     def relative_gap(self) -> float:
         return self.gaps[-1] if self.gaps else float("inf")
 
 
-def _dijkstra(n, adj, cost, src, blocked_from):
-    dist = np.full(n, np.inf)
-    pred = np.full(n, -1, dtype=np.int64)
+# --------------------------------------------------------------------------- numba kernels
+
+
+@nb.njit(cache=True)
+def _sssp(src, indptr, nbr_link, nbr_node, cost, blocked, is_dest, stamp, n_dest,
+          dist, pred, order, heap, pos):  # pragma: no cover - compiled
+    """Dijkstra from ``src`` (indexed binary heap); stops once its ``n_dest`` destinations
+    (``is_dest == stamp``) are settled. Returns how many nodes were settled (in ``order``)."""
+    n = dist.size
+    for i in range(n):
+        dist[i] = np.inf
+        pred[i] = -1
+        pos[i] = -1
     dist[src] = 0.0
-    heap = [(0.0, src)]
-    while heap:
-        d, u = heapq.heappop(heap)
-        if d > dist[u]:
-            continue
-        if u != src and blocked_from[u]:
+    heap[0] = src
+    pos[src] = 0
+    size = 1
+    cnt = 0
+    left = n_dest
+    while size > 0:
+        u = heap[0]
+        size -= 1
+        pos[u] = -2
+        if size > 0:  # move the last item to the root and sift it down
+            last = heap[size]
+            dl = dist[last]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= size:
+                    break
+                if c + 1 < size and dist[heap[c + 1]] < dist[heap[c]]:
+                    c += 1
+                if dist[heap[c]] < dl:
+                    heap[i] = heap[c]
+                    pos[heap[i]] = i
+                    i = c
+                else:
+                    break
+            heap[i] = last
+            pos[last] = i
+        order[cnt] = u
+        cnt += 1
+        if is_dest[u] == stamp:
+            left -= 1
+            if left == 0:
+                break
+        if u != src and blocked[u]:
             continue  # zones are not passed through
-        for e, v in adj[u]:
-            nd = d + cost[e]
+        du = dist[u]
+        for k in range(indptr[u], indptr[u + 1]):
+            v = nbr_node[k]
+            if pos[v] == -2:
+                continue
+            nd = du + cost[nbr_link[k]]
             if nd < dist[v]:
                 dist[v] = nd
-                pred[v] = e
-                heapq.heappush(heap, (nd, v))
-    return dist, pred
+                pred[v] = nbr_link[k]
+                i = pos[v]
+                if i == -1:
+                    i = size
+                    size += 1
+                while i > 0:  # sift up
+                    p = (i - 1) // 2
+                    if dist[heap[p]] > nd:
+                        heap[i] = heap[p]
+                        pos[heap[i]] = i
+                        i = p
+                    else:
+                        break
+                heap[i] = v
+                pos[v] = i
+    return cnt
+
+
+@nb.njit(cache=True)
+def _aon(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from, cost, blocked,
+         flow, unreachable):  # pragma: no cover - compiled
+    """All-or-nothing load of every origin's demand on its shortest-path tree into ``flow``.
+    Returns sum(demand * shortest cost); flags OD entries without a path in ``unreachable``."""
+    n = indptr.size - 1
+    dist = np.empty(n)
+    pred = np.empty(n, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    heap = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    acc = np.zeros(n)
+    is_dest = np.full(n, -1, dtype=np.int64)
+    flow[:] = 0.0
+    sptt = 0.0
+    for oi in range(origins.size):
+        r = origins[oi]
+        nd = 0
+        for k in range(dptr[oi], dptr[oi + 1]):
+            if is_dest[dnode[k]] != oi:
+                is_dest[dnode[k]] = oi
+                nd += 1
+        cnt = _sssp(r, indptr, nbr_link, nbr_node, cost, blocked, is_dest, oi, nd,
+                    dist, pred, order, heap, pos)
+        for k in range(dptr[oi], dptr[oi + 1]):
+            d = dnode[k]
+            if dist[d] == np.inf:
+                unreachable[k] = True
+                continue
+            acc[d] += ddem[k]
+            sptt += ddem[k] * dist[d]
+        for j in range(cnt - 1, 0, -1):
+            v = order[j]
+            a = acc[v]
+            if a != 0.0:
+                e = pred[v]
+                flow[e] += a
+                acc[link_from[e]] += a
+                acc[v] = 0.0
+        acc[r] = 0.0
+    return sptt
+
+
+@nb.njit(cache=True)
+def _dir_deriv(tau, x, d, t0, cap, b, pw, fixed):  # pragma: no cover - compiled
+    """g(tau) = sum(c(x + tau d) d) and its derivative sum(c'(x + tau d) d^2)."""
+    g = 0.0
+    h = 0.0
+    for i in range(x.size):
+        di = d[i]
+        if di == 0.0:
+            continue
+        xi = x[i] + tau * di
+        if xi < 0.0:
+            xi = 0.0
+        r = xi / cap[i]
+        g += (t0[i] * (1.0 + b[i] * r ** pw[i]) + fixed[i]) * di
+        if b[i] > 0.0:
+            rs = max(r, 1e-9)
+            h += t0[i] * b[i] * pw[i] * rs ** (pw[i] - 1.0) / cap[i] * di * di
+    return g, h
+
+
+@nb.njit(cache=True)
+def _line_search(x, d, t0, cap, b, pw, fixed):  # pragma: no cover - compiled
+    """Step in [0, 1] minimising the Beckmann objective along ``x + tau d`` (Newton steps kept
+    inside a shrinking bracket, bisection when Newton leaves it)."""
+    g0, h0 = _dir_deriv(0.0, x, d, t0, cap, b, pw, fixed)
+    if g0 >= 0.0:
+        return 0.0
+    g1, h1 = _dir_deriv(1.0, x, d, t0, cap, b, pw, fixed)
+    if g1 <= 0.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    tau = g0 / (g0 - g1)  # secant start
+    for _ in range(100):
+        g, h = _dir_deriv(tau, x, d, t0, cap, b, pw, fixed)
+        if g < 0.0:
+            lo = tau
+        else:
+            hi = tau
+        if abs(g) <= 1e-13 * abs(g0) or hi - lo <= 1e-15:
+            break
+        nt = tau - g / h if h > 0.0 else -1.0
+        if not (lo < nt < hi):
+            nt = 0.5 * (lo + hi)
+        tau = nt
+    return tau
+
+
+# --------------------------------------------------------------------------- the algorithm
+
+
+class _Problem:
+    """Arrays of one net + OD (forward star, BPR parameters, origins' destination lists)."""
+
+    def __init__(self, net: TntpNetwork, od: pd.DataFrame) -> None:
+        L = net.links
+        def col(name: str, dtype: type) -> np.ndarray:  # contiguous: one compiled signature
+            return np.ascontiguousarray(L[name].to_numpy(dtype=dtype))
+
+        self.fr = col("init_node", np.int64) - 1
+        self.to = col("term_node", np.int64) - 1
+        self.t0 = col("free_flow_time", float)
+        self.cap = col("capacity", float)
+        self.b = col("b", float)
+        self.pw = col("power", float)
+        self.fixed = np.ascontiguousarray(net.fixed_cost(), dtype=float)
+        m = len(L)
+        n = max(net.n_nodes, int(max(self.fr.max(), self.to.max())) + 1) if m else net.n_nodes
+        if m and min(self.fr.min(), self.to.min()) < 0:
+            raise InputError(["link node ids must be >= 1 (TNTP ids are 1-based)"],
+                             source=net.source or "static_ue")
+        problems = []
+        for c in ("origin", "dest"):
+            v = od[c].to_numpy()
+            bad = (v < 1) | (v > n)
+            if bad.any():
+                problems.append(f"OD column {c!r}: node ids outside 1..{n}: "
+                                f"{sorted(set(v[bad].tolist()))[:5]}")
+        dem = od["demand"].to_numpy(dtype=float)
+        if not np.isfinite(dem).all() or (dem < 0).any():
+            problems.append("OD column 'demand': expected finite numbers >= 0")
+        if problems:
+            raise InputError(problems, source=od.attrs.get("source") or "static_ue")
+        perm = np.argsort(self.fr, kind="stable")
+        self.indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(self.indptr, self.fr + 1, 1)
+        self.indptr = np.cumsum(self.indptr)
+        self.nbr_link = perm.astype(np.int64)
+        self.nbr_node = self.to[perm]
+        self.blocked = np.zeros(n, dtype=np.bool_)
+        self.blocked[: max(net.first_thru_node - 1, 0)] = True
+        keep = od[(od["demand"] > 0) & (od["origin"] != od["dest"])]
+        keep = keep.sort_values(["origin", "dest"], kind="stable")
+        o = keep["origin"].to_numpy(dtype=np.int64) - 1
+        self.origins, starts = np.unique(o, return_index=True)
+        self.dptr = np.append(starts, len(o)).astype(np.int64)
+        self.dnode = keep["dest"].to_numpy(dtype=np.int64) - 1
+        self.ddem = keep["demand"].to_numpy(dtype=float)
+        self.n, self.m = n, m
+
+    def cost(self, x: np.ndarray) -> np.ndarray:
+        return bpr_cost(x, self.t0, self.cap, self.b, self.pw) + self.fixed
+
+    def aon(self, cost: np.ndarray, out: np.ndarray) -> float:
+        unreachable = np.zeros(self.dnode.size, dtype=np.bool_)
+        sptt = _aon(self.origins, self.dptr, self.dnode, self.ddem, self.indptr, self.nbr_link,
+                    self.nbr_node, self.fr, cost, self.blocked, out, unreachable)
+        if unreachable.any():
+            k = np.flatnonzero(unreachable)
+            oi = np.searchsorted(self.dptr, k, side="right") - 1
+            pairs = [f"{self.origins[a] + 1} -> {self.dnode[c] + 1}"
+                     for a, c in zip(oi[:5].tolist(), k[:5].tolist(), strict=True)]
+            raise InputError([f"{k.size} OD pairs have no path, e.g. {', '.join(pairs)}"],
+                             source="static_ue")
+        return float(sptt)
+
+    def objective(self, x: np.ndarray) -> float:
+        xs = np.maximum(x, 0.0)
+        integ = self.t0 * (xs + self.b * self.cap / (self.pw + 1.0)
+                           * (xs / self.cap) ** (self.pw + 1.0))
+        return float(integ.sum() + self.fixed @ xs)
 
 
 def static_ue(net: TntpNetwork, od: pd.DataFrame, *, gap: float = 1e-6,
-              max_iter: int = 500) -> UEResult:
-    """User equilibrium by path-based gradient projection until the relative gap
-    ``1 - sum(demand * shortest cost) / sum(flow * cost)`` is at most ``gap``."""
-    L = net.links
-    fr = L["init_node"].to_numpy() - 1
-    to = L["term_node"].to_numpy() - 1
-    t0 = L["free_flow_time"].to_numpy(dtype=float)
-    cap = L["capacity"].to_numpy(dtype=float)
-    b = L["b"].to_numpy(dtype=float)
-    pw = L["power"].to_numpy(dtype=float)
-    n = max(net.n_nodes, int(max(fr.max(), to.max())) + 1)
-    problems = []
-    for col in ("origin", "dest"):
-        bad = od[(od[col] < 1) | (od[col] > n)]
-        if len(bad):
-            problems.append(f"OD column {col!r}: node ids outside 1..{n}: {bad[col].head().tolist()}")
-    if problems:
-        raise InputError(problems, source="static_ue")
-    adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for e in range(len(L)):
-        adj[int(fr[e])].append((e, int(to[e])))
-    blocked = np.zeros(n, dtype=bool)
-    blocked[: max(net.first_thru_node - 1, 0)] = True
-    by_origin = {int(o) - 1: (g["dest"].to_numpy() - 1, g["demand"].to_numpy(dtype=float))
-                 for o, g in od.groupby("origin", sort=True)}
-
-    def tree_path(pred, s):
-        links = []
-        while pred[s] >= 0:
-            e = int(pred[s])
-            links.append(e)
-            s = int(fr[e])
-        return tuple(reversed(links))
-
-    x = np.zeros(len(L))
-    paths: dict[tuple[int, int], dict[tuple[int, ...], float]] = {}
-    cost = t0.copy()
-    for r, (dests, dem) in by_origin.items():  # all-or-nothing start
-        _, pred = _dijkstra(n, adj, cost, r, blocked)
-        for s, q in zip(dests.tolist(), dem.tolist(), strict=True):
-            p = tree_path(pred, s)
-            if not p:
-                raise InputError([f"OD {r + 1} -> {s + 1}: no path"], source="static_ue")
-            paths[(r, s)] = {p: q}
-            x[list(p)] += q
-    res = UEResult(flow=x, cost=bpr_cost(x, t0, cap, b, pw), tstt=0.0)
+              max_iter: int = 10_000) -> UEResult:
+    """User equilibrium (bi-conjugate Frank–Wolfe) until the relative gap is at most ``gap``
+    or ``max_iter`` all-or-nothing iterations were done (``UEResult.converged`` says which)."""
+    P = _Problem(net, od)
+    m = P.m
+    x = np.zeros(m)
+    res = UEResult(flow=x, cost=bpr_cost(x, P.t0, P.cap, P.b, P.pw), tstt=0.0)
+    if P.ddem.size == 0:
+        res.gaps, res.converged = [0.0], True
+        return res
+    P.aon(P.cost(x), x)  # iteration 1: all-or-nothing at free flow
+    y = np.empty(m)
+    sd = np.empty(m)  # previous search target
+    psd = np.empty(m)  # the one before
+    tau_prev = 1.0
+    phase = 0  # 0: next direction is plain FW, 1: conjugate, 2: bi-conjugate
     for it in range(1, max_iter + 1):
-        for r, (dests, _) in by_origin.items():
-            cost = bpr_cost(x, t0, cap, b, pw)
-            _, pred = _dijkstra(n, adj, cost, r, blocked)
-            for s in dests.tolist():
-                ps = paths[(r, s)]
-                best = tree_path(pred, s)
-                ps.setdefault(best, 0.0)
-                if len(ps) == 1:
-                    continue
-                bset = set(best)
-                for p in list(ps):
-                    if p == best:
-                        continue
-                    f = ps[p]
-                    links = np.fromiter(p, dtype=np.int64)
-                    blinks = np.fromiter(best, dtype=np.int64)
-                    cp = bpr_cost(x[links], t0[links], cap[links], b[links], pw[links]).sum()
-                    cb = bpr_cost(x[blinks], t0[blinks], cap[blinks], b[blinks], pw[blinks]).sum()
-                    diff = np.array(sorted(set(p) ^ bset), dtype=np.int64)
-                    s2 = _bpr_deriv(x[diff], t0[diff], cap[diff], b[diff], pw[diff]).sum()
-                    if cp <= cb or s2 <= 0:
-                        continue
-                    delta = min(f, (cp - cb) / s2)
-                    x[links] -= delta
-                    x[blinks] += delta
-                    ps[best] += delta
-                    if f - delta <= 1e-12:
-                        del ps[p]
-                    else:
-                        ps[p] = f - delta
         np.maximum(x, 0.0, out=x)
-        cost = bpr_cost(x, t0, cap, b, pw)
-        tstt = float(x @ cost)
-        sptt = 0.0
-        for r, (dests, dem) in by_origin.items():
-            dist, _ = _dijkstra(n, adj, cost, r, blocked)
-            sptt += float(dist[dests] @ dem)
-        res.gaps.append(1.0 - sptt / tstt)
+        cost = P.cost(x)
+        sptt = P.aon(cost, y)
+        total = float(x @ cost)
+        g = 1.0 - sptt / total if total > 0 else 0.0
+        res.gaps.append(max(g, 0.0))
         res.iterations = it
-        log.debug("static_ue iteration %d: relative gap %.3e", it, res.gaps[-1])
-        if res.gaps[-1] <= gap:
+        log.debug("static_ue iteration %d: relative gap %.3e", it, g)
+        if g <= gap:
+            res.converged = True
             break
-    res.flow, res.cost, res.tstt = x, cost, float(x @ cost)
+        if it == max_iter:
+            break
+        if phase == 0 or tau_prev >= 1.0:
+            s = y.copy()
+            phase = 1
+        else:
+            H = _bpr_deriv(x, P.t0, P.cap, P.b, P.pw)
+            if phase == 1:  # conjugate Frank-Wolfe
+                u = sd - x
+                num = float(H @ (u * (y - x)))
+                den = float(H @ (u * (y - sd)))
+                alpha = num / den if den != 0.0 else 0.0
+                alpha = min(max(alpha, 0.0), 0.99999)
+                s = alpha * sd + (1.0 - alpha) * y
+                phase = 2
+            else:  # bi-conjugate
+                xk = tau_prev * sd + (1.0 - tau_prev) * psd - x
+                yk = y - x
+                zk = sd - x
+                wk = psd - sd
+                den_mu = float(H @ (xk * wk))
+                mu = max(0.0, -float(H @ (xk * yk)) / den_mu) if den_mu != 0.0 else 0.0
+                den_nu = float(H @ (zk * zk))
+                nu = max(0.0, -float(H @ (zk * yk)) / den_nu
+                         + mu * tau_prev / (1.0 - tau_prev)) if den_nu != 0.0 else 0.0
+                b0 = 1.0 / (1.0 + nu + mu)
+                s = b0 * y + nu * b0 * sd + mu * b0 * psd
+        d = s - x
+        tau = _line_search(x, d, P.t0, P.cap, P.b, P.pw, P.fixed)
+        if tau <= 0.0 and phase != 1:  # the conjugate direction does not descend: plain FW
+            s = y.copy()
+            d = s - x
+            tau = _line_search(x, d, P.t0, P.cap, P.b, P.pw, P.fixed)
+            phase = 1
+        if tau <= 0.0:  # a FW step that does not descend: at the solution within rounding
+            tau = 1e-2 / it
+        psd, sd = sd, s
+        x += tau * d
+        tau_prev = tau
+    np.maximum(x, 0.0, out=x)
+    res.flow = x
+    res.cost = bpr_cost(x, P.t0, P.cap, P.b, P.pw)
+    res.tstt = float(x @ res.cost)
+    res.total_cost = float(x @ (res.cost + P.fixed))
+    res.objective = P.objective(x)
+    if not res.converged:
+        log.warning("static_ue: relative gap %.3e after %d iterations (target %.1e)",
+                    res.relative_gap, res.iterations, gap)
     return res
+
+
+def link_flows_table(net: TntpNetwork, res: UEResult) -> pd.DataFrame:
+    """One row per link: node ids, flow, travel time, generalized cost, volume/capacity."""
+    L = net.links
+    return pd.DataFrame({
+        "init_node": L["init_node"].to_numpy(), "term_node": L["term_node"].to_numpy(),
+        "flow": res.flow, "travel_time": res.cost, "cost": res.cost + net.fixed_cost(),
+        "voc": res.flow / L["capacity"].to_numpy(dtype=float)})
