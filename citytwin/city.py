@@ -209,7 +209,7 @@ class City:
         source = str(path)
         opts = _options(options, crs=crs, max_attach_m=max_attach_m, source=source)
         n_in = len(raw["buildings"]) if "buildings" in raw else 0
-        layers, crs_, report = prepare_layers(raw, source=source, crs=opts.crs)
+        layers, crs_, report = prepare_layers(raw, source=source, crs=opts.crs, options=opts)
         problems: list[str] = []
         G: nx.MultiDiGraph | None = None
         try:
@@ -275,6 +275,8 @@ class City:
         if int(buildings["jobs"].sum()) == 0:
             _infer_jobs(buildings, G, layers, opts, report)
 
+        if "power" in layers and len(layers["power"]):
+            layers["power"] = _near_power(layers["power"], G, opts, report)
         power = _build_power(buildings, G, layers.get("power"), crs_, report)
         if power.number_of_nodes():
             buildings["transformer"] = pd.Series(
@@ -428,6 +430,28 @@ def _facilities(fac: gpd.GeoDataFrame | None, crs: CRS) -> gpd.GeoDataFrame:
     )
     out.index = pd.RangeIndex(n, name="facility_id")
     return out
+
+
+def _near_power(power: gpd.GeoDataFrame, G: nx.MultiDiGraph, opts: BuildOptions,
+                report: LoadReport) -> gpd.GeoDataFrame:
+    """The power layer without features farther than ``opts.max_attach_m`` from every node of
+    the road network (a substation 100 km away would feed the city over an invented cable);
+    dropped rows are reported. A line that crosses the city is near it, wherever it ends."""
+    xs = np.fromiter((d["x"] for _, d in G.nodes(data=True)), dtype=float)
+    ys = np.fromiter((d["y"] for _, d in G.nodes(data=True)), dtype=float)
+    tree = shapely.STRtree(shapely.points(xs, ys))
+    geoms = power.geometry.values
+    near = np.zeros(len(power), dtype=bool)
+    (q, _idx) = tree.query_nearest(geoms, max_distance=opts.max_attach_m, all_matches=False)
+    near[q] = True
+    if (~near).any():
+        far = np.flatnonzero(~near)
+        ids = (power["osm_id"].to_numpy()[far] if "osm_id" in power.columns else None)
+        report.issue("power", "dropped", f"no node of the road network within "
+                     f"{opts.max_attach_m:g} m ([build] max_attach_m)",
+                     power["_row"].to_numpy()[far] if "_row" in power.columns else far, ids)
+        power = power.loc[near].reset_index(drop=True)
+    return power
 
 
 def _build_power(

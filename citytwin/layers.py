@@ -135,6 +135,7 @@ USES = (
 )
 VINTAGES = ("pre1960", "1960_1990", "1990_2010", "post2010")
 DEFAULT_VINTAGE = "1960_1990"
+YEAR_RANGE = (1000, 2100)  # construction years outside are typos: vintage by default
 M2_PER_PERSON = 40.0
 OUTBUILDING_M2 = 40.0  # inferred-residential footprints below this are sheds/garages/saunas
 HOUSE_M2 = 160.0  # residential footprints below this default to 2 storeys (a house)
@@ -229,6 +230,12 @@ class BuildOptions(BaseModel):
                                          "highway class (km/h), overriding the defaults")
     max_levels: float = Field(default=200.0, gt=0, description="storeys above this are "
                               "implausible: repaired to the default for the use and reported")
+    max_speed_kph: float = Field(default=160.0, gt=0, le=1000, description="a road maxspeed "
+                                 "above this (km/h) is implausible: repaired to the speed of "
+                                 "its highway class and reported")
+    max_lanes: float = Field(default=20.0, gt=0, le=1000, description="a road lanes value "
+                             "above this (both directions) is implausible: repaired to the "
+                             "lanes of its highway class and reported")
     max_density_per_km2: float = Field(default=100_000.0, gt=0, description="residents per km2 "
                                        "of built-up area above which the build is refused")
     max_station_snap_m: float = Field(default=500.0, gt=0, description="a facility snapped "
@@ -375,8 +382,8 @@ def _read_ogr(path: Path, layer: str | None, lname: str) -> gpd.GeoDataFrame:
         raise GeodataError([f"layer '{lname}': cannot read ({type(first).__name__}: {first}; "
                             f"{type(exc).__name__}: {exc})"], source=str(path)) from exc
     log.warning("%s layer %s: text is not valid UTF-8 (%s); read as Latin-1", path, lname, first)
-    gdf.attrs["citytwin_note"] = (f"layer '{lname}': text columns are not valid UTF-8 "
-                                  f"({type(first).__name__}); decoded as Latin-1")
+    gdf.attrs["citytwin_note"] = (f"text is not valid UTF-8 ({type(first).__name__}); "
+                                  "decoded as Latin-1 (check the names of these rows)")
     return gdf
 
 
@@ -421,6 +428,8 @@ def _check_layer(
                 f"{sorted(set(names[wrong].tolist()))}, expected one of {list(allowed)}"
             )
     invalid = ~shapely.is_valid(geom)
+    if name == "roads":  # a zero-length line is the road builder's to drop (and report)
+        invalid &= shapely.length(geom) > 0
     if invalid.any() and name in ("buildings", "landuse", "roads"):
         rows = np.flatnonzero(invalid)
         fixed = shapely.make_valid(geom[invalid])
@@ -430,14 +439,16 @@ def _check_layer(
         new = geom.copy()
         new[invalid] = fixed
         gdf = gdf.set_geometry(gpd.GeoSeries(new, index=gdf.index, crs=gdf.crs))
-        report.note(
-            f"layer '{name}': repaired {int(ok.sum())} invalid geometr"
-            f"{'y' if ok.sum() == 1 else 'ies'} with make_valid (rows {_rows(rows[ok])})"
-        )
+        as_read = gdf.index.to_numpy()[rows]
+        reason = shapely.is_valid_reason(geom[invalid][ok])
+        kinds = sorted({str(r).split("[")[0].strip() for r in reason})
+        report.issue(name, "repaired", "invalid geometry (" + ", ".join(kinds[:3])
+                     + ", e.g. a self-intersecting 'bow-tie' ring); repaired with make_valid",
+                     as_read[ok], _ids(gdf, rows[ok]))
         if (~ok).any():
             problems.append(
-                f"layer '{name}': rows {_rows(rows[~ok])} have invalid geometry that make_valid "
-                "cannot turn into a usable shape"
+                f"layer '{name}': rows {_rows(as_read[~ok])} have invalid geometry that "
+                "make_valid cannot turn into a usable shape"
             )
     if name in ("buildings", "roads") and len(gdf):
         gdf = _drop_duplicates(name, gdf, report)
@@ -484,13 +495,19 @@ def _rows(rows: np.ndarray | list[int], limit: int = 10) -> str:
 
 
 def prepare_layers(
-    layers: dict[str, gpd.GeoDataFrame], *, source: str, crs: CRS | str | None = None
+    layers: dict[str, gpd.GeoDataFrame], *, source: str, crs: CRS | str | None = None,
+    options: BuildOptions | None = None,
 ) -> tuple[dict[str, gpd.GeoDataFrame], CRS, LoadReport]:
     """Check every layer (collecting all problems), repair geometries, project to metric UTM.
 
+    Implausible road tags (maxspeed, lanes, highway, oneway) and unknown power values are
+    repaired or dropped and reported (:func:`_check_road_tags`, :func:`_check_power_kinds`);
+    layers in different CRSs are reprojected with a warning, and an error when they then lie
+    far apart (a mislabelled CRS); lon/lat written in the wrong order is an error.
     Returns the projected layers (0..n-1 index), the CRS and a :class:`LoadReport`.
     Raises :class:`GeodataError` listing every problem found.
     """
+    options = options if options is not None else BuildOptions()
     report = LoadReport()
     problems: list[str] = []
     for name in REQUIRED_LAYERS:
@@ -508,26 +525,45 @@ def prepare_layers(
                 f"layer 'facilities': rows {_rows(np.flatnonzero(bad.to_numpy()))} have kind "
                 f"{sorted(set(kinds[bad]))}, expected one of {list(FACILITY_KINDS)}"
             )
+    if "roads" in checked and len(checked["roads"]):
+        checked["roads"] = _check_road_tags(checked["roads"], report, options)
+    if "power" in checked and len(checked["power"]) and "power" in checked["power"].columns:
+        checked["power"] = _check_power_kinds(checked["power"], report)
     for name, gdf in checked.items():
         if gdf.crs is not None and len(gdf):
             _check_degrees(name, gdf, problems)
         msg = layers[name].attrs.get("citytwin_note") if name in layers else None
         if msg:
-            report.note(str(msg))
+            report.issue(name, "repaired", str(msg), _non_ascii_rows(gdf), None)
+    if not problems:
+        _check_axis_order(checked, problems)
     if problems:
         raise GeodataError(problems, source=source)
+    src_crs = _crs_labels(checked, report)
     crs = local_crs(checked["roads"]) if crs is None else parse_crs(crs, source=source)
     if not crs.is_projected:
         raise GeodataError([f"target CRS {crs.to_string()} is not projected (metres)"], source=source)
     out: dict[str, gpd.GeoDataFrame] = {}
     for name, gdf in checked.items():
         if len(gdf) and not CRS.from_user_input(gdf.crs).equals(crs):
+            src = CRS.from_user_input(gdf.crs)
             gdf = gdf.to_crs(crs)
+            xy, part = shapely.get_coordinates(gdf.geometry.values, return_index=True)
+            lost = np.unique(part[~np.isfinite(xy).all(axis=1)])
+            if len(lost):
+                problems.append(
+                    f"layer '{name}': rows {_rows(gdf.index.to_numpy()[lost])} cannot be "
+                    f"projected from {src.to_string()} to {crs.to_string()} (coordinates "
+                    "outside the area of the layer's CRS: is that CRS label right?)")
+                continue
         else:
             gdf = gdf.set_crs(crs, allow_override=True)
         gdf = gdf.copy()
         gdf["_row"] = np.asarray(gdf.index, dtype=np.int64)  # row as read, for reports
         out[name] = gdf.reset_index(drop=True)
+    _check_crs_mix(out, src_crs, problems)
+    if problems:
+        raise GeodataError(problems, source=source)
     return out, crs, report
 
 
@@ -563,12 +599,246 @@ def _check_degrees(name: str, gdf: gpd.GeoDataFrame, problems: list[str]) -> Non
         return
     x, y = shapely.get_coordinates(gdf.geometry.values).T
     bad = (np.abs(x) > 180.0) | (np.abs(y) > 90.0)
-    if bad.any():
+    if bad.any() and np.abs(x).max() <= 90.0 and np.abs(y).max() <= 180.0:
+        problems.append(
+            f"layer '{name}': the CRS says {crs.to_string()} (degrees) but y reaches "
+            f"{float(np.max(np.abs(y))):.4f}, beyond ±90, while x stays within ±90: these look "
+            "like latitude/longitude in the wrong order; write x = longitude, y = latitude "
+            "(e.g. GDAL OGR_CT_FORCE_TRADITIONAL_GIS_ORDER=YES, or swap the axes in your GIS)")
+    elif bad.any():
         problems.append(
             f"layer '{name}': the CRS says {crs.to_string()} (degrees) but coordinates reach "
             f"x = {float(np.max(np.abs(x))):.0f}, y = {float(np.max(np.abs(y))):.0f}, outside "
             "±180/±90: these look like metres; set the layer's real CRS (e.g. its UTM zone)"
         )
+
+
+#: OSM ``oneway`` values (https://wiki.openstreetmap.org/wiki/Key:oneway); anything else is
+#: reported and read as two-way. ``reversible``/``alternating`` (time-dependent) are two-way.
+_ONEWAY_VALUES = ("", "yes", "true", "1", "t", "-1", "reverse", "no", "false", "0", "f",
+                  "reversible", "alternating")
+#: OSM ``power=*`` values (https://wiki.openstreetmap.org/wiki/Key:power); other rows are dropped.
+POWER_VALUES = ("substation", "sub_station", "transformer", "line", "minor_line", "cable",
+                "tower", "pole", "portal", "catenary_mast", "insulator", "terminal", "busbar",
+                "bay", "switch", "switchgear", "compensator", "converter", "connection",
+                "cable_distribution_cabinet", "box", "plant", "generator", "heliostat")
+_NUMBER = r"^\s*(-?\d+(?:\.\d+)?)"
+
+
+def _given(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
+    """Rows where ``col`` holds a value (not null, not blank, not the text 'nan'/'none')."""
+    t = _text(gdf, col)
+    return (t != "") & ~np.isin(t, ["nan", "none", "null", "<na>"])
+
+
+def _leading_number(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
+    s = gdf[col]
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    return pd.to_numeric(s.astype(object).where(s.notna(), "").astype(str).str.extract(
+        _NUMBER, expand=False), errors="coerce").to_numpy(dtype=float)
+
+
+def _values(v: np.ndarray, limit: int = 3) -> str:
+    u = sorted({str(x) for x in v})
+    return ", ".join(repr(x[:30]) for x in u[:limit]) + (", ..." if len(u) > limit else "")
+
+
+def _blank(gdf: gpd.GeoDataFrame, col: str, mask: np.ndarray) -> gpd.GeoDataFrame:
+    """``col`` emptied (null) on ``mask``, so the builder falls back to its default."""
+    if not mask.any():
+        return gdf
+    gdf = gdf.copy()
+    if pd.api.types.is_numeric_dtype(gdf[col]):
+        gdf[col] = gdf[col].astype(float)
+        gdf.loc[mask, col] = np.nan
+    else:
+        gdf[col] = gdf[col].astype(object)
+        gdf.loc[mask, col] = None
+    return gdf
+
+
+def _check_road_tags(gdf: gpd.GeoDataFrame, report: LoadReport,
+                     options: BuildOptions) -> gpd.GeoDataFrame:
+    """Repair (and report with rows) road tags a GIS user would not believe: a missing or unknown
+    ``highway`` class, ``maxspeed`` above ``options.max_speed_kph``, ``lanes`` that is not a
+    number or above ``options.max_lanes``, a ``oneway`` value OSM does not define. The road
+    builder then uses its class defaults (:data:`citytwin.network.roads.HIGHWAY_DEFAULTS`)."""
+    from citytwin.network.roads import HIGHWAY_DEFAULTS, parse_maxspeed
+
+    rows = gdf.index.to_numpy()
+
+    def issue(mask: np.ndarray, reason: str) -> None:
+        report.issue("roads", "repaired", reason, rows[mask], _ids(gdf, np.flatnonzero(mask)))
+
+    if "highway" in gdf.columns:
+        missing = ~_given(gdf, "highway")
+        if missing.any():
+            issue(missing, "highway missing (expected an OSM highway class such as 'residential');"
+                  " treated as 'unclassified'")
+            gdf = gdf.copy()
+            gdf["highway"] = gdf["highway"].astype(object)
+            gdf.loc[missing, "highway"] = "unclassified"
+        hw = _text(gdf, "highway")
+        unknown = ~np.isin(hw, list(HIGHWAY_DEFAULTS))
+        if unknown.any():
+            issue(unknown, f"highway class {_values(hw[unknown])} unknown (expected an OSM "
+                  "class such as 'primary' or 'residential'); speed, lanes and capacity of "
+                  "'unclassified'")
+    if "maxspeed" in gdf.columns:
+        speed = parse_maxspeed(gdf["maxspeed"])
+        high = speed > options.max_speed_kph
+        if high.any():
+            issue(high, f"maxspeed above {options.max_speed_kph:g} km/h (implausible, up to "
+                  f"{float(np.nanmax(speed[high])):g}; [build] max_speed_kph); speed of the "
+                  "highway class")
+            gdf = _blank(gdf, "maxspeed", high)
+    if "lanes" in gdf.columns:
+        lanes = _leading_number(gdf, "lanes")
+        text = _text(gdf, "lanes")
+        unparsed = _given(gdf, "lanes") & np.isnan(lanes)
+        if unparsed.any():
+            issue(unparsed, f"lanes {_values(text[unparsed])} is not a number of lanes; "
+                  "lanes of the highway class")
+        high = lanes > options.max_lanes
+        if high.any():
+            issue(high, f"lanes above {options.max_lanes:g} (implausible, up to "
+                  f"{float(np.nanmax(lanes[high])):g}; [build] max_lanes); lanes of the "
+                  "highway class")
+        gdf = _blank(gdf, "lanes", unparsed | high)
+    if "oneway" in gdf.columns and not pd.api.types.is_bool_dtype(gdf["oneway"]):
+        ow = _text(gdf, "oneway")
+        odd = _given(gdf, "oneway") & ~np.isin(ow, _ONEWAY_VALUES)
+        if odd.any():
+            issue(odd, f"oneway {_values(ow[odd])} is not an OSM oneway value (yes, no, -1, "
+                  "reversible); two-way")
+            gdf = _blank(gdf, "oneway", odd)
+    return gdf
+
+
+def _check_power_kinds(gdf: gpd.GeoDataFrame, report: LoadReport) -> gpd.GeoDataFrame:
+    """Drop (and report) power rows whose ``power`` value is not an OSM power=* value."""
+    kind = _text(gdf, "power")
+    bad = ~np.isin(kind, POWER_VALUES)
+    if bad.any():
+        report.issue("power", "dropped", f"power {_values(kind[bad])} is not an OSM power=* "
+                     f"value (expected e.g. substation, transformer, line, cable)",
+                     gdf.index.to_numpy()[bad], _ids(gdf, np.flatnonzero(bad)))
+        gdf = gdf.loc[~bad]
+    return gdf
+
+
+def _non_ascii_rows(gdf: gpd.GeoDataFrame) -> list[int]:
+    """Rows (as read) with a non-ASCII character in a text column (after a Latin-1 decode)."""
+    hit = np.zeros(len(gdf), dtype=bool)
+    for col in gdf.columns:
+        if col == gdf.geometry.name or gdf[col].dtype != object:
+            continue
+        s = gdf[col]
+        hit |= s.where(s.notna(), "").astype(str).str.contains(r"[^\x00-\x7f]").to_numpy()
+    rows = gdf.index.to_numpy()
+    return [int(r) for r in (rows[hit] if hit.any() else rows)]
+
+
+def _right_angle_share(geoms: np.ndarray, tol_deg: float = 2.0) -> tuple[float, int]:
+    """Share of polygon corners within ``tol_deg`` of 90° (straight-through vertices not
+    counted) and the number of corners; angles are only meaningful in a conformal CRS."""
+    rings = shapely.get_exterior_ring(shapely.get_parts(geoms))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    if len(xy) < 4:
+        return 0.0, 0
+    same = ring[1:] == ring[:-1]
+    edges = (xy[1:] - xy[:-1])[same]
+    eid = ring[1:][same]
+    keep = np.hypot(edges[:, 0], edges[:, 1]) > 0
+    edges, eid = edges[keep], eid[keep]
+    if len(edges) < 2:
+        return 0.0, 0
+    # each edge with the next edge of its ring (the last with the first: rings are closed)
+    start = np.r_[0, np.flatnonzero(eid[1:] != eid[:-1]) + 1]
+    nxt = np.arange(1, len(edges) + 1)
+    ends = np.r_[start[1:], len(edges)] - 1
+    nxt[ends] = start
+    a, b = edges, edges[nxt]
+    cos = np.abs((a * b).sum(axis=1)) / (np.hypot(a[:, 0], a[:, 1]) * np.hypot(b[:, 0], b[:, 1]))
+    corner = cos < np.cos(np.radians(15.0))  # a real turn, not a vertex on a straight side
+    n = int(corner.sum())
+    if n == 0:
+        return 0.0, 0
+    right = cos[corner] < np.sin(np.radians(tol_deg))
+    return float(right.sum()) / n, n
+
+
+def _check_axis_order(checked: dict[str, gpd.GeoDataFrame], problems: list[str]) -> None:
+    """Latitude/longitude written as x/y in the wrong order: building corners, which are mostly
+    right angles in a true (conformal) projection, stop being right angles when lon and lat are
+    swapped (the swap stretches one axis by ~1/cos(latitude)). An error when the swapped reading
+    makes far more corners right angles than the reading as given."""
+    b = checked.get("buildings")
+    if b is None or not len(b) or b.crs is None or not CRS.from_user_input(b.crs).is_geographic:
+        return
+    geoms = b.geometry.values
+    if len(geoms) > 2000:  # an even, deterministic sample is plenty
+        geoms = geoms[np.linspace(0, len(geoms) - 1, 2000).astype(np.int64)]
+    x, y = shapely.get_coordinates(geoms).T
+    if not len(x) or np.abs(x).max() > 90.0:  # x is beyond any latitude: cannot be swapped
+        return
+    given = gpd.GeoSeries(geoms, crs=b.crs)
+    swapped = gpd.GeoSeries(shapely.transform(geoms, lambda c: c[:, ::-1]), crs=b.crs)
+    as_given, n = _right_angle_share(given.to_crs(local_crs(given)).values)
+    as_swapped, _ = _right_angle_share(swapped.to_crs(local_crs(swapped)).values)
+    if n >= 8 and as_swapped >= 0.5 and as_given <= as_swapped / 4:
+        problems.append(
+            f"layer 'buildings': coordinates look like latitude/longitude in the wrong order "
+            f"(x = {float(np.median(x)):.4f}, y = {float(np.median(y)):.4f} read as lon/lat): with "
+            f"x and y swapped {as_swapped:.0%} of the footprint corners are right angles, as "
+            f"given only {as_given:.0%}; write x = longitude, y = latitude (e.g. GDAL "
+            "OGR_CT_FORCE_TRADITIONAL_GIS_ORDER=YES, or swap the axes in your GIS)")
+
+
+def _crs_labels(checked: dict[str, gpd.GeoDataFrame], report: LoadReport) -> dict[str, CRS]:
+    """The CRS each layer says it is in; a warning for every layer whose CRS differs from the
+    one most layers share (they are reprojected, but a mix is often a mislabelled layer)."""
+    labels = {n: CRS.from_user_input(g.crs) for n, g in checked.items()
+              if g.crs is not None and len(g)}
+    groups: list[list[str]] = []
+    for n, c in labels.items():
+        for grp in groups:
+            if labels[grp[0]].equals(c):
+                grp.append(n)
+                break
+        else:
+            groups.append([n])
+    if len(groups) > 1:
+        main = max(groups, key=lambda grp: (len(grp), "roads" in grp))
+        ref = labels[main[0]]
+        for grp in groups:
+            if grp is main:
+                continue
+            for n in grp:
+                report.issue(n, "warning", f"CRS {labels[n].to_string()} differs from "
+                             f"{ref.to_string()} of layers {main}; reprojected (check the "
+                             "labels if the layers do not line up)", checked[n].index.to_numpy(),
+                             None)
+    return labels
+
+
+def _check_crs_mix(out: dict[str, gpd.GeoDataFrame], labels: dict[str, CRS],
+                   problems: list[str], far_m: float = 10_000.0) -> None:
+    """A layer labelled with another CRS than the roads that lies far from them once both are
+    reprojected: one of the two labels is wrong (the numbers match some other CRS)."""
+    if "roads" not in labels or "roads" not in out or not len(out["roads"]):
+        return
+    rb = shapely.box(*out["roads"].total_bounds)
+    for n, g in out.items():
+        if n == "roads" or n not in labels or labels[n].equals(labels["roads"]) or not len(g):
+            continue
+        d = float(shapely.distance(rb, shapely.box(*g.total_bounds)))
+        if d > far_m:
+            problems.append(
+                f"layer '{n}' (CRS {labels[n].to_string()}) lies {d / 1000:.0f} km from layer "
+                f"'roads' (CRS {labels['roads'].to_string()}) once both are reprojected: one of "
+                "the two CRS labels is probably wrong; set the CRS the coordinates are really in")
 
 
 def _text(gdf: gpd.GeoDataFrame, col: str) -> np.ndarray:
@@ -688,13 +958,32 @@ def infer_buildings(
     use[small] = "other"
     report.count(f"outbuilding (inferred residential, footprint < {OUTBUILDING_M2:g} m2) -> other",
                  int(small.sum()))
+    rows_in = (buildings["_row"].to_numpy() if "_row" in buildings.columns
+               else np.arange(n))
+
+    def issue(mask: np.ndarray, reason: str, action: str = "repaired") -> None:
+        report.issue("buildings", action, reason, rows_in[mask],
+                     _ids(buildings, np.flatnonzero(mask)))
+
+    known_tag = np.isin(tag, list(_BUILDING_TAG)) | np.isin(tag, ["", "yes", "building",
+                                                                  "nan", "none"])
+    if (~known_tag).any():
+        issue(~known_tag, f"building tag {_values(tag[~known_tag])} is not an OSM building "
+              "value citytwin knows; use from landuse, amenity/shop/office or the default")
     levels = _number(buildings, "levels")
+    for col in ("levels", "building:levels", "height", "year_built"):
+        if col in buildings.columns:
+            unparsed = _given(buildings, col) & np.isnan(_number(buildings, col))
+            if unparsed.any():
+                then = ("vintage by default" if col == "year_built" else
+                        "from height or the default for the use" if col != "height" else
+                        "not used")
+                issue(unparsed, f"{col} {_values(_text(buildings, col)[unparsed])} is not a "
+                      f"number; {then}")
     if "building:levels" in buildings.columns:  # the OSM key, as osmnx/ogr2ogr exports name it
         osm_levels = _number(buildings, "building:levels")
         levels = np.where(np.isnan(levels), osm_levels, levels)
         report.count("levels from building:levels", int((~np.isnan(osm_levels)).sum()))
-    rows_in = (buildings["_row"].to_numpy() if "_row" in buildings.columns
-               else np.arange(n))
     bad = levels <= 0
     if bad.any():
         report.issue("buildings", "repaired", "levels <= 0 (expected a positive number of "
@@ -708,6 +997,15 @@ def infer_buildings(
         levels[bad] = np.nan
     miss = np.isnan(levels)
     height = _number(buildings, "height")
+    bad = height <= 0
+    if bad.any():
+        issue(bad, "height <= 0 m (expected metres above ground); not used")
+        height[bad] = np.nan
+    bad = miss & (height / 3.0 > options.max_levels)
+    if bad.any():
+        issue(bad, f"height above {3 * options.max_levels:g} m (height / 3 m gives more than "
+              f"{options.max_levels:g} storeys, [build] max_levels); default for the use")
+        height[bad] = np.nan
     from_h = miss & (height > 0)
     levels[from_h] = np.maximum(1.0, np.round(height[from_h] / 3.0))
     report.count("levels from height", int(from_h.sum()))
@@ -723,7 +1021,16 @@ def infer_buildings(
     if "start_date" in buildings.columns:
         sd = buildings["start_date"].astype(str).str.extract(r"(\d{4})", expand=False)
         sd = pd.to_numeric(sd, errors="coerce").to_numpy(dtype=float)
+        no_year = np.isnan(year) & _given(buildings, "start_date") & np.isnan(sd)
+        if no_year.any():
+            issue(no_year, f"start_date {_values(_text(buildings, 'start_date')[no_year])} has "
+                  f"no 4-digit year; vintage by default ({DEFAULT_VINTAGE})")
         year = np.where(np.isnan(year), sd, year)
+    odd = (year < YEAR_RANGE[0]) | (year > YEAR_RANGE[1])
+    if odd.any():
+        issue(odd, f"construction year outside {YEAR_RANGE[0]}..{YEAR_RANGE[1]} (up to "
+              f"{float(np.nanmax(np.abs(year[odd]))):g}); vintage by default ({DEFAULT_VINTAGE})")
+        year[odd] = np.nan
     vintage = np.full(n, DEFAULT_VINTAGE, dtype=object)
     known = ~np.isnan(year)
     vintage[known & (year < 1960)] = "pre1960"
@@ -755,6 +1062,11 @@ def infer_buildings(
 
     osm_id = buildings["osm_id"] if "osm_id" in buildings.columns else pd.Series(
         np.arange(n), index=buildings.index)
+    num_id = pd.to_numeric(osm_id, errors="coerce")
+    dup = (num_id.notna() & num_id.duplicated(keep="first")).to_numpy()
+    if dup.any():
+        issue(dup, "osm_id repeats an earlier row's (ids are not unique; the rows are kept, "
+              "each with its own building_id)", action="warning")
     name = _text_raw(buildings, "name")
     out = gpd.GeoDataFrame(
         {

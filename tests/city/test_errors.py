@@ -86,7 +86,9 @@ def test_invalid_geometry_is_repaired_with_a_note(tiny_layers, tmp_path: Path) -
     b.loc[6, "geometry"] = shapely.Polygon(
         [(X0 + 120, Y0 + 60), (X0 + 130, Y0 + 70), (X0 + 130, Y0 + 60), (X0 + 120, Y0 + 70)])
     city = _build(tiny_layers, tmp_path)
-    assert any("repaired 1 invalid geometry" in n and "rows 6" in n for n in city.report.notes)
+    rep = [i for i in city.report.issues if "make_valid" in str(i["reason"])]
+    assert [(i["layer"], i["action"], i["rows"]) for i in rep] == [("buildings", "repaired", [6])]
+    assert "Self-intersection" in str(rep[0]["reason"])
     g = city.buildings.geometry.iloc[6]
     assert g.is_valid and g.area == pytest.approx(50.0)
 

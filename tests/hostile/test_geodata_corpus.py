@@ -1,6 +1,6 @@
 """Issue 13: hostile city files end in a clear error naming file/layer/row, or a repair
-recorded in the manifest's build report. Cases in ``GEODATA_OPEN`` are still open (the
-geodata checks belong to the "any city" work) and are counted by benchmarks/bad_input.py."""
+recorded with its layer and rows in the manifest's build report. Cases in ``GEODATA_OPEN``
+would still be open (skipped here, counted by benchmarks/bad_input.py); it is empty."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def test_geodata_case(name, write, tmp_path: Path) -> None:
     assert outcome in ("clear", "repaired"), f"{name}: {outcome}: {msg}"
     if outcome == "clear":
         assert "city" in msg or "layer" in msg or ".gpkg" in msg or ".osm.pbf" in msg, msg
+    else:  # the repair is in the build report, with its layer (and rows, as read)
+        assert "'layer': '" in msg and "'count': " in msg, msg
+        layer = {"facility": "facilities"}.get(name.split()[0], name.split()[0])
+        if layer in ("roads", "buildings", "facilities", "power", "landuse", "pois"):
+            assert f"'layer': '{layer}'" in msg, msg
