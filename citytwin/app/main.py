@@ -10,6 +10,7 @@ from __future__ import annotations
 import solara
 
 from citytwin.app.pages import city, compare, experiments, scenarios
+from citytwin.app.pages import live as live_page
 from citytwin.app.plotview import register_assets
 from citytwin.app.state import Layout
 
@@ -22,4 +23,5 @@ routes = [
     solara.Route(path="scenarios", component=scenarios.Page, label="Scenarios"),
     solara.Route(path="compare", component=compare.Page, label="Compare"),
     solara.Route(path="experiments", component=experiments.Page, label="Experiments"),
+    solara.Route(path="live", component=live_page.Page, label="Live"),
 ]
