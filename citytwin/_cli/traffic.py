@@ -31,12 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print KPIs as JSON")
     p.set_defaults(func=_run)
 
-    p = tsub.add_parser("ue", help="static user equilibrium of TNTP net + trips files")
+    p = tsub.add_parser("ue", help="static user equilibrium of TNTP net + trips files",
+                        description="Static user equilibrium (bi-conjugate Frank-Wolfe, BPR links) "
+                        "of a TNTP network and trip table. Exit 0 at the target gap, 1 when "
+                        "--max-iter ends first (the gap reached is printed), 2 on bad input.")
     p.add_argument("net", help="*_net.tntp")
     p.add_argument("trips", help="*_trips.tntp")
-    p.add_argument("--flow", default=None, help="*_flow.tntp reference solution to compare with")
+    p.add_argument("--flow", default=None,
+                   help="*_flow.tntp reference solution to compare with (links matched by node "
+                   "pair; travel times recomputed from its volumes)")
+    p.add_argument("--flows-out", default=None, metavar="FILE",
+                   help="write link flows, times and costs to FILE (.csv or .parquet)")
     p.add_argument("--gap", type=float, default=1e-5, help="target relative gap")
-    p.add_argument("--max-iter", type=int, default=500)
+    p.add_argument("--max-iter", type=int, default=10_000)
     p.set_defaults(func=_ue)
 
 
@@ -102,27 +109,101 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ue(args: argparse.Namespace) -> int:
-    import numpy as np
+    # numpy/pandas/numba only: no simulation stack (mesa, pandapower, geopandas) is imported here
+    from citytwin.errors import InputError
+    from citytwin.traffic.tntp import check_trips_against_net, read_tntp_net, read_tntp_trips
 
-    from citytwin.traffic.assignment import (
-        read_tntp_flow,
-        read_tntp_net,
-        read_tntp_trips,
-        static_ue,
-    )
-
+    problems = []
+    if not args.gap > 0:
+        problems.append(f"--gap {args.gap}: expected a relative gap > 0")
+    if args.max_iter < 1:
+        problems.append(f"--max-iter {args.max_iter}: expected >= 1")
+    out = Path(args.flows_out) if args.flows_out else None
+    if out is not None:
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            problems.append(f"--flows-out {out}: expected a .csv or .parquet file name")
+        elif out.is_dir():
+            problems.append(f"--flows-out {out}: is a directory; expected a file name")
+        elif not out.parent.is_dir():
+            problems.append(f"--flows-out {out}: folder {out.parent} does not exist")
+    if problems:
+        raise InputError(problems, source="command line")
     net = read_tntp_net(args.net)
     od = read_tntp_trips(args.trips)
+    check_trips_against_net(net, od)
+    ref = None
+    if args.flow:
+        from citytwin.traffic.tntp import read_tntp_flow
+
+        ref = read_tntp_flow(args.flow)
+    from citytwin.traffic.assignment import link_flows_table, static_ue
+
     t0 = time.perf_counter()
     res = static_ue(net, od, gap=args.gap, max_iter=args.max_iter)
     wall = time.perf_counter() - t0
+    gen = f"  generalized cost {res.total_cost:,.2f}" if res.total_cost != res.tstt else ""
     print(f"iterations {res.iterations}  relative gap {res.relative_gap:.3e}  "
-          f"TSTT {res.tstt:,.2f}  wall {wall:.2f} s")
-    if args.flow:
-        ref = read_tntp_flow(args.flow)
-        d = res.flow - ref["volume"].to_numpy()
-        tstt_ref = float(ref["volume"].to_numpy() @ ref["cost"].to_numpy())
-        print(f"reference TSTT {tstt_ref:,.2f} (relative difference {res.tstt / tstt_ref - 1:+.2e}); "
-              f"link flow difference: max |d| {np.abs(d).max():.3f}, "
-              f"mean |d| {np.abs(d).mean():.3f}, RMSE {np.sqrt((d ** 2).mean()):.3f}")
+          f"TSTT {res.tstt:,.2f}{gen}  wall {wall:.2f} s")
+    if out is not None:
+        _write_table(link_flows_table(net, res), out)
+        print(f"wrote {out}", file=sys.stderr)
+    if ref is not None:
+        print(_compare_flow(net, res, ref))
+    if not res.converged:
+        print(f"error: not converged: relative gap {res.relative_gap:.3e} after "
+              f"{res.iterations} iterations (target {args.gap:.1e}); raise --max-iter",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _write_table(df, out: Path) -> None:
+    import os
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+
+
+def _compare_flow(net, res, ref) -> str:
+    """Our flows against a reference flow file, links matched by (init, term) node pair (the
+    k-th parallel link with the k-th), the reference's travel times recomputed from its volumes
+    with the net's BPR parameters (a flow file's cost column is the generalized cost on nets
+    with tolls or distance factors, so it is not a time)."""
+    import numpy as np
+    import pandas as pd
+
+    from citytwin.errors import InputError
+    from citytwin.traffic.assignment import bpr_cost
+
+    L = net.links
+    ours = pd.DataFrame({"init_node": L["init_node"].to_numpy(), "term_node": L["term_node"].to_numpy(),
+                         "link": np.arange(len(L))})
+    theirs = ref[["init_node", "term_node", "volume"]].copy()
+    for df in (ours, theirs):
+        df["k"] = df.groupby(["init_node", "term_node"]).cumcount()
+    j = ours.merge(theirs, on=["init_node", "term_node", "k"], how="outer", indicator=True)
+    problems = []
+    for side, what in (("left_only", "in the network but not in the flow file"),
+                       ("right_only", "in the flow file but not in the network")):
+        miss = j[j["_merge"] == side]
+        if len(miss):
+            pairs = ", ".join(f"{a}-{b}" for a, b in
+                              miss[["init_node", "term_node"]].head(5).itertuples(index=False))
+            problems.append(f"{len(miss)} links {what}, e.g. {pairs}")
+    if problems:
+        raise InputError(problems, source=ref.attrs.get("source", "flow file"))
+    j = j.sort_values("link")
+    v_ref = j["volume"].to_numpy(dtype=float)
+    t_ref = bpr_cost(v_ref, L["free_flow_time"].to_numpy(float), L["capacity"].to_numpy(float),
+                     L["b"].to_numpy(float), L["power"].to_numpy(float))
+    tstt_ref = float(v_ref @ t_ref)
+    d = res.flow - v_ref
+    dt = res.cost - t_ref
+    return (f"reference TSTT {tstt_ref:,.2f} (relative difference {res.tstt / tstt_ref - 1:+.2e}); "
+            f"link flow difference by node pair: max |d| {np.abs(d).max():.3f}, "
+            f"mean |d| {np.abs(d).mean():.3f}, RMSE {np.sqrt((d ** 2).mean()):.3f}; "
+            f"link travel time difference: max |d| {np.abs(dt).max():.4f}")
