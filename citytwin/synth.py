@@ -188,13 +188,13 @@ def synthetic_layers(
 
 def write_synthetic_city(
     out: str | Path, *, n_buildings: int, seed: int = 0, block_m: float = 100.0,
-    residential_only: bool = False,
+    residential_only: bool = False, site: tuple[float, float] | None = None,
 ) -> Path:
     """Write :func:`synthetic_layers` to the GeoPackage ``out`` (atomically). Returns ``out``."""
     from citytwin.osm import write_gpkg
 
     layers = synthetic_layers(n_buildings, seed=seed, block_m=block_m,
-                              residential_only=residential_only)
+                              residential_only=residential_only, site=site)
     return write_gpkg(layers, out)
 
 
