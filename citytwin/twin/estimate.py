@@ -49,11 +49,14 @@ class LinearMultiplierKalman:
     q: float = 1e-6
     n: int = 0
 
-    def update(self, observed: float, scaled: float, rest: float = 0.0, *, rel: float) -> None:
-        if not (scaled > 0 and rel > 0 and observed == observed):
+    def update(self, observed: float, scaled: float, rest: float = 0.0, *, rel: float = 0.0,
+               r: float | None = None) -> None:
+        """One reading; its noise variance is ``r`` when given, else ``(rel·observed)²``."""
+        if r is None:
+            r = (rel * max(abs(observed), 1e-9)) ** 2
+        if not (scaled > 0 and r > 0 and observed == observed):
             return
         self.var += self.q
-        r = (rel * max(abs(observed), 1e-9)) ** 2
         s = scaled * scaled * self.var + r
         k = self.var * scaled / s
         self.mean += k * (observed - scaled * self.mean - rest)

@@ -38,7 +38,7 @@ from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 
-__all__ = ["EnergySetup", "EnergyRun", "simulate", "forecast", "QUANTILES"]
+__all__ = ["EnergySetup", "EnergyRun", "simulate", "hourly_counts", "forecast", "QUANTILES"]
 
 QUANTILES = (0.05, 0.5, 0.95)
 
@@ -53,6 +53,7 @@ class EnergySetup:
     start: pd.Timestamp = field(default_factory=lambda: pd.Timestamp("2024-06-03"))
     seed: int = 0
     duration_s: float = 86_400.0
+    traffic: Any = None  # TrafficParams: the twin also models loop-detector counts
 
     @classmethod
     def from_scenario(cls, path: str | Path, *, power_flow: bool | None = None) -> EnergySetup:
@@ -70,7 +71,7 @@ class EnergySetup:
         if power_flow is not None:
             params = params.model_copy(update={"power_flow": power_flow})
         return cls(setup.city, params, setup.fleet, pd.Timestamp(spec.start), int(spec.seed),
-                   spec.duration_h * 3600.0)
+                   spec.duration_h * 3600.0, traffic=setup.traffic)
 
     def solver(self) -> Any:
         """The power-flow solver of the setup's city, built once and reused by every run
@@ -165,6 +166,28 @@ def simulate(setup: EnergySetup, *, t0_s: float = 0.0, horizon_s: float | None =
                      base_kw=np.array(rows["base"]), ev_kw=np.array(rows["ev"]),
                      demand_kw=np.array(rows["demand"]), loading_pct=np.nan_to_num(loading),
                      temp_c=np.asarray(eng.temp_c, float))
+
+
+def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multiplier: float = 1.0,
+                  city: Any = None) -> pd.DataFrame:
+    """Loop-detector view of a traffic run of the day (``setup.traffic``, its ``demand_scale``
+    × ``demand_multiplier``): ``edge_id``, ``time_s`` (end of the hour), ``count`` (veh/h,
+    scaled to the full population)."""
+    from citytwin.traffic.engine import run_traffic
+
+    if setup.traffic is None:
+        raise InputError(["the setup has no traffic parameters (a scenario [traffic] section)"],
+                         source="twin.forecast")
+    p = setup.traffic.model_copy(update={"demand_scale": setup.traffic.demand_scale
+                                         * demand_multiplier})
+    eng = run_traffic(setup.city if city is None else city, p,
+                      seed=int(setup.seed if seed is None else seed),
+                      duration_s=setup.duration_s, fleet=setup.fleet, start=setup.start)
+    links = eng.tables()["links"]
+    hour = np.ceil(links["time_s"].to_numpy(float) / 3600.0 - 1e-9) * 3600.0
+    out = (links.assign(time_s=hour).groupby(["edge_id", "time_s"], as_index=False)["volume"]
+           .sum().rename(columns={"volume": "count"}))
+    return out[out["time_s"] > 0].reset_index(drop=True)
 
 
 def forecast(setup: EnergySetup, *, issue_s: float, multiplier: float, multiplier_sd: float,

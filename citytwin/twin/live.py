@@ -111,6 +111,14 @@ class LiveTwin:
             self.last_loading: dict[str, float] = {}
             self.ambient_c: float | None = None
             self.ambient_bias_c = 0.0
+            self.traffic: LinearMultiplierKalman | None = None
+            if setup.traffic is not None and any(d.kind == "count" for d in streams.values()):
+                from citytwin.twin.forecast import hourly_counts
+
+                c = hourly_counts(setup)
+                self._counts = {(int(e), float(t)): float(v) for e, t, v in
+                                c[["edge_id", "time_s", "count"]].itertuples(index=False)}
+                self.traffic = LinearMultiplierKalman()
         self._jpath = self.out / "journal" / "observations.jsonl"
         self._qpath = self.out / "journal" / "quarantine.jsonl"
         self.load = LogMultiplierKalman()
@@ -190,6 +198,11 @@ class LiveTwin:
         if obs.kind == "temperature":
             self.ambient_c = float(obs.result)
             self.ambient_bias_c = self.ambient_c - float(n.temp_c[k])
+        elif obs.kind == "count" and self.traffic is not None:
+            mod = self._counts.get((int(obs.key), float(obs.time_s)), 0.0)
+            if mod > 0:  # Poisson of the truth and of the model's sample, plus 5 % model error
+                var = 2.0 * mod / float(self.setup.traffic.sample) + (0.05 * mod) ** 2
+                self.traffic.update(float(obs.result), mod, r=var)
         elif j < 0:
             return
         elif obs.kind == "load":
@@ -247,6 +260,10 @@ class LiveTwin:
             "hot_spot_gradient_c": th.gradient, "loss_of_life_h": th.aged_h,
             "ambient_bias_c": self.ambient_bias_c,
             "closed_edges": ",".join(map(str, sorted(self.closed)))})
+        if self.traffic is not None:
+            tlo, thi = self.traffic.band()
+            state["traffic_multiplier"] = self.traffic.mean
+            state["traffic_multiplier_lo"], state["traffic_multiplier_hi"] = tlo, thi
         out["state"] = state
         if fc:
             amb = fc_df.groupby("time_s").size().index.to_numpy()  # forecast step ends

@@ -10,6 +10,8 @@ scenario's city with
   is copied with the reduced ``rated_kva``, so the engine's loading (aggregate or power flow)
   is computed against it,
 - its own seed (the real city's EV arrivals and heat pumps are not the twin's draw),
+- with a traffic setup, a hidden multiplier of the car trips (``demand_scale`` ×) in a
+  traffic run of the day, read by loop detectors on the busiest links (hourly counts),
 
 and turns the result into SensorThings observations on a datastream catalogue
 (:func:`catalogue`): per transformer a smart meter (``load``, kW, the 15-min mean of its
@@ -52,20 +54,25 @@ class Hidden:
     meter_noise: float = 0.02  # relative sd of a meter reading
     loading_noise: float = 0.01  # relative sd of a loading reading
     top_oil_noise_c: float = 0.5  # sd of a top-oil reading
+    traffic_multiplier: float = 1.0  # hidden multiplier of the car trips (demand_scale ×)
+    loops: int = 20  # loop detectors on the busiest links (with a traffic setup)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def catalogue(transformers: Sequence[str], *, kinds: Sequence[str] = ("load", "loading",
-              "top_oil")) -> dict[int, Datastream]:
+              "top_oil"), loops: Sequence[int] = ()) -> dict[int, Datastream]:
     """Datastream ids: ``1`` air temperature, then for the i-th transformer (sorted ids)
-    ``1000·(k+1) + i`` for the k-th kind of ``kinds``."""
+    ``1000·(k+1) + i`` for the k-th kind of ``kinds``; ``4000 + i`` the loop detector (hourly
+    ``count``) on the i-th of ``loops`` (edge ids)."""
     out = {1: Datastream(1, "temperature", "city")}
     for k, kind in enumerate(kinds):
         for i, t in enumerate(transformers):
             ds = 1000 * (k + 1) + i
             out[ds] = Datastream(ds, kind, str(t))
+    for i, e in enumerate(loops):
+        out[4000 + i] = Datastream(4000 + i, "count", str(int(e)))
     return out
 
 
@@ -99,8 +106,21 @@ def truth_feed(setup: EnergySetup, hidden: Hidden, *, thermal: ThermalParams | N
     the meters' kW imply."""
     run = truth_run(setup, hidden)
     ids = run.trafo_ids
-    streams = catalogue(ids)
-    rng = stream(setup.seed + 1000 if hidden.seed is None else int(hidden.seed), "truth_noise")
+    seed = setup.seed + 1000 if hidden.seed is None else int(hidden.seed)
+    counts = None
+    if setup.traffic is not None and hidden.loops > 0:
+        from citytwin.twin.forecast import hourly_counts
+
+        c = hourly_counts(setup, seed=seed, demand_multiplier=hidden.traffic_multiplier)
+        busiest = (c.groupby("edge_id")["count"].sum().reset_index()
+                   .sort_values(["count", "edge_id"], ascending=[False, True])["edge_id"])
+        edges = [int(e) for e in busiest.head(hidden.loops)]
+        hours = np.arange(1, int(np.ceil(setup.duration_s / 3600.0)) + 1) * 3600.0
+        counts = (c[c["edge_id"].isin(edges)].pivot(index="time_s", columns="edge_id",
+                                                    values="count")
+                  .reindex(index=hours, columns=edges).fillna(0.0))
+    streams = catalogue(ids, loops=[] if counts is None else list(counts.columns))
+    rng = stream(seed, "truth_noise")
     nameplate = setup.ratings_kva()
     fault_f = np.ones(len(ids))
     if hidden.fault_transformer is not None:
@@ -129,6 +149,9 @@ def truth_feed(setup: EnergySetup, hidden: Hidden, *, thermal: ThermalParams | N
                          "result": round(float(lo[i]), 3)})
             recs.append({"datastream": base + 2000, "time_s": t_s,
                          "result": round(float(to[i]), 3)})
+        if counts is not None and t_s in counts.index:
+            for i, v in enumerate(counts.loc[t_s].to_numpy(float)):
+                recs.append({"datastream": 4000 + i, "time_s": t_s, "result": round(v, 1)})
     return recs, streams, run
 
 

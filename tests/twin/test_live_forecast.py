@@ -188,3 +188,23 @@ def test_live_twin_tracks_hidden_truth_and_alerts_before_the_overload(tmp_path: 
     assert top["asset_id"] == fault
     lol = mt[mt["issue_s"] == mt["issue_s"].max()].set_index("asset_id")["loss_of_life_h"]
     assert lol.idxmax() == fault
+
+
+def test_loop_detectors_track_a_hidden_traffic_multiplier(tmp_path: Path) -> None:
+    """Loop-detector counts of a traffic run with 1.3 × the trips (another seed): the twin's
+    traffic demand multiplier converges to it within its band; the energy one stays at 1."""
+    from citytwin.traffic.params import TrafficParams
+
+    setup = EnergySetup(examples.grid(), EnergyParams(power_flow=False), seed=1,
+                        traffic=TrafficParams())
+    recs, streams, _ = truth_feed(setup, Hidden(1.0, traffic_multiplier=1.3, loops=10))
+    assert sum(s.kind == "count" for s in streams.values()) == 10
+    twin = LiveTwin(streams, tmp_path / "live", start=setup.start, setup=setup, window_s=1e7)
+    for r in recs:
+        assert twin.ingest(topic(r["datastream"]), encode(setup.start, r["time_s"],
+                                                          r["result"])) is None
+    assert twin.traffic is not None and twin.traffic.n > 100
+    lo, hi = twin.traffic.band()
+    assert lo <= 1.3 <= hi and hi - lo < 0.3 and lo > 1.05  # it sees more traffic than modelled
+    dlo, dhi = twin.demand.band()
+    assert dlo <= 1.0 <= dhi
