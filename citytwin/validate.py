@@ -301,6 +301,14 @@ def check_pv_yield(r: _Runs) -> Check:
     params = EnergyParams(pv_share=1.0, power_flow=False, step_minutes=60)
     eng = EnergyEngine(model, params)
     kwp = float(eng.pv.kwp.sum())
+    from citytwin.energy.engine import WEATHER_FAR_KM, _distance_km
+    from citytwin.energy.weather import HELSINKI_SITE
+
+    if eng.site is not None and _distance_km(eng.site, HELSINKI_SITE) > WEATHER_FAR_KM:
+        return Check("pv_yield", "energy", None, float("nan"), "",
+                     f"the documented range is Helsinki's; this city is "
+                     f"{_distance_km(eng.site, HELSINKI_SITE):,.0f} km away (its sun, "
+                     "Helsinki's sky: pass the city's weather with ghi_w_m2)")
     if kwp <= 0:
         return Check("pv_yield", "energy", None, float("nan"), "", "no PV adopter")
     prof = np.asarray(eng.pv_profile)
