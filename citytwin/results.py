@@ -3,17 +3,24 @@
 A results directory holds one Parquet file per table (see ``TABLES``) and ``manifest.json``
 (scenario, scenario hash, seed, versions, wall time, creation time). It is written into a
 temporary directory beside the target and renamed into place, so a reader (or a resumed
-batch) never sees half a run.
+batch) never sees half a run. A previous result is swapped out atomically (Linux
+``renameat2(RENAME_EXCHANGE)``), or replaced file by file under a journal that the next writer
+rolls back after a kill (:func:`remove_stale_temp`): a kill -9 at any moment leaves either
+the previous complete result or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import logging
 import os
 import platform
 import shutil
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +39,8 @@ __all__ = ["Results", "TABLES", "empty_table", "versions", "atomic_write_dir", "
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: in a ``.NAME.old-*`` backup: which files a replace-in-place moved (for the roll-back)
+MERGE_JOURNAL = ".citytwin-merge.json"
 
 #: Contract columns and dtypes of every table (docs/contracts.md, "Results").
 TABLES: dict[str, dict[str, str]] = {
@@ -121,13 +130,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temp(folder: str | Path) -> list[Path]:
-    """Remove ``.NAME.tmp-<pid>-*`` / ``.NAME.old-<pid>-*`` left in ``folder`` by a killed
-    writer (its pid no longer alive); returns what was removed."""
+    """Clean up after writers killed beside ``folder`` (their pid no longer alive): remove
+    ``.NAME.tmp-<pid>-*`` dirs, roll back an interrupted replace-in-place from its
+    ``.NAME.old-<pid>-*`` backup (journal inside), put back a previous result whose swap was
+    cut between its two renames, and remove the other ``.old`` dirs. Returns what was removed."""
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for p in folder.glob(".*.*-*"):
+    for p in sorted(folder.glob(".*.*-*")):
         for marker in (".tmp-", ".old-"):
             if marker not in p.name:
                 continue
@@ -135,11 +146,57 @@ def remove_stale_temp(folder: str | Path) -> list[Path]:
                 pid = int(p.name.rsplit(marker, 1)[1].split("-")[0])
             except (IndexError, ValueError):
                 continue
-            if p.is_dir() and not _pid_alive(pid):
-                log.info("removing stale temp dir %s", p)
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(p)
+            if not p.is_dir() or _pid_alive(pid):
+                continue
+            target = folder / p.name[1:].rsplit(marker, 1)[0]
+            if marker == ".old-" and (p / MERGE_JOURNAL).is_file() and target.is_dir():
+                log.warning("rolling back the interrupted write of %s from %s", target, p)
+                _roll_back_merge(p, target)
+            elif marker == ".old-" and not target.exists() and (p / MANIFEST).is_file():
+                log.warning("putting back the previous result %s (its writer was killed "
+                            "between two renames)", target)
+                os.rename(p, target)
+                continue
+            log.info("removing stale temp dir %s", p)
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
     return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``);
+    False where the system or file system does not offer it."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def _own_files(path: Path) -> set[str]:
@@ -164,6 +221,7 @@ def check_output_dir(target: str | Path, *, force: bool = False) -> Path:
     """
     raw = target
     target = Path(target).expanduser().resolve()
+    remove_stale_temp(target.parent)  # a killed writer's temp dirs, or its half-done replace
     if not target.exists():
         if target.parent.exists() and not target.parent.is_dir():
             raise InputError(f"--out {raw}: {target.parent} is a file, not a folder")
@@ -183,20 +241,53 @@ def check_output_dir(target: str | Path, *, force: bool = False) -> Path:
     return target
 
 
-def _merge_into(tmp: Path, target: Path) -> None:
+def _merge_into(tmp: Path, target: Path, backup: Path) -> None:
     """Replace citytwin's files in an existing folder by those of ``tmp``; keep the rest.
 
-    The manifest goes first (the folder reads as unfinished) and comes back last."""
-    old = _own_files(target)
-    (target / MANIFEST).unlink(missing_ok=True)
-    new = {f.name for f in tmp.iterdir()}
-    for name in sorted(old - new):
-        (target / name).unlink(missing_ok=True)
-    for name in sorted(new - {MANIFEST}):
+    The previous files go to ``backup`` (manifest first: the folder reads as unfinished), the
+    new ones come in (manifest last), then the journal in ``backup`` is removed - the commit.
+    A writer killed before that is rolled back by :func:`remove_stale_temp`."""
+    new = sorted(f.name for f in tmp.iterdir())
+    # every file about to be replaced or removed is backed up first
+    old = sorted(n for n in _own_files(target) | set(new) if (target / n).is_file())
+    backup.mkdir()
+    journal = backup / MERGE_JOURNAL
+    with open(journal, "w", encoding="utf-8") as fh:
+        json.dump({"old": old, "new": new}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(backup)
+    first = [MANIFEST] if MANIFEST in old else []
+    for name in first + [n for n in old if n != MANIFEST]:
+        os.replace(target / name, backup / name)
+    last = [MANIFEST] if MANIFEST in new else []
+    for name in [n for n in new if n != MANIFEST] + last:
         os.replace(tmp / name, target / name)
-    if MANIFEST in new:
-        os.replace(tmp / MANIFEST, target / MANIFEST)
+    _fsync_dir(target)
+    journal.unlink()  # committed
+    _fsync_dir(backup)
+    shutil.rmtree(backup, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _roll_back_merge(backup: Path, target: Path) -> None:
+    """Undo an interrupted :func:`_merge_into` (idempotent: a kill during the roll-back is
+    rolled back again by the next writer). The manifest is restored last, so it is still in
+    ``backup`` until everything else is back."""
+    journal = json.loads((backup / MERGE_JOURNAL).read_text(encoding="utf-8"))
+    old, new = list(journal["old"]), list(journal["new"])
+    if (backup / MANIFEST).exists() or MANIFEST not in old:
+        (target / MANIFEST).unlink(missing_ok=True)  # never a manifest over a mix of files
+    for name in old:
+        if name != MANIFEST and (backup / name).exists():
+            os.replace(backup / name, target / name)
+    for name in new:
+        if name not in old:
+            (target / name).unlink(missing_ok=True)
+    if (backup / MANIFEST).exists():
+        os.replace(backup / MANIFEST, target / MANIFEST)
+    _fsync_dir(target)
+    (backup / MERGE_JOURNAL).unlink()
 
 
 def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
@@ -208,9 +299,8 @@ def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
     citytwin's files replaced one by one, everything else in it is kept. Stale temp folders
     of killed writers beside ``target`` are removed first.
     """
-    target = check_output_dir(target, force=force)
+    target = check_output_dir(target, force=force)  # (cleans up after killed writers)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp(target.parent)
     pid = os.getpid()
     tmp = target.parent / f".{target.name}.tmp-{pid}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -229,13 +319,16 @@ def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
         check_output_dir(target, force=force)
         cwd = Path.cwd().resolve()
         only_ours = {p.name for p in target.iterdir()} <= _own_files(target)
+        backup = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
         if only_ours and target != cwd and target not in cwd.parents:
-            trash = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
-            os.rename(target, trash)
-            os.rename(tmp, target)
-            shutil.rmtree(trash, ignore_errors=True)
+            if _exchange(tmp, target):  # one atomic step; tmp now holds the previous result
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target
+            os.rename(target, backup)  # a kill between these two: remove_stale_temp puts
+            os.rename(tmp, target)  # the previous result back
+            shutil.rmtree(backup, ignore_errors=True)
         else:
-            _merge_into(tmp, target)
+            _merge_into(tmp, target, backup)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -330,6 +423,7 @@ class Results:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
             manifest = dict(self.manifest)
             manifest["digest"] = self.digest()
+            manifest["tables"] = sorted(self.tables)  # citytwin's own files, for a rewrite
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
                                                    default=str))
 
