@@ -32,7 +32,13 @@ LEVERS: dict[str, str] = {
     "cold_snap": "Cold snap",
     "demand_growth": "Demand scale",
     "close_road": "Close a street",
+    "add_station": "New emergency station (or click the map)",
+    "asset_failure": "Fail a substation or transformer (or click the map)",
 }
+
+#: levers where every item is its own (several streets, stations, failures); the others
+#: replace an earlier item of the same type
+MULTI = ("close_road", "add_station", "asset_failure")
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def lever_fields(lever: str) -> list[FieldSpec]:
     the street form selects by name)."""
     out = []
     for name, info in _model(lever).model_fields.items():
-        if name in ("type", "edges"):
+        if name in ("type", "edges", "units"):
             continue
         ann = info.annotation
         args = [a for a in typing.get_args(ann) if a is not type(None)]
@@ -110,8 +116,9 @@ def lever_values(data: dict[str, Any], lever: str) -> dict[str, Any] | None:
 def set_lever(data: dict[str, Any], lever: str, values: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` with ``lever`` set to ``values``, validated by the lever's class.
 
-    An intervention lever replaces an earlier one of the same type, except ``close_road``
-    where each street is its own closure (setting the same street twice is a no-op).
+    An intervention lever replaces an earlier one of the same type, except those in
+    :data:`MULTI` (closures, new stations, failures), where each is its own item (setting the
+    same one twice is a no-op).
     Raises :class:`ScenarioError` naming the lever and every bad field.
     """
     model = _model(lever)
@@ -132,9 +139,14 @@ def set_lever(data: dict[str, Any], lever: str, values: dict[str, Any]) -> dict[
         out["fleet"] = dumped
         return out
     items = _items(data)
-    if lever == "close_road":
-        if any(i.get("type") == "close_road" and i.get("street") == dumped.get("street")
-               for i in items):
+    if lever in MULTI:
+        if lever == "close_road":
+            same = [i for i in items if i.get("type") == "close_road"
+                    and i.get("street") == dumped.get("street")
+                    and sorted(i.get("edges") or ()) == sorted(dumped.get("edges") or ())]
+        else:
+            same = [i for i in items if i == dumped]
+        if same:
             return out
         items.append(dumped)
     else:

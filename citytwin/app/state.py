@@ -135,10 +135,11 @@ def NavTabs():
     router = solara.use_router()
     app = use_app()
     index = routes.index(route_current) if route_current in routes else 0
+    paths = [solara.resolve_path(r) for r in routes]  # (needs the render context)
 
     def go(i: int) -> None:  # the workspace travels with every page change
         if 0 <= i < len(routes) and i != index and router.set_path is not None:
-            router.push(with_workspace(solara.resolve_path(routes[i]), None, app.workspace))
+            router.push(with_workspace(paths[i], None, app.workspace))
 
     with solara.lab.Tabs(value=index, on_value=go, align="center"):
         for r in routes:

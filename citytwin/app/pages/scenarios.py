@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from typing import Any
 
+import plotly.graph_objects as go
 import solara
 
+from citytwin.app.config import safe_join
+from citytwin.app.data import city_figure_cached, load_city, load_map_data
+from citytwin.app.diffmaps import intervention_traces
 from citytwin.app.levers import (
     LEVERS,
     lever_fields,
@@ -17,13 +22,16 @@ from citytwin.app.levers import (
     street_names,
     to_toml,
 )
+from citytwin.app.mapedit import MODES, click_lever
+from citytwin.app.maps import LAYERS
+from citytwin.app.plotview import Plot
 from citytwin.app.scenario_form import draft_text, load_shipped, shipped_scenarios, validate_draft
 from citytwin.app.session import RunRecord
 from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "RunsPanel", "LeversPanel"]
+__all__ = ["Page", "RunsPanel", "LeversPanel", "ScenarioMap"]
 
 
 @solara.component
@@ -80,6 +88,12 @@ def LeverForm(lever: str, text: solara.Reactive[str], streets: list[str]):
     fields = lever_fields(lever)
     values = solara.use_reactive({f.name: current.get(f.name, f.default) for f in fields})
     error = solara.use_reactive("")
+    current_key = json.dumps(current, sort_keys=True, default=str)
+
+    def follow_draft() -> None:  # a map click or a JSON edit changed this lever
+        values.set({f.name: current.get(f.name, f.default) for f in fields})
+
+    solara.use_effect(follow_draft, [current_key])
 
     def setv(name: str, v: Any) -> None:
         values.value = {**values.value, name: v}
@@ -133,12 +147,75 @@ def LeverForm(lever: str, text: solara.Reactive[str], streets: list[str]):
 
 
 @solara.component
+def ScenarioMap(text: solara.Reactive[str]):
+    """The city with the draft's interventions drawn on top; a click closes a street,
+    places a station or fails an asset, written into the draft (forms, JSON and TOML)."""
+    app = use_app()
+    mode = solara.use_reactive("close_road")
+    kind = solara.use_reactive("fire_station")
+    fail_at = solara.use_reactive(8.0)
+    note = solara.use_reactive(("info", "Click the map: the chosen action goes into the "
+                                        "scenario draft."))
+    path = safe_join(app.config.data_dir, app.city.value, what="city file")
+    data = _data_of(text.value)
+    overlay_key = json.dumps(data.get("interventions") or [], sort_keys=True, default=str)
+
+    def build():
+        base = city_figure_cached(path, layers=LAYERS)
+        try:
+            over = intervention_traces(data, load_city(path), load_map_data(path))
+        except (KeyError, TypeError, ValueError):  # a half-typed JSON draft: draw the city
+            over = []
+        if not over:
+            return base
+        return go.Figure(data=[*base.data, *over], layout=base.layout)
+
+    fig = solara.use_memo(build, [str(path), overlay_key])
+
+    def on_click(x: float, y: float, m_per_px: float) -> None:
+        if mode.value == "inspect":
+            return
+        current = _data_of(text.value)
+        n = sum(1 for i in current.get("interventions") or [] if i.get("type") == "add_station")
+        try:
+            edit = click_lever(mode.value, load_city(path), load_map_data(path), x, y,
+                               m_per_px=m_per_px, station_kind=kind.value,
+                               station_name=f"new station {n + 1}",
+                               fail_at_h=float(fail_at.value or 0.0))
+            text.value = draft_text(set_lever(current, edit.lever, edit.values))
+            note.value = ("success", edit.message[0].upper() + edit.message[1:] + ".")
+        except CitytwinError as exc:
+            note.value = ("error", str(exc))
+
+    with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.ToggleButtonsSingle(value=MODES[mode.value], values=list(MODES.values()),
+                                   on_value=lambda label: mode.set(
+                                       next(k for k, v in MODES.items() if v == label)),
+                                   classes=["citytwin-map-mode"])
+        if mode.value == "add_station":
+            solara.Select("station", values=["fire_station", "ambulance_station"], value=kind,
+                          style={"max-width": "200px"})
+        if mode.value == "asset_failure":
+            solara.InputFloat("fails at hour", value=fail_at, style={"max-width": "140px"})
+    kind_, msg = note.value
+    {"error": solara.Error, "success": solara.Success}.get(kind_, solara.Info)(
+        msg, dense=True, classes=["citytwin-map-note"])
+    with solara.Div(classes=["citytwin-scenario-map"]):
+        Plot(fig, on_click=on_click)
+
+
+@solara.component
 def LeversPanel(text: solara.Reactive[str]):
     app = use_app()
     streets = solara.use_memo(lambda: _streets(app), [app.city.value])
     Heading("Levers")
     for lever in LEVERS:
         LeverForm(lever, text, streets)
+
+
+def _city_path(app: Any) -> str:
+    """The city file's full path: a saved TOML names it so it runs from any folder."""
+    return str(safe_join(app.config.data_dir, app.city.value, what="city file"))
 
 
 def _streets(app: Any) -> list[str]:
@@ -215,16 +292,23 @@ def Page():
                 solara.InputTextArea("Scenario (JSON; same keys as a scenario TOML file)",
                                      value=text, rows=18, auto_grow=False,
                                      continuous_update=True)
+            with solara.Details("The scenario as TOML (what Save as TOML writes; "
+                                "`citytwin run FILE` runs it unchanged)"):
+                solara.HTML(tag="pre", unsafe_innerHTML=html.escape(
+                    _toml_of(text.value, _city_path(app))), classes=["citytwin-toml"],
+                    style="font-size: 12px; max-height: 420px; overflow: auto")
             kind, msg = message.value
             {"error": solara.Error, "success": solara.Success}.get(kind, solara.Info)(
                 msg, classes=["citytwin-message"])
             with solara.Row():
-                solara.FileDownload(lambda: _toml_of(text.value, app.city.value),
+                solara.FileDownload(lambda: _toml_of(text.value, _city_path(app)),
                                     filename=f"{chosen.value or 'scenario'}.toml",
                                     label="Save as TOML", mime_type="application/toml")
                 solara.Button("Validate", on_click=on_validate, outlined=True)
                 solara.Button("Run", on_click=on_run, color="primary",
                               classes=["citytwin-run-button"])
         with solara.Column():
+            Heading("Scenario map")
+            ScenarioMap(text)
             Heading("Runs in this workspace")
             RunsPanel()
