@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,20 @@ def test_sioux_falls_equilibrium_matches_best_known():
     assert (net.links["init_node"].to_numpy() == ref["init_node"].to_numpy()).all()
     diff = np.abs(res.flow - ref["volume"].to_numpy())
     assert diff.max() < 0.005 * ref["volume"].max()
+    # at gap 1e-6 the Beckmann objective is the best-known one (42.31335287107440 x 1e5)
+    res6 = static_ue(net, od, gap=1e-6)
+    assert res6.converged and res6.relative_gap <= 1e-6
+    assert res6.objective == pytest.approx(4_231_335.287107440, rel=1e-7)
+    assert np.abs(res6.flow - ref["volume"].to_numpy()).max() < 5.0
 
 
-def _toy():
+def _toy(toll=(0.0, 0.0), length=(1.0, 1.0), toll_factor=0.0, distance_factor=0.0):
     # two parallel routes 1->2: a fast narrow one and a slow wide one
     links = pd.DataFrame({"init_node": [1, 1], "term_node": [2, 2], "capacity": [1000.0, 4000.0],
-                          "length": [1.0, 1.0], "free_flow_time": [10.0, 15.0], "b": [0.15, 0.15],
-                          "power": [4.0, 4.0], "speed": 0.0, "toll": 0.0, "link_type": 1})
-    return TntpNetwork(links=links, n_nodes=2, n_zones=2, first_thru_node=1)
+                          "length": list(length), "free_flow_time": [10.0, 15.0], "b": [0.15, 0.15],
+                          "power": [4.0, 4.0], "speed": 0.0, "toll": list(toll), "link_type": 1})
+    return TntpNetwork(links=links, n_nodes=2, n_zones=2, first_thru_node=1,
+                       toll_factor=toll_factor, distance_factor=distance_factor)
 
 
 def test_two_route_equilibrium_equalises_costs():
@@ -59,3 +66,81 @@ def test_readers_report_bad_lines(tmp_path):
     assert "line 2" in str(err.value) and "line 4" in str(err.value)
     with pytest.raises(InputError, match="outside"):
         static_ue(_toy(), pd.DataFrame({"origin": [1], "dest": [7], "demand": [1.0]}))
+
+
+@pytest.mark.parametrize("kw, extra", [
+    ({"toll": (4.0, 0.0), "toll_factor": 0.5}, (2.0, 0.0)),
+    ({"length": (3.0, 1.0), "distance_factor": 0.25}, (0.75, 0.25)),
+])
+def test_toll_and_distance_factors_are_honoured(kw, extra):
+    """Users equalise the generalized cost t(x) + toll_factor*toll + distance_factor*length
+    (the old solver equalised travel times and ignored both factors)."""
+    from scipy.optimize import brentq
+
+    def t(x, t0, cap):
+        return t0 * (1 + 0.15 * (x / cap) ** 4)
+
+    xa = brentq(lambda a: t(a, 10.0, 1000.0) + extra[0] - t(3000.0 - a, 15.0, 4000.0) - extra[1],
+                0.0, 3000.0, xtol=1e-10)
+    res = static_ue(_toy(**kw), pd.DataFrame({"origin": [1], "dest": [2], "demand": [3000.0]}),
+                    gap=1e-12)
+    assert res.flow[0] == pytest.approx(xa, rel=1e-6)
+    assert res.tstt == pytest.approx(float(res.flow @ res.cost))
+    assert res.total_cost == pytest.approx(res.tstt + float(res.flow @ np.array(extra)))
+
+
+def _grid(side, power, seed):
+    rng = np.random.default_rng(seed)
+    fr, to = [], []
+    for i in range(side):
+        for j in range(side):
+            a = i * side + j + 1
+            if j + 1 < side:
+                fr += [a, a + 1]
+                to += [a + 1, a]
+            if i + 1 < side:
+                fr += [a, a + side]
+                to += [a + side, a]
+    m = len(fr)
+    links = pd.DataFrame({"init_node": fr, "term_node": to, "capacity": rng.uniform(50, 300, m),
+                          "length": 1.0, "free_flow_time": rng.uniform(1, 3, m), "b": 0.15,
+                          "power": power, "speed": 0.0, "toll": 0.0, "link_type": 1})
+    n = side * side
+    od = pd.DataFrame({"origin": rng.integers(1, n + 1, 30), "dest": rng.integers(1, n + 1, 30),
+                       "demand": rng.uniform(50, 400, 30)})
+    od = od[od.origin != od.dest].drop_duplicates(["origin", "dest"]).reset_index(drop=True)
+    return TntpNetwork(links=links, n_nodes=n, n_zones=n, first_thru_node=1), od
+
+
+def test_fractional_bpr_power_converges_without_nan_or_warnings():
+    # the old solver took x**(power-1) at zero and negative rounding flows: divide-by-zero and
+    # NaN warnings, and it stalled at a gap of 4e-2 on this net
+    net, od = _grid(4, 0.5, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = static_ue(net, od, gap=1e-8, max_iter=5000)
+    assert res.converged and res.relative_gap <= 1e-8
+    assert np.isfinite(res.cost).all() and (res.flow >= 0).all()
+
+
+def test_equilibrium_is_deterministic_and_conserves_demand():
+    net, od = _grid(5, 4.0, 3)  # heavily congested: Frank-Wolfe methods tail off here
+    a = static_ue(net, od, gap=1e-4)
+    b = static_ue(net, od, gap=1e-4)
+    assert a.converged and a.gaps == b.gaps and np.array_equal(a.flow, b.flow)
+    # flow conservation at every node: out - in = produced - attracted
+    L = net.links
+    bal = np.zeros(net.n_nodes + 1)
+    np.add.at(bal, L["init_node"].to_numpy(), a.flow)
+    np.add.at(bal, L["term_node"].to_numpy(), -a.flow)
+    want = np.zeros(net.n_nodes + 1)
+    np.add.at(want, od["origin"].to_numpy(), od["demand"].to_numpy())
+    np.add.at(want, od["dest"].to_numpy(), -od["demand"].to_numpy())
+    np.testing.assert_allclose(bal, want, atol=1e-6)
+    assert a.relative_gap <= 1e-4 and a.gaps[0] > 100 * a.gaps[-1]
+
+
+def test_unreachable_od_pair_is_a_clear_error():
+    net = _toy()
+    with pytest.raises(InputError, match=r"1 OD pairs have no path, e.g. 2 -> 1"):
+        static_ue(net, pd.DataFrame({"origin": [2], "dest": [1], "demand": [5.0]}))
