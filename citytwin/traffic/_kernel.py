@@ -65,6 +65,8 @@ def run_steps(
     ff,
     length,
     cap_step,
+    burst,
+    burst_in,
     storage,
     hole_delay,
     head,
@@ -92,6 +94,8 @@ def run_steps(
     edge_from,
     dep_tag,
     node_wait,
+    used_out,
+    used_in,
     # trips
     order,
     ptr,
@@ -198,7 +202,7 @@ def run_steps(
                     e = cand[c]
                     if e >= m:  # a departure queue: the entered link's capacity is its weight
                         f = e - m
-                        _top_up(f, step_no, acc_in, acc_in_last, cap_step)
+                        _top_up(f, step_no, acc_in, acc_in_last, cap_step, burst_in)
                         if wait_head[f] < 0 or acc_in[f] < 1.0 - 1e-9:
                             active[c] = False
                             continue
@@ -211,7 +215,7 @@ def run_steps(
                         active[c] = False
                         continue
                     arriving = ridx[h] == route_len[h] - 1
-                    _top_up(e, step_no, acc, acc_last, cap_step)
+                    _top_up(e, step_no, acc, acc_last, cap_step, burst)
                     if not arriving and acc[e] < 1.0 - 1e-9:
                         active[c] = False
                         continue
@@ -234,6 +238,7 @@ def run_steps(
                     counters[3] -= 1
                     node_wait[n] -= 1
                     acc_in[f] -= 1.0
+                    used_in[f] += 1
                     _tag(f, n, dep_tag, vclock, cap_step)
                     state[h] = ON_LINK
                     _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
@@ -271,6 +276,7 @@ def run_steps(
                           hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
                           enter_t)
                 acc[e] -= 1.0
+                used_out[e] += 1
                 _tag(e, n, wrr, vclock, cap_step)
                 blocked_since[e] = INF
                 ridx[h] += 1
@@ -294,7 +300,7 @@ def _tag(e, n, tag, vclock, cap_step):
 
 
 @njit(cache=True)
-def _top_up(e, step_no, acc, last, cap_step):
+def _top_up(e, step_no, acc, last, cap_step, burst):
     """Add the capacity of the steps since link ``e`` was last looked at.
 
     The fraction left after whole vehicles have gone is carried to the next step, so a link
@@ -303,7 +309,7 @@ def _top_up(e, step_no, acc, last, cap_step):
     top-up is < 1); it only bounds the burst after an idle spell."""
     k = step_no - last[e]
     if k > 0:
-        lim = cap_step[e] + 1.0
+        lim = cap_step[e] + 1.0 + burst[e]
         a = acc[e] + cap_step[e] * k
         acc[e] = a if a < lim else lim
         last[e] = step_no

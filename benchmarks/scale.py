@@ -1,0 +1,155 @@
+"""Scale and robustness of the traffic engine (issue 16).
+
+1. Build and 24 h run (all three domains, the baseline scenario's settings on another city) of
+   synthetic cities of 10k (and 100k) buildings: wall time, CPU time and peak RSS, each case in
+   its own process so RSS is its own.
+2. The share of trips the stuck timer forces through, per test city at its shipped demand and
+   sample, and the mean delay of the shipped sample against the full population (sample 1.0).
+
+    .venv/bin/python benchmarks/scale.py                 # forced-through table + 10k
+    .venv/bin/python benchmarks/scale.py --sizes 10000 100000
+    .venv/bin/python benchmarks/scale.py --sizes         # forced-through table only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# city -> (how to get it, its shipped scenario)
+CITIES = {
+    "helsinki": ("helsinki", ROOT / "scenarios" / "baseline.toml"),
+    "kotka": ("kotka", ROOT / "tests" / "data" / "kotka.toml"),
+    "welwyn": ("welwyn", ROOT / "tests" / "data" / "welwyn.toml"),
+    "synthetic48": ("synthetic:48", ROOT / "scenarios" / "baseline.toml"),
+    "synthetic2000": ("synthetic:2000", ROOT / "scenarios" / "baseline.toml"),
+    "synthetic10000": ("synthetic:10000", ROOT / "scenarios" / "baseline.toml"),
+}
+
+
+def _city(how: str):
+    from citytwin import examples
+
+    if how.startswith("synthetic:"):
+        return examples.synthetic(int(how.split(":")[1]))
+    return getattr(examples, how)()
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def case_scale(n: int) -> dict:
+    """Build a synthetic city of ``n`` buildings and run the baseline scenario's 24 h on it."""
+    from citytwin import examples
+    from citytwin.model import CityModel
+    from citytwin.scenario import load_scenario
+
+    t, c = time.perf_counter(), time.process_time()
+    city = examples.synthetic(n)
+    out = {"case": f"synthetic{n}", "buildings": len(city.buildings),
+           "road_edges": city.roads.number_of_edges(),
+           "build_wall_s": time.perf_counter() - t, "build_cpu_s": time.process_time() - c,
+           "build_rss_mb": _rss_mb()}
+    spec = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    t, c = time.perf_counter(), time.process_time()
+    model = CityModel(spec, city=city)
+    out["setup_wall_s"] = time.perf_counter() - t
+    model.run()
+    out["run_wall_s"] = time.perf_counter() - t
+    out["run_cpu_s"] = time.process_time() - c
+    out["rss_mb"] = _rss_mb()
+    assert model.traffic is not None
+    k = model.traffic.kpis()
+    out["trips"] = int(model.traffic.n_trips)
+    out["forced_share"] = k["trips_forced_through"] / max(k["trips_departed"], 1.0)
+    out["completed_share"] = k["trips_completed"] / max(k["trips_planned"], 1.0)
+    out["mean_delay_s"] = k["mean_delay_s"]
+    return out
+
+
+def case_forced(name: str) -> dict:
+    """Traffic alone on one test city at its shipped settings, and at sample 1.0."""
+    from citytwin import interventions
+    from citytwin.scenario import load_scenario
+    from citytwin.traffic import run_traffic
+
+    how, toml = CITIES[name]
+    city = _city(how)
+    spec = load_scenario(toml)
+    setup = interventions.apply(spec, city)
+    params = setup.traffic
+    assert params is not None
+    out: dict = {"case": name, "buildings": len(city.buildings), "sample": params.sample}
+    for label, p in (("shipped", params), ("full", params.model_copy(update={"sample": 1.0}))):
+        c = time.process_time()
+        eng = run_traffic(setup.city, p, seed=int(spec.seed), fleet=setup.fleet,
+                          duration_s=spec.duration_s + 4 * 3600)
+        k = eng.kpis()
+        out[f"{label}_trips"] = int(eng.n_trips)
+        out[f"{label}_forced_share"] = k["trips_forced_through"] / max(k["trips_departed"], 1.0)
+        out[f"{label}_completed_share"] = k["trips_completed"] / max(k["trips_planned"], 1.0)
+        out[f"{label}_mean_delay_s"] = k["mean_delay_s"]
+        out[f"{label}_cpu_s"] = time.process_time() - c
+    return out
+
+
+def _sub(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, "--_case", *args], capture_output=True,
+                         text=True, cwd=ROOT)
+    if res.returncode:
+        return {"case": " ".join(args), "error": res.stderr.strip().splitlines()[-1:]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000])
+    ap.add_argument("--cities", nargs="*", default=list(CITIES))
+    ap.add_argument("--_case", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._case:
+        kind, arg = args._case
+        print(json.dumps(case_scale(int(arg)) if kind == "scale" else case_forced(arg)))
+        return
+    if args.cities:
+        print("| city | buildings | sample | trips | forced through | completed | mean delay s "
+              "| full: trips | forced | mean delay s | delay sampled/full |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name in args.cities:
+            r = _sub(["forced", name])
+            if "error" in r:
+                print(f"| {name} | error: {r['error']} |")
+                continue
+            ratio = r["shipped_mean_delay_s"] / max(r["full_mean_delay_s"], 1e-9)
+            print(f"| {name} | {r['buildings']} | {r['sample']:g} | {r['shipped_trips']} | "
+                  f"{100 * r['shipped_forced_share']:.2f} % | "
+                  f"{100 * r['shipped_completed_share']:.1f} % | "
+                  f"{r['shipped_mean_delay_s']:.2f} | {r['full_trips']} | "
+                  f"{100 * r['full_forced_share']:.2f} % | {r['full_mean_delay_s']:.2f} | "
+                  f"{ratio:.3f} |", flush=True)
+    for n in args.sizes:
+        r = _sub(["scale", str(n)])
+        if "error" in r:
+            print(f"\nsynthetic {n}: error {r['error']}")
+            continue
+        print(f"\n== synthetic city, {r['buildings']} buildings, {r['road_edges']} road links")
+        print(f"  build      wall {r['build_wall_s']:7.1f} s  CPU {r['build_cpu_s']:7.1f} s  "
+              f"peak RSS {r['build_rss_mb']:7.0f} MB")
+        print(f"  24 h run   wall {r['run_wall_s']:7.1f} s  CPU {r['run_cpu_s']:7.1f} s  "
+              f"peak RSS {r['rss_mb']:7.0f} MB (three domains, baseline settings; set-up "
+              f"{r['setup_wall_s']:.1f} s)")
+        print(f"  traffic    {r['trips']} trips, forced through {100 * r['forced_share']:.2f} %, "
+              f"completed {100 * r['completed_share']:.1f} %, mean delay "
+              f"{r['mean_delay_s']:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
