@@ -48,7 +48,7 @@ def test_live_page_readers(tmp_path: Path) -> None:
         r["time_s"] <= 6 * 3600.0 for r in recs)
     assert view.assets()[0] == fault  # the ranking's first
     fig = sensor_figure(view, fault, "top_oil")
-    assert [t.name for t in fig.data][0] == "observed" and len(fig.data) == 4
+    assert [t.name for t in fig.data][0] == "observed" and len(fig.data) == 5
     assert len(multiplier_figure(view).data) == 3
 
 

@@ -48,6 +48,7 @@ class LiveView:
     quarantined: int
     state: pd.DataFrame = field(default_factory=pd.DataFrame)
     forecast: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest issue
+    nowcast: pd.DataFrame = field(default_factory=pd.DataFrame)  # each issue's first 2 h
     alerts: pd.DataFrame = field(default_factory=pd.DataFrame)  # every issue
     ranking: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest issue
 
@@ -109,6 +110,8 @@ def load_live(folder: Path) -> LiveView:
     q = folder / "journal" / "quarantine.jsonl"
     nq = sum(1 for x in q.read_text(encoding="utf-8").splitlines() if x.strip()) if q.exists() else 0
     state, fc = read_parts(folder, "state"), pd.DataFrame()
+    allfc = read_parts(folder, "forecast")
+    now = (allfc[allfc["time_s"] <= allfc["issue_s"] + 7200.0] if len(allfc) else allfc)
     alerts, ranking = read_parts(folder, "alerts"), pd.DataFrame()
     if len(state):
         last = state["issue_s"].max()
@@ -117,7 +120,7 @@ def load_live(folder: Path) -> LiveView:
             fc = pd.read_parquet(folder / "forecast" / tag)
         if (folder / "maintenance" / tag).exists():
             ranking = pd.read_parquet(folder / "maintenance" / tag)
-    return LiveView(obs, nq, state, fc, alerts, ranking)
+    return LiveView(obs, nq, state, fc, now, alerts, ranking)
 
 
 def sensor_figure(view: LiveView, asset: str, kind: str) -> go.Figure:
@@ -125,24 +128,36 @@ def sensor_figure(view: LiveView, asset: str, kind: str) -> go.Figure:
     band (loading, or the hot spot for top oil) with its median."""
     obs = view.observed[(view.observed["key"] == asset) & (view.observed["kind"] == kind)]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=obs["t"] / 3600.0, y=obs["result"], mode="markers",
+    y = obs["result"]
+    if kind == "loading" and len(view.state):  # against the effective rating, as forecast
+        last = view.state[view.state["issue_s"] == view.state["issue_s"].max()]
+        g = last.loc[last["asset_id"] == asset, "rating_factor_g"]
+        y = y * (float(g.iloc[0]) if len(g) else 1.0)
+    fig.add_trace(go.Scatter(x=obs["t"] / 3600.0, y=y, mode="markers",
                              name="observed", marker={"size": 4, "color": "#333"}))
     col = "loading_pct" if kind == "loading" else "hot_spot_c"
+    if len(view.nowcast):
+        n = view.nowcast[view.nowcast["asset_id"] == asset].sort_values(["issue_s", "time_s"])
+        n = n.drop_duplicates("time_s", keep="last")
+        fig.add_trace(go.Scatter(x=n["time_s"] / 3600.0, y=n[f"{col}_p50"], mode="lines",
+                                 line={"color": "#ff7f0e", "width": 1.5},
+                                 name="twin (first 2 h of each forecast)"))
     if len(view.forecast):
         f = view.forecast[view.forecast["asset_id"] == asset]
         x = f["time_s"] / 3600.0
-        fig.add_trace(go.Scatter(x=x, y=f[f"{col}_p95"], line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=x, y=f[f"{col}_p05"], fill="tonexty", line={"width": 0},
+        fig.add_trace(go.Scatter(x=x, y=f[f"{col}_p95"], mode="lines", line={"width": 0},
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=f[f"{col}_p05"], mode="lines", fill="tonexty",
+                                 line={"width": 0},
                                  fillcolor="rgba(31,119,180,0.25)", name="twin forecast 5–95 %"))
         fig.add_trace(go.Scatter(x=x, y=f[f"{col}_p50"], line={"color": "#1f77b4"},
                                  name="twin forecast median"))
     limit = 100.0 if kind == "loading" else 120.0
     fig.add_hline(y=limit, line={"dash": "dot", "color": "#d62728"})
-    unit = "loading (% of nameplate; forecast: of the effective rating)" if kind == "loading" \
-        else "°C (observed: top oil; forecast: hot spot)"
+    unit = "% of the effective rating" if kind == "loading" else "°C"
+    name = "loading" if kind == "loading" else "observed top oil, twin hot spot"
     fig.update_layout(height=300, margin={"l": 50, "r": 10, "t": 30, "b": 40},
-                      title=f"{asset}: {kind.replace('_', ' ')}", xaxis_title="hour of the day",
+                      title=f"{asset}: {name}", xaxis_title="hour of the day",
                       yaxis_title=unit, legend={"orientation": "h"})
     return fig
 
@@ -152,8 +167,10 @@ def multiplier_figure(view: LiveView) -> go.Figure:
                                        "demand_multiplier_hi"]].first().reset_index()
     x = s["issue_s"] / 3600.0
     fig = go.Figure([
-        go.Scatter(x=x, y=s["demand_multiplier_hi"], line={"width": 0}, showlegend=False),
-        go.Scatter(x=x, y=s["demand_multiplier_lo"], fill="tonexty", line={"width": 0},
+        go.Scatter(x=x, y=s["demand_multiplier_hi"], mode="lines", line={"width": 0},
+                   showlegend=False),
+        go.Scatter(x=x, y=s["demand_multiplier_lo"], mode="lines", fill="tonexty",
+                   line={"width": 0},
                    fillcolor="rgba(44,160,44,0.25)", name="95 % band"),
         go.Scatter(x=x, y=s["demand_multiplier"], line={"color": "#2ca02c"}, name="estimate")])
     fig.update_layout(height=250, margin={"l": 50, "r": 10, "t": 30, "b": 40},
@@ -212,9 +229,8 @@ def Page():
     if assets:
         solara.Select("transformer", values=assets, value=pick, on_value=asset.set,
                       classes=["citytwin-live-asset"])
-        with solara.Row():
-            Plot(sensor_figure(view, pick, "loading"))
-            Plot(sensor_figure(view, pick, "top_oil"))
+        Plot(sensor_figure(view, pick, "loading"))
+        Plot(sensor_figure(view, pick, "top_oil"))
     if len(view.state):
         Plot(multiplier_figure(view))
     Heading("Alerts", level=4)
