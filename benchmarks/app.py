@@ -1,15 +1,23 @@
-"""Benchmark the app in headless Chromium: first map after page open, compare switching.
+"""Benchmark the app in headless Chromium: first map after page open, scenario and compare
+switching, and the map rendering choice.
 
 Runs the shipped baseline and ev_40 scenarios once (into a temporary results folder, as
 shared results), starts ``citytwin app`` on the default city and measures with Playwright:
 
-* first map: page navigation start -> City map's WebGL canvas present (cold and warm page);
+* first map: page navigation start -> City map drawn, in a fresh browser profile each time
+  ("cold cache": plotly.min.js downloaded and compiled) and in one profile ("warm cache": a
+  planner's second visit), with the server's CPU seconds per page open;
+* scenario switch: picking another shipped scenario -> its message and map shown;
 * compare switch: changing the compared results (already loaded once) -> KPI table updated.
 
-``--quick`` measures one warm page open and one switch, else the median of 5 each. The load
-average is printed before and after (the machine is shared: figures from a loaded machine
-are upper bounds). ``--shots DIR`` writes a screenshot per planner step (city map, levers,
-KPI table, difference map, side-by-side maps). Prints figures; asserts nothing.
+``--quick`` measures one of each, else the median of 5. ``--profile`` times the server's
+steps for the first map in-process (city load, map arrays, figure, JSON). ``--render
+N[,N...]`` measures drawing N building footprints (synthetic 12 x 8 m rectangles on a grid)
+with plotly's SVG and WebGL polygons and with a matplotlib raster image (the installed
+choices; lonboard/pydeck/ipyleaflet are not installed): Python build time, bytes sent,
+browser draw time. The load average is printed before and after (the machine is shared:
+figures from a loaded machine are upper bounds). ``--shots DIR`` writes a screenshot per
+planner step. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +36,121 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from _appharness import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
-MAP = ".citytwin-city-map .js-plotly-plot .gl-container canvas"
+MAP = ".citytwin-city-map .js-plotly-plot .scatterlayer .trace"
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _med(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f}" if xs else "-"
+
+
+def profile(path: Path) -> None:
+    """Server-side steps of the first City map, in this process (cold, then cached)."""
+    from citytwin.app import data as appdata
+    from citytwin.app.maps import LAYERS, city_figure, city_map_data
+    from citytwin.app.plotview import figure_json
+    from citytwin.city import City
+
+    t = time.perf_counter()
+    city = City.from_path(path)
+    t_city = time.perf_counter() - t
+    t = time.perf_counter()
+    md = city_map_data(city)
+    t_md = time.perf_counter() - t
+    t = time.perf_counter()
+    fig = city_figure(md, layers=LAYERS)
+    t_fig = time.perf_counter() - t
+    t = time.perf_counter()
+    text = figure_json(fig)
+    t_json = time.perf_counter() - t
+    t = time.perf_counter()
+    appdata.city_figure_cached(path, layers=LAYERS)
+    t_c1 = time.perf_counter() - t
+    t = time.perf_counter()
+    figure_json(appdata.city_figure_cached(path, layers=LAYERS))
+    figure_json(appdata.city_figure_cached(path, layers=LAYERS))
+    t_c2 = (time.perf_counter() - t) / 2
+    print(f"server first map, {path.name}: city load {t_city:.2f} s, map arrays {t_md:.2f} s, "
+          f"figure {t_fig:.2f} s, JSON {t_json:.2f} s ({len(text) / 1e3:,.0f} kB); "
+          f"cached per process: first {t_c1:.2f} s, then {t_c2 * 1000:.1f} ms per page")
+
+
+def render(counts: list[int]) -> None:
+    """Footprints drawn three ways (the installed choices), N buildings each."""
+    import base64
+    import io
+
+    import matplotlib
+    import numpy as np
+    import plotly.graph_objects as go
+    import shapely
+    from playwright.sync_api import sync_playwright
+
+    from citytwin.app.maps import polygon_trace, rings_xy
+    from citytwin.app.plotview import CONFIG, PLOTLY_DIR
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    page_html = Path(tempfile.mkdtemp()) / "render.html"
+    page_html.write_text("<html><body style='margin:0'><div id='g' style='width:1000px'></div>"
+                         f"<script src='file://{PLOTLY_DIR}/plotly.min.js'></script></body></html>")
+    js = ("async ([t, cfg]) => { const f = JSON.parse(t); const g = document.getElementById('g');"
+          " Plotly.purge(g); const t0 = performance.now();"
+          " await Plotly.newPlot(g, f.data, f.layout, cfg);"
+          " await new Promise(r => requestAnimationFrame(() => r()));"
+          " return performance.now() - t0; }")
+    img_js = ("async (src) => { const g = document.getElementById('g'); g.innerHTML = '';"
+              " const t0 = performance.now(); const im = new Image(); im.src = src;"
+              " await im.decode(); g.appendChild(im); return performance.now() - t0; }")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=CHROMIUM_ARGS + ["--allow-file-access-from-files"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(f"file://{page_html}")
+        page.wait_for_function("window.Plotly !== undefined")
+        for n in counts:
+            side = int(np.ceil(np.sqrt(n)))
+            i = np.arange(n)
+            x0, y0 = (i % side) * 20.0, (i // side) * 16.0
+            geoms = shapely.box(x0, y0, x0 + 12, y0 + 8)
+            t = time.perf_counter()
+            fx, fy, _ = rings_xy(geoms)
+            t_rings = time.perf_counter() - t
+            for label, gl in (("plotly SVG polygons", False), ("plotly WebGL polygons", True)):
+                t = time.perf_counter()
+                fig = go.Figure([polygon_trace(fx, fy, name="b", color="#1f78b4", gl=gl)])
+                fig.update_layout(height=700, yaxis=dict(scaleanchor="x"))
+                text = fig.to_json()
+                t_py = time.perf_counter() - t + t_rings
+                ms = [page.evaluate(js, [text, CONFIG]) for _ in range(2)]
+                print(f"render {n:>7,} footprints, {label}: Python {t_py:.2f} s, "
+                      f"{len(text) / 1e6:.2f} MB, browser draw {min(ms) / 1000:.2f} s")
+            t = time.perf_counter()
+            figm, ax = plt.subplots(figsize=(10, 7), dpi=100)
+            ax.add_collection(PolyCollection([np.c_[[a, a + 12, a + 12, a], [b, b, b + 8, b + 8]]
+                                              for a, b in zip(x0, y0, strict=True)],
+                                             facecolor="#1f78b4", edgecolor="#616161",
+                                             linewidth=0.2))
+            ax.autoscale()
+            ax.set_aspect("equal")
+            ax.axis("off")
+            buf = io.BytesIO()
+            figm.savefig(buf, format="png")
+            plt.close(figm)
+            src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+            t_py = time.perf_counter() - t
+            ms = [page.evaluate(img_js, src) for _ in range(2)]
+            print(f"render {n:>7,} footprints, matplotlib PNG (no zoom detail, no clicks): "
+                  f"Python {t_py:.2f} s, {len(src) / 1e6:.2f} MB, browser draw "
+                  f"{min(ms) / 1000:.2f} s")
+        browser.close()
 
 
 def _runs(results: Path, names: list[str]) -> None:
@@ -65,10 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screenshot", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None,
                     help="write one screenshot per planner step into this folder")
+    ap.add_argument("--profile", action="store_true",
+                    help="time the server's first-map steps in-process, then stop")
+    ap.add_argument("--render", default=None,
+                    help="footprint counts to draw with each renderer (e.g. 1000,10000,100000)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     print("load average (1, 5, 15 min) before: " + _load())
+    if args.profile or args.render:
+        if args.profile:
+            profile(ROOT / "geodata" / "helsinki.gpkg")
+        if args.render:
+            render([int(v) for v in args.render.split(",")])
+        print("load average (1, 5, 15 min) after: " + _load())
+        return 0
     shots = args.shots
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
@@ -95,24 +228,48 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
-            opens = 1 if args.quick else 6  # the first is the cold one
-            times = []
-            for i in range(opens):
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                t = time.perf_counter()
-                page.goto(srv.url)
-                page.wait_for_selector(MAP, timeout=120_000)
-                times.append(time.perf_counter() - t)
-                print(f"first map visible (page open #{i + 1}): {times[-1]:.2f} s")
-                if i == 0:
-                    shot(page, "1-city-map")
-                    page.locator(".v-tab", has_text="Scenarios").first.click()
-                    page.wait_for_selector(".citytwin-lever", timeout=60_000)
-                    shot(page, "2-scenario-levers")
-                page.close()
-            warm = times[1:] or times
-            print(f"first map, median of {len(warm)} warm page opens: "
-                  f"{statistics.median(warm):.2f} s (cold: {times[0]:.2f} s)")
+            n = 1 if args.quick else 5
+            cold, warm, cpu = [], [], []
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            for i in range(n + 1):  # the first page open of all is the server's cold one
+                for kind in ("cold", "warm"):
+                    page = (browser.new_page(viewport={"width": 1400, "height": 1000})
+                            if kind == "cold" else ctx.new_page())
+                    c0, t = _cpu_s(srv.proc.pid), time.perf_counter()
+                    page.goto(srv.url)
+                    page.wait_for_selector(MAP, timeout=120_000)
+                    dt, dc = time.perf_counter() - t, _cpu_s(srv.proc.pid) - c0
+                    print(f"first map, page open #{i + 1} ({kind} browser cache): {dt:.2f} s "
+                          f"wall, server CPU {dc:.2f} s")
+                    if i == 0 and kind == "cold":
+                        shot(page, "1-city-map")
+                        page.locator(".v-tab", has_text="Scenarios").first.click()
+                        page.wait_for_selector(".citytwin-scenario-map .js-plotly-plot",
+                                               timeout=60_000)
+                        shot(page, "2-scenario-levers-and-map")
+                        sc = []
+                        for j in range(n):
+                            name = ("new_fire_station", "baseline")[j % 2]
+                            t = time.perf_counter()
+                            _choose(page, "citytwin-scenario-select", name)
+                            page.wait_for_selector(f"text=Loaded shipped scenario '{name}'",
+                                                   timeout=60_000)
+                            page.wait_for_function(
+                                "() => { const g = document.querySelector('.citytwin-scenario-map"
+                                " .citytwin-plot-loading'); return g && g.style.display == 'none'; }",
+                                timeout=60_000)
+                            sc.append(time.perf_counter() - t)
+                            print(f"scenario switch #{j + 1} (-> {name}: message and map): "
+                                  f"{sc[-1]:.2f} s")
+                        print(f"scenario switch, median of {len(sc)}: {_med(sc)} s")
+                    elif i > 0:
+                        (cold if kind == "cold" else warm).append(dt)
+                        cpu.append(dc)
+                    page.close()
+            ctx.close()
+            print(f"first map, median of {len(cold)} page opens: cold browser cache "
+                  f"{_med(cold)} s, warm browser cache {_med(warm)} s; server CPU per page "
+                  f"open {_med(cpu)} s")
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(srv.url + "compare")
             page.wait_for_selector(".citytwin-compare-select", timeout=120_000)

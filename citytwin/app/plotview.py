@@ -90,8 +90,11 @@ export default {
     await draw();
     timing.drawn_ms = performance.now();
     let down = null;
-    box.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
-    box.addEventListener("mouseup", (e) => {
+    // plotly covers the page with a "drag cover" on mousedown, so the mouseup lands there:
+    // listen on the document (capture), for presses that started on this plot
+    const onDown = (e) => { down = [e.clientX, e.clientY]; };
+    box.addEventListener("mousedown", onDown, true);
+    const onUp = (e) => {
       const d = down;
       down = null;
       if (!d || Math.hypot(e.clientX - d[0], e.clientY - d[1]) > 4) return;
@@ -103,8 +106,11 @@ export default {
       const xa = fl.xaxis, ya = fl.yaxis;
       model.send({ event: "click", x: xa.p2d(px), y: ya.p2d(py),
                    m_per_px: Math.abs(xa.p2d(1) - xa.p2d(0)) });
-    });
+    };
+    document.addEventListener("mouseup", onUp, true);
     return () => {
+      document.removeEventListener("mouseup", onUp, true);
+      box.removeEventListener("mousedown", onDown, true);
       model.off("change:figure_json", onChange);
       Plotly.purge(box);
     };

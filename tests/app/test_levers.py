@@ -3,6 +3,7 @@ save a TOML the CLI loads unchanged; the app's traps (closures, reload, picker, 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -116,3 +117,15 @@ def test_picker_refuses_a_fifth_and_four_maps_fit() -> None:
     assert limit_choice(["a", "b"]) == (["a", "b"], "")
     assert map_columns(4) * 2 == 12  # two per row: a 2 x 2 grid of whole-city maps
     assert map_columns(1) == 12
+
+
+def test_an_edited_shipped_scenario_is_renamed() -> None:
+    from citytwin.app.pages.scenarios import edited_name
+
+    shipped = {"name": "baseline", "seed": 1, "duration_h": 24}
+    same = draft_text(shipped)
+    assert edited_name(same, shipped) == same  # run as shipped: keeps its name
+    changed = draft_text(set_lever(shipped, "demand_growth", {"factor": 1.2}))
+    assert json.loads(edited_name(changed, shipped))["name"] == "baseline-edited"
+    renamed = draft_text({**json.loads(changed), "name": "mine"})
+    assert json.loads(edited_name(renamed, shipped))["name"] == "mine"  # the planner's name

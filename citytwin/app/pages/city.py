@@ -103,7 +103,8 @@ def Page():
 
     solara.Title("citytwin · City")
     with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
-        solara.Select("City file", values=files, value=app.city, style={"max-width": "260px"})
+        solara.Select("City file", values=files, value=app.city, style={"max-width": "260px"},
+                      classes=["citytwin-city-select"])
         for layer in LAYERS:
             solara.Checkbox(label=layer, value=layer in layers.value,
                             on_value=_toggle(layers, layer))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import plotly.graph_objects as go
 import solara
@@ -31,7 +31,7 @@ from citytwin.app.state import use_app
 from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
 
-__all__ = ["Page", "RunsPanel", "LeversPanel", "ScenarioMap"]
+__all__ = ["Page", "RunsPanel", "LeversPanel", "ScenarioMap", "edited_name"]
 
 
 @solara.component
@@ -213,6 +213,16 @@ def LeversPanel(text: solara.Reactive[str]):
         LeverForm(lever, text, streets)
 
 
+def edited_name(text: str, shipped: dict[str, Any] | None) -> str:
+    """The draft text, renamed ``<name>-edited`` when it differs from the shipped scenario it
+    was loaded from but still carries its name (an edited "baseline" is not the baseline)."""
+    data = _data_of(text)
+    if (shipped is None or not data or data.get("name") != shipped.get("name")
+            or data == _data_of(draft_text(shipped))):
+        return text
+    return draft_text({**data, "name": f"{data['name']}-edited"})
+
+
 def _city_path(app: Any) -> str:
     """The city file's full path: a saved TOML names it so it runs from any folder."""
     return str(safe_join(app.config.data_dir, app.city.value, what="city file"))
@@ -237,6 +247,7 @@ def Page():
     text = solara.use_reactive("")
     seed = solara.use_reactive(0)
     use_closures = solara.use_reactive(False)
+    shipped = solara.use_reactive(cast("dict[str, Any] | None", None))
     message = solara.use_reactive(("info", "Pick a scenario, edit it if you like, then Run."))
 
     def load(name: str | None) -> None:
@@ -245,6 +256,7 @@ def Page():
         try:
             data = load_shipped(app.config, name)
             seed.value = int(data.get("seed", 0))
+            shipped.value = data
             text.value = draft_text(data)
             use_closures.value = False  # a shipped scenario is run as shipped unless re-ticked
             message.value = ("info", f"Loaded shipped scenario {name!r}.")
@@ -255,7 +267,8 @@ def Page():
 
     def validate():
         closures = app.closed_edges.value if use_closures.value else []
-        return validate_draft(text.value, config=app.config, city=app.city.value,
+        return validate_draft(edited_name(text.value, shipped.value), config=app.config,
+                              city=app.city.value,
                               closed_edges=closures, seed=seed.value)
 
     def on_validate() -> None:
