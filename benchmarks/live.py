@@ -5,8 +5,11 @@ with a hidden demand multiplier and a transformer fault is published window by w
 `citytwin live` process; the latency is from publishing the observation that closes a window
 to the window's forecast Parquet part on disk (6-h horizon, 5 replications).
 
+Then the sustained rate: the feed's first hours published by `citytwin publish --speed X`
+(x60, x600) to a twin forecasting after every 15-min meter interval.
+
 Run: .venv/bin/python benchmarks/live.py [--windows 6] [--power-flow scenario|on|off]
-     [--skip-ingest]"""
+     [--skip-ingest] [--sustained 60 600] [--sustained-hours 3]"""
 
 from __future__ import annotations
 
@@ -124,15 +127,67 @@ def latency(windows: int, power_flow: str) -> None:
               f"{json.dumps({'alerts': len(pd.read_parquet(out / 'alerts' / part.name))})}")
 
 
+def sustained(speeds: list[float], hours: float, power_flow: str) -> None:
+    """The truth feed's first ``hours`` published by `citytwin publish --speed X` to a
+    `citytwin live` with a window per meter interval (900 s): does the twin keep up, how many
+    windows get a forecast."""
+    from citytwin.twin.forecast import EnergySetup
+    from citytwin.twin.truth import Hidden, truth_feed, write_feed
+
+    pf = {"scenario": None, "on": True, "off": False}[power_flow]
+    setup = EnergySetup.from_scenario(SCENARIO, power_flow=pf)
+    recs, streams, _ = truth_feed(setup, Hidden(1.15))
+    part = [r for r in recs if r["time_s"] <= hours * 3600.0]
+    exe = str(Path(sys.executable).with_name("citytwin"))
+    for speed in speeds:
+        with tempfile.TemporaryDirectory() as d:
+            write_feed(d, part, streams)
+            port = free_port()
+            broker = Broker(Path(d) / "broker", port).start()
+            out = Path(d) / "live"
+            twin = subprocess.Popen([exe, "live", str(SCENARIO), "--streams",
+                                     str(Path(d) / "streams.json"), "--broker",
+                                     f"127.0.0.1:{port}", "--out", str(out), "--window", "900",
+                                     "--power-flow", power_flow, "--idle-exit", "600"],
+                                    stdout=subprocess.DEVNULL)
+            try:
+                while not (out / "journal" / "subscribed").exists():
+                    time.sleep(0.05)
+                t0 = time.perf_counter()
+                subprocess.run([exe, "publish", str(Path(d) / "feed.jsonl"), "--broker",
+                                f"127.0.0.1:{port}", "--speed", str(speed)], check=True,
+                               stdout=subprocess.DEVNULL)
+                t_pub = time.perf_counter() - t0
+                jpath = out / "journal" / "observations.jsonl"
+                while sum(1 for _ in jpath.open()) < len(part):
+                    time.sleep(0.05)
+                t_all = time.perf_counter() - t0
+            finally:
+                twin.kill()
+                twin.wait()
+                broker.stop()
+            n_fc = len(list((out / "forecast").glob("issue-*.parquet")))
+            windows = int(hours * 3600 / 900) - 1  # the last window is closed by nothing
+            print(f"x{speed:g}: {hours:g} h of city time ({len(part):,} obs) published in "
+                  f"{t_pub:.1f} s; all applied {t_all - t_pub:.1f} s after the publisher ended "
+                  f"({len(part) / t_all:,.0f} obs/s sustained); forecasts for {n_fc} of "
+                  f"{windows} windows")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--windows", type=int, default=6)
+    ap.add_argument("--sustained", type=float, nargs="*", default=[60.0, 600.0],
+                    help="publish speeds for the sustained-rate run (none: skip it)")
+    ap.add_argument("--sustained-hours", type=float, default=3.0)
     ap.add_argument("--power-flow", choices=("scenario", "on", "off"), default="scenario")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
     if not args.skip_ingest:
         ingest()
     latency(args.windows, args.power_flow)
+    if args.sustained:
+        sustained(args.sustained, args.sustained_hours, args.power_flow)
 
 
 def ingest() -> None:

@@ -19,6 +19,11 @@ from citytwin.twin.truth import Hidden, truth_feed
 from tests.app._appharness import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 
+@pytest.fixture(scope="module")
+def feed():  # type: ignore[no-untyped-def]
+    return _feed()
+
+
 def _feed():  # type: ignore[no-untyped-def]
     setup = EnergySetup(examples.grid(), EnergyParams(power_flow=False), seed=1)
     nominal = simulate(setup)
@@ -37,8 +42,8 @@ def _ingest(setup, streams, out: Path, recs, until_s: float) -> LiveTwin:  # typ
     return twin
 
 
-def test_live_page_readers(tmp_path: Path) -> None:
-    setup, fault, recs, streams = _feed()
+def test_live_page_readers(tmp_path: Path, feed) -> None:  # type: ignore[no-untyped-def]
+    setup, fault, recs, streams = feed
     out = tmp_path / "live" / "day1"
     _ingest(setup, streams, out, recs, 6 * 3600.0)
     assert live_folders(tmp_path) == ["day1"]
@@ -54,9 +59,9 @@ def test_live_page_readers(tmp_path: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")
-def test_live_page_updates_in_the_browser(tmp_path: Path) -> None:
+def test_live_page_updates_in_the_browser(tmp_path: Path, feed) -> None:  # type: ignore[no-untyped-def]
     sync_api = pytest.importorskip("playwright.sync_api")
-    setup, fault, recs, streams = _feed()
+    setup, fault, recs, streams = feed
     results = tmp_path / "results"
     out = results / "live" / "day1"
     _ingest(setup, streams, out, recs, 3 * 3600.0)  # one forecast, no alert yet
