@@ -274,8 +274,12 @@ def _roll_back_merge(backup: Path, target: Path) -> None:
     """Undo an interrupted :func:`_merge_into` (idempotent: a kill during the roll-back is
     rolled back again by the next writer). The manifest is restored last, so it is still in
     ``backup`` until everything else is back."""
-    journal = json.loads((backup / MERGE_JOURNAL).read_text(encoding="utf-8"))
-    old, new = list(journal["old"]), list(journal["new"])
+    try:
+        journal = json.loads((backup / MERGE_JOURNAL).read_text(encoding="utf-8"))
+        old, new = list(journal["old"]), list(journal["new"])
+    except (ValueError, KeyError, TypeError):  # cut while the journal was written: no file
+        (backup / MERGE_JOURNAL).unlink()  # had been moved yet
+        return
     if (backup / MANIFEST).exists() or MANIFEST not in old:
         (target / MANIFEST).unlink(missing_ok=True)  # never a manifest over a mix of files
     for name in old:
@@ -293,16 +297,18 @@ def _roll_back_merge(backup: Path, target: Path) -> None:
 def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
     """Call ``write(tmpdir)`` then move the filled temp dir to ``target``.
 
-    ``target`` must pass :func:`check_output_dir`. A new target is one rename; an existing
-    citytwin result holding only citytwin's files is swapped by two renames; any other
-    existing folder (the working folder, one with the user's files, ``force``) gets
-    citytwin's files replaced one by one, everything else in it is kept. Stale temp folders
-    of killed writers beside ``target`` are removed first.
+    ``target`` must pass :func:`check_output_dir` (which first cleans up after killed
+    writers). A new target is one rename; an existing citytwin result holding only citytwin's
+    files is swapped in one atomic step (two renames where the file system cannot); any other
+    existing folder (the working folder, one with the user's files, ``force``) gets citytwin's
+    files replaced one by one under a journal, everything else in it is kept. An error half-way
+    (a full disk) puts the previous result back before it is raised.
     """
     target = check_output_dir(target, force=force)  # (cleans up after killed writers)
     target.parent.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()
     tmp = target.parent / f".{target.name}.tmp-{pid}-{uuid.uuid4().hex[:8]}"
+    backup = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         write(tmp)
@@ -319,7 +325,6 @@ def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
         check_output_dir(target, force=force)
         cwd = Path.cwd().resolve()
         only_ours = {p.name for p in target.iterdir()} <= _own_files(target)
-        backup = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
         if only_ours and target != cwd and target not in cwd.parents:
             if _exchange(tmp, target):  # one atomic step; tmp now holds the previous result
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -330,9 +335,26 @@ def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
         else:
             _merge_into(tmp, target, backup)
     except BaseException:
+        _undo(target, backup)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _undo(target: Path, backup: Path) -> None:
+    """After an error (a full disk, a failed rename) half-way through replacing ``target``:
+    the previous result back from ``backup`` at once, not only when the next writer comes."""
+    if not backup.is_dir():
+        return
+    try:
+        if (backup / MERGE_JOURNAL).is_file() and target.is_dir():
+            _roll_back_merge(backup, target)
+        elif not target.exists() and (backup / MANIFEST).is_file():
+            os.rename(backup, target)
+            return
+        shutil.rmtree(backup, ignore_errors=True)
+    except OSError as exc:  # the next writer tries again (remove_stale_temp)
+        log.warning("could not restore %s from %s yet: %s", target, backup, exc)
 
 
 @dataclass

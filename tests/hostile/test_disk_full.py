@@ -76,3 +76,36 @@ def test_full_tmpfs_clear_error_no_partial_result(tmp_path: Path, small_disk, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "No space left on device" in err[-1], err
     assert sorted(p.name for p in disk.iterdir()) == ["res"]
+
+
+def test_error_half_way_through_a_replace_in_place_puts_everything_back(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    """The disk fills (ENOSPC) after some of citytwin's files in a folder that also holds the
+    user's notes were replaced: the previous result and the notes are back at once."""
+    import errno
+
+    sc = tmp_path / "em.toml"
+    sc.write_text(f'name = "em"\ncity = "{TINY}"\nduration_h = 1\n[emergency]\n',
+                  encoding="utf-8")
+    out = tmp_path / "res"
+    assert main(["run", str(sc), "--out", str(out), "-q", "--seed", "1"]) == 0
+    (out / "notes.txt").write_text("mine\n")
+    before = _snapshot(out)
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(a, b, **kw):
+        calls["n"] += 1
+        if calls["n"] == 14:  # the old files are in the backup, some new ones are in
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(b))
+        return real(a, b, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    capsys.readouterr()
+    assert main(["run", str(sc), "--out", str(out), "-q", "--seed", "2"]) == 2
+    assert calls["n"] > 14  # the roll-back ran
+    monkeypatch.setattr(os, "replace", real)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "No space left on device" in err[-1], err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["em.toml", "res"]
