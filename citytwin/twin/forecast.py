@@ -38,7 +38,8 @@ from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 
-__all__ = ["EnergySetup", "EnergyRun", "simulate", "hourly_counts", "forecast", "QUANTILES"]
+__all__ = ["EnergySetup", "EnergyRun", "simulate", "hourly_counts", "traffic_forecast",
+           "forecast", "QUANTILES"]
 
 QUANTILES = (0.05, 0.5, 0.95)
 
@@ -169,7 +170,7 @@ def simulate(setup: EnergySetup, *, t0_s: float = 0.0, horizon_s: float | None =
 
 
 def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multiplier: float = 1.0,
-                  city: Any = None) -> pd.DataFrame:
+                  city: Any = None, until_s: float | None = None) -> pd.DataFrame:
     """Loop-detector view of a traffic run of the day (``setup.traffic``, its ``demand_scale``
     × ``demand_multiplier``): ``edge_id``, ``time_s`` (end of the hour), ``count`` (veh/h,
     scaled to the full population)."""
@@ -182,12 +183,43 @@ def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multipl
                                          * demand_multiplier})
     eng = run_traffic(setup.city if city is None else city, p,
                       seed=int(setup.seed if seed is None else seed),
-                      duration_s=setup.duration_s, fleet=setup.fleet, start=setup.start)
+                      duration_s=setup.duration_s if until_s is None else float(until_s),
+                      fleet=setup.fleet, start=setup.start)
     links = eng.tables()["links"]
     hour = np.ceil(links["time_s"].to_numpy(float) / 3600.0 - 1e-9) * 3600.0
     out = (links.assign(time_s=hour).groupby(["edge_id", "time_s"], as_index=False)["volume"]
            .sum().rename(columns={"volume": "count"}))
     return out[out["time_s"] > 0].reset_index(drop=True)
+
+
+def traffic_forecast(setup: EnergySetup, *, issue_s: float, multiplier: float,
+                     multiplier_sd: float, edges: list[int], city: Any = None,
+                     horizon_h: float = 6.0, replications: int = 3) -> pd.DataFrame:
+    """Loop-detector counts of the next ``horizon_h`` hours: ``replications`` traffic runs of
+    the day up to the horizon (the trips of the day from midnight: the traffic engine has no
+    mid-day start), each with its seed and a demand multiplier from the posterior, on ``city``
+    (the city with the currently closed roads). Returns ``issue_s``, ``edge_id``, ``time_s``,
+    ``count_p05/p50/p95`` (veh/h) for ``edges``."""
+    until = min(issue_s + horizon_h * 3600.0, setup.duration_s)
+    if until <= issue_s:
+        return pd.DataFrame()
+    z = norm.ppf((np.arange(replications) + 0.5) / replications)
+    hours = np.arange(math.floor(issue_s / 3600.0) + 1, math.ceil(until / 3600.0) + 1) * 3600.0
+    runs = []
+    for i in range(replications):
+        m = float(np.clip(multiplier + multiplier_sd * z[::-1][i], 0.05, 10.0))
+        c = hourly_counts(setup, seed=setup.seed + 1 + i, demand_multiplier=m, city=city,
+                          until_s=until)
+        runs.append(c[c["edge_id"].isin(edges)].pivot(index="time_s", columns="edge_id",
+                                                      values="count")
+                    .reindex(index=hours, columns=edges).fillna(0.0).to_numpy())
+    q = np.quantile(np.array(runs), QUANTILES, axis=0)
+    out = {"issue_s": np.full(len(hours) * len(edges), float(issue_s)),
+           "edge_id": np.tile(np.asarray(edges, dtype=np.int64), len(hours)),
+           "time_s": np.repeat(hours, len(edges))}
+    for qq, v in zip(QUANTILES, q, strict=True):
+        out[f"count_p{round(qq * 100):02d}"] = v.reshape(-1)
+    return pd.DataFrame(out)
 
 
 def forecast(setup: EnergySetup, *, issue_s: float, multiplier: float, multiplier_sd: float,

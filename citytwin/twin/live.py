@@ -86,7 +86,8 @@ class LiveTwin:
                  start: pd.Timestamp | str, modelled: Callable[[Observation], float] | None = None,
                  city: Any = None, meter_r: float = 0.01, setup: Any = None,
                  window_s: float = 3600.0, horizon_h: float = 6.0, replications: int = 5,
-                 meter_rel: float = 0.1, loading_r: float = 0.01) -> None:
+                 meter_rel: float = 0.1, loading_r: float = 0.01,
+                 traffic_replications: int = 3) -> None:
         self.streams, self.start = streams, pd.Timestamp(start)
         self.modelled, self.city, self.meter_r = modelled, city, meter_r
         self.out = Path(out)
@@ -94,6 +95,7 @@ class LiveTwin:
         (self.out / "state").mkdir(parents=True, exist_ok=True)
         self.setup, self.window_s, self.horizon_h = setup, float(window_s), float(horizon_h)
         self.replications, self.meter_rel, self.loading_r = replications, meter_rel, loading_r
+        self.traffic_replications = int(traffic_replications)
         self.issued: list[float] = []
         self.skipped_windows = 0
         self.forecast_s: list[float] = []  # compute time of each forecast (wall s)
@@ -119,6 +121,8 @@ class LiveTwin:
                 self._counts = {(int(e), float(t)): float(v) for e, t, v in
                                 c[["edge_id", "time_s", "count"]].itertuples(index=False)}
                 self.traffic = LinearMultiplierKalman()
+                self.loop_edges = sorted(int(d.key) for d in streams.values()
+                                         if d.kind == "count")
         self._jpath = self.out / "journal" / "observations.jsonl"
         self._qpath = self.out / "journal" / "quarantine.jsonl"
         self.load = LogMultiplierKalman()
@@ -264,6 +268,16 @@ class LiveTwin:
             tlo, thi = self.traffic.band()
             state["traffic_multiplier"] = self.traffic.mean
             state["traffic_multiplier_lo"], state["traffic_multiplier_hi"] = tlo, thi
+            if self.traffic_replications > 0:
+                from citytwin.network import edits
+                from citytwin.twin.forecast import traffic_forecast
+
+                city = (edits.close_links(self.setup.city, edges=sorted(self.closed))
+                        if self.closed else self.setup.city)
+                out["traffic"] = traffic_forecast(
+                    self.setup, issue_s=issue_s, multiplier=self.traffic.mean,
+                    multiplier_sd=self.traffic.sd, edges=self.loop_edges, city=city,
+                    horizon_h=self.horizon_h, replications=self.traffic_replications)
         out["state"] = state
         if fc:
             amb = fc_df.groupby("time_s").size().index.to_numpy()  # forecast step ends

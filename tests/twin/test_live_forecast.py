@@ -208,3 +208,12 @@ def test_loop_detectors_track_a_hidden_traffic_multiplier(tmp_path: Path) -> Non
     assert lo <= 1.3 <= hi and hi - lo < 0.3 and lo > 1.05  # it sees more traffic than modelled
     dlo, dhi = twin.demand.band()
     assert dlo <= 1.0 <= dhi
+    # the traffic forecast from noon: detector counts of the next 6 h from 3 traffic runs at
+    # the estimated multiplier; their total is within 15 % of what the detectors then count
+    twin.issue_forecast(12 * 3600.0)
+    tf = read_parts(tmp_path / "live", "traffic")
+    assert set(tf["time_s"]) == {3600.0 * h for h in range(13, 19)}
+    assert (tf["count_p05"] <= tf["count_p50"]).all() and (tf["count_p50"] <= tf["count_p95"]).all()
+    seen = sum(r["result"] for r in recs if r["datastream"] >= 4000
+               and 12 * 3600 < r["time_s"] <= 18 * 3600)
+    assert abs(tf["count_p50"].sum() - seen) < 0.15 * seen
