@@ -217,3 +217,23 @@ def test_loop_detectors_track_a_hidden_traffic_multiplier(tmp_path: Path) -> Non
     seen = sum(r["result"] for r in recs if r["datastream"] >= 4000
                and 12 * 3600 < r["time_s"] <= 18 * 3600)
     assert abs(tf["count_p50"].sum() - seen) < 0.15 * seen
+
+
+def test_bad_inputs_name_what_is_wrong(tmp_path: Path) -> None:
+    from citytwin.errors import InputError
+    from citytwin.twin.truth import read_streams
+
+    p = tmp_path / "streams.json"
+    p.write_text(json.dumps([{"id": 1, "kind": "temperature", "key": "city"},
+                             {"id": 2, "kind": "voltage", "key": "t0"}, {"id": 3}]))
+    with pytest.raises(InputError) as e:
+        read_streams(p)
+    msg = str(e.value)
+    assert "row 1: kind 'voltage'" in msg and "row 2: expected keys id, kind, key" in msg
+    setup = _setup()
+    with pytest.raises(InputError, match="fault_transformer 'nope'"):
+        truth_feed(setup, Hidden(1.0, "nope", 0.5))
+    with pytest.raises(InputError, match="rating_factor 1.5"):
+        truth_feed(setup, Hidden(1.0, setup.transformers()[0], 1.5))
+    with pytest.raises(InputError, match="multiple of the energy step"):
+        simulate(setup, t0_s=100.0)
