@@ -455,13 +455,23 @@ class EnergyEngine:
             arr = tr.ev_arrivals(self._ev_since, t1)
             self._ev_since = t1
             sample = float(getattr(getattr(tr, "params", None), "sample", 1.0) or 1.0)
-            self.ev.add(arr, weight=1.0 / sample)  # a traffic sample: each EV stands for 1/sample
+            # a traffic sample: each EV stands for 1/sample
+            self.ev.add(self._with_temperature(arr), weight=1.0 / sample)
         elif self._arrivals is not None:
             a = self._arrivals
             end = int(np.searchsorted(a["arrive_s"].to_numpy(), t1, side="left"))
             if end > self._arr_ptr:
-                self.ev.add(a.iloc[self._arr_ptr:end])
+                self.ev.add(self._with_temperature(a.iloc[self._arr_ptr:end]))
                 self._arr_ptr = end
+
+    def _with_temperature(self, arrivals: pd.DataFrame) -> pd.DataFrame:
+        """``arrivals`` with the outdoor temperature at each arrival (°C; the run's weather,
+        heat waves and cold snaps included): EV consumption per km depends on it."""
+        if arrivals is None or len(arrivals) == 0 or "temp_c" in arrivals:
+            return arrivals
+        t_mid = (np.arange(self.n_steps) + 0.5) * self.dt_s
+        at = pd.to_numeric(arrivals["arrive_s"], errors="coerce").to_numpy(float)
+        return arrivals.assign(temp_c=np.interp(at, t_mid, self.temp_c))
 
     def advance(self, until_s: float) -> None:
         """Simulate every energy step that ends by ``until_s`` (all remaining steps once

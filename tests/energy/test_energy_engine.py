@@ -126,8 +126,10 @@ def test_params_are_frozen_and_strict():
 
 
 def test_heat_wave_raises_cooling_and_cold_snap_raises_heat_pump_load():
-    base = _run(EnergyParams(**NO_PF)).kpis()
-    hot = _run(EnergyParams(**NO_PF, temperature_shifts=[{"delta_c": 10.0, "duration_h": 24}])).kpis()
+    no_ev = Fleet(ev_share=0.0)  # (EVs use more per km with the A/C on: tested with the EVs)
+    base = _run(EnergyParams(**NO_PF), fleet=no_ev).kpis()
+    hot = _run(EnergyParams(**NO_PF, temperature_shifts=[{"delta_c": 10.0, "duration_h": 24}]),
+               fleet=no_ev).kpis()
     assert hot["energy_office_kwh"] > base["energy_office_kwh"]  # cooled use
     assert hot["energy_residential_kwh"] == pytest.approx(base["energy_residential_kwh"])
     jan = {"start": "2026-01-15"}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from citytwin.energy import EnergyEngine, EnergyParams
-from citytwin.energy.ev import ChargingState, synthetic_ev_arrivals
+from citytwin.energy.ev import ChargingState, consumption_factor, synthetic_ev_arrivals
 from tests.energy.test_energy_engine import ALL_EV, NO_PF, _city, _model, tiny_city  # noqa: F401
 
 START = pd.Timestamp("2026-01-12")
@@ -28,10 +28,39 @@ def test_three_day_run_charges_what_the_cars_drove():
     assert arr is not None and len(arr) > 0
     e.advance(e.duration_s)
     k = e.kpis()
-    km = float(arr["distance_km"].sum())
-    ratio = k["ev_energy_kwh"] / (km * e.params.ev_consumption_kwh_per_km)
-    assert ratio == pytest.approx(1.0, abs=0.1)
-    assert k["ev_driven_kwh"] == pytest.approx(km * e.params.ev_consumption_kwh_per_km)
+    # per trip: km × kWh/km × the factor of the outdoor temperature at its arrival
+    temp = e._with_temperature(arr)["temp_c"].to_numpy()
+    driven = float((arr["distance_km"].to_numpy() * e.params.ev_consumption_kwh_per_km
+                    * consumption_factor(temp)).sum())
+    assert k["ev_driven_kwh"] == pytest.approx(driven)
+    assert k["ev_energy_kwh"] / driven == pytest.approx(1.0, abs=0.1)
+
+
+def test_consumption_by_temperature_and_speed():
+    f = consumption_factor
+    assert f(20.0, 46.5) == pytest.approx(1.0)
+    assert f(0.0) == pytest.approx(1.246)          # ~20 % range loss at freezing
+    assert f(35.0) == pytest.approx(1.2)           # A/C at 35 °C: AAA's 17 % range loss
+    assert f(-40.0) == pytest.approx(1.7)          # capped
+    assert f(20.0, 100.0) == pytest.approx(1.325, abs=0.005)
+    assert f(20.0, 10.0) == pytest.approx(1.16, abs=0.01)
+    assert f(20.0, np.nan) == pytest.approx(1.0)
+    # minimum energy per km between crawling and motorway speeds
+    v = np.linspace(5, 130, 126)
+    assert 20 < v[np.argmin(f(20.0, v))] < 60
+
+
+def test_a_cold_snap_makes_the_same_trips_cost_more(tiny_city):  # noqa: F811
+    from citytwin.energy.weather import TemperatureShift
+
+    base = EnergyEngine(_model(_city(), hours=24.0, fleet=ALL_EV), EnergyParams(**NO_PF))
+    cold = EnergyEngine(_model(_city(), hours=24.0, fleet=ALL_EV), EnergyParams(
+        **NO_PF, temperature_shifts=(TemperatureShift(delta_c=-20.0, duration_h=48.0),)))
+    for e in (base, cold):
+        e.advance(e.duration_s)
+    kb, kc = base.kpis(), cold.kpis()
+    assert kc["ev_driven_kwh"] > 1.15 * kb["ev_driven_kwh"]
+    assert kc["ev_energy_kwh"] > kb["ev_energy_kwh"]
 
 
 def test_soc_is_carried_across_days_and_trips():
@@ -76,7 +105,8 @@ def test_no_ev_energy_to_a_dark_building_and_unmet_is_reported():
     assert w.loc[dark, "ev_kw"].sum() == 0.0
     k = e.kpis()
     assert k["ev_energy_kwh"] == 0.0
-    assert k["ev_unmet_kwh"] == pytest.approx(4 * 40 * 0.18)
+    assert k["ev_unmet_kwh"] == pytest.approx(k["ev_driven_kwh"])   # all of it, unmet
+    assert k["ev_driven_kwh"] >= 4 * 40 * 0.18                      # at least the 20 °C value
 
 
 def test_synthetic_arrivals_do_not_refill_a_random_start():
