@@ -1,4 +1,10 @@
-"""``citytwin app``: start the Solara app on a city (default ``geodata/helsinki.gpkg``)."""
+"""``citytwin app``: start the Solara app on a city (default ``geodata/helsinki.gpkg``).
+
+Runs are private per workspace: a page opened without ``?workspace=NAME`` gets a fresh
+random id (``w-`` + 12 hex digits) written into its address, so a reload or a bookmark finds
+its runs again (``RESULTS/sessions/<id>/``) and nobody else lists them. Share the address to
+share the runs; results folders directly under ``--results`` are shared with every page.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("app", help="start the Solara app (City, Scenarios, Compare pages)")
+    p = subparsers.add_parser(
+        "app", help="start the Solara app (City, Scenarios, Compare pages)",
+        description="Start the Solara app. Each browser page gets a private workspace (its id "
+                    "is kept in the address as ?workspace=..., so a reload keeps its runs; share "
+                    "the address to share them). Results folders directly under --results are "
+                    "shared with everyone.")
     p.add_argument("--port", type=int, default=8765, help="port (0 = any free port); default 8765")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on; default 127.0.0.1")
     p.add_argument("--data", type=Path, default=Path("geodata"),

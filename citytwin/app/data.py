@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from citytwin.app.maps import CityMapData
     from citytwin.city import City
 
-__all__ = ["load_city", "load_map_data", "city_figure_cached", "load_results", "clear_caches"]
+__all__ = ["load_city", "load_map_data", "city_figure_cached", "load_results", "results_cached",
+           "clear_caches"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,16 @@ def city_figure_cached(path: Path, *, layers: tuple[str, ...],
         while len(_figures) > 32:
             _figures.popitem(last=False)
     return fig
+
+
+def results_cached(path: Path) -> bool:
+    """Whether :func:`load_results` has ``path`` in memory (answers without reading it)."""
+    try:
+        key = _key(Path(path) / "manifest.json")
+    except OSError:
+        return False
+    with _lock:
+        return key in _results
 
 
 def load_results(path: Path) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Pages: City (map, layers, inspect), Scenarios (edit, validate, run, cancel), Compare (KPIs
 with CIs, overlaid series, maps side by side, downloads), Experiments (outcome vs lever).
 All per-user state lives in :mod:`citytwin.app.state`, created per browser page.
+
+Privacy: runs belong to a workspace. A page opened without ``?workspace=NAME`` gets a fresh
+random one (``w-`` + 12 hex digits), put into the page address, so a reload or a bookmark
+finds its runs again and no other page lists them; sharing the address shares the runs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""The app in a real (headless) Chromium: City map, two runs, Compare with the difference map,
-reload finds the runs, workspaces are apart."""
+"""The whole planner flow in a real (headless) Chromium: open the app, pick a city, edit a
+lever in the form, close a street by clicking the map, run it and the baseline, compare, see
+the difference map; a reload finds the runs again, and a page opened without a workspace sees
+none of them (each page's runs are private)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -14,18 +17,24 @@ from ._appharness import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
-    pytest.mark.skipif(not (ROOT / "scenarios" / "ev_40.toml").is_file(),
-                       reason="shipped scenarios baseline/ev_40 not present"),
+    pytest.mark.skipif(not (ROOT / "scenarios" / "baseline.toml").is_file(),
+                       reason="shipped scenario baseline not present"),
 ]
 
+TINY = ROOT / "tests" / "data" / "tiny.gpkg"
 MAP = ".citytwin-city-map .js-plotly-plot"
-MAP_DRAWN = f"{MAP} .gl-container canvas, {MAP} .scatterlayer .trace"
+MAP_DRAWN = f"{MAP} .scatterlayer .trace"
+SCEN_MAP = ".citytwin-scenario-map .js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("appserver")
-    srv = AppServer(results=tmp / "results", log=tmp / "server.log")
+    data = tmp / "data"  # the default city and the tiny one to pick
+    data.mkdir()
+    shutil.copy(ROOT / "geodata" / "helsinki.gpkg", data / "helsinki.gpkg")
+    shutil.copy(TINY, data / "tiny.gpkg")
+    srv = AppServer(results=tmp / "results", data=data, log=tmp / "server.log")
     yield srv
     srv.stop()
 
@@ -45,10 +54,27 @@ def _choose(page, select_class: str, option: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_run_two_scenarios_and_compare(server: AppServer, browser, tmp_path: Path) -> None:
+def _click_map_at(page, selector: str, x: float, y: float) -> None:
+    """Click the plotly map under ``selector`` at data coordinates (x, y) (metres), once it is
+    in view and drawn (its "drawing…" note hidden)."""
+    page.locator(selector).scroll_into_view_if_needed()
+    page.wait_for_function(
+        """(sel) => { const gd = document.querySelector(sel);
+             const note = gd && gd.parentElement.querySelector('.citytwin-plot-loading');
+             return note && note.style.display == 'none' && gd._fullLayout; }""",
+        arg=selector, timeout=60_000)
+    px, py = page.evaluate(
+        """([sel, x, y]) => { const gd = document.querySelector(sel);
+             const fl = gd._fullLayout, bb = gd.getBoundingClientRect();
+             return [bb.left + fl._size.l + fl.xaxis.d2p(x), bb.top + fl._size.t + fl.yaxis.d2p(y)]; }""",
+        [selector, x, y])
+    page.mouse.click(px, py)
+
+
+def test_planner_flow(server: AppServer, browser, tmp_path: Path) -> None:
     pages: list = []
     try:
-        _scenario_flow(server, browser, tmp_path, pages)
+        _planner_flow(server, browser, pages)
     except Exception:
         out = Path(os.environ.get("CITYTWIN_TEST_ARTIFACTS", tmp_path))
         out.mkdir(parents=True, exist_ok=True)
@@ -59,65 +85,70 @@ def test_run_two_scenarios_and_compare(server: AppServer, browser, tmp_path: Pat
         raise
 
 
-def _scenario_flow(server: AppServer, browser, tmp_path: Path, pages: list) -> None:
-    ctx_a = browser.new_context(viewport={"width": 1400, "height": 1000})
-    ctx_b = browser.new_context(viewport={"width": 1400, "height": 1000})
-    a, b = ctx_a.new_page(), ctx_b.new_page()
-    pages.extend([a, b])
+def _planner_flow(server: AppServer, browser, pages: list) -> None:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    a = ctx.new_page()
+    pages.append(a)
     t0 = time.perf_counter()
     a.goto(server.url)
     a.wait_for_selector(MAP_DRAWN, timeout=90_000)
-    first_map_s = time.perf_counter() - t0
-    b.goto(server.url + "scenarios?workspace=other")  # another workspace: none of A's runs
-    # user A: run the shipped baseline and the EV scenario on the default city
+    print(f"first map drawn after {time.perf_counter() - t0:.1f} s")
+    a.wait_for_function("location.search.includes('workspace=w-')", timeout=30_000)
+    workspace_url = a.url
+    # footprints, not dots: the buildings are filled polygons; a scale bar is drawn
+    assert a.locator(f"{MAP} .scatterlayer .trace .js-fill").count() > 0
+    assert "m" in (a.locator(f"{MAP} .annotation-text").first.text_content() or "")
+    # pick the tiny city: its map replaces Helsinki's (9 blocks, one row of streets "Row 100")
+    _choose(a, "citytwin-city-select", "tiny.gpkg")
+    a.wait_for_selector("text=/ 7 buildings/", timeout=60_000)
+    # Scenarios: the shipped baseline, run as shipped
     a.locator(".v-tab", has_text="Scenarios").first.click()
-    a.wait_for_selector(".citytwin-run-button", timeout=60_000)
     a.wait_for_selector("text=Loaded shipped scenario 'baseline'", timeout=60_000)
+    assert "workspace=" in a.url  # the workspace travels with the page change
     a.click(".citytwin-run-button")
     a.wait_for_selector("text=Started run baseline-s1-1", timeout=60_000)
-    _choose(a, "citytwin-scenario-select", "ev_40")
-    a.wait_for_selector("text=Loaded shipped scenario 'ev_40'", timeout=60_000)
+    # edit a lever in the form: demand scale 1.2
+    demand = a.locator(".citytwin-lever-demand_growth")
+    demand.locator("input").first.fill("1.2")
+    demand.locator(".citytwin-apply-demand_growth").click()
+    a.wait_for_selector(".citytwin-lever-demand_growth >> text=Demand scale · set", timeout=30_000)
+    # close a street by clicking the map: the middle road of the tiny grid (Row 100)
+    a.wait_for_selector(f"{SCEN_MAP} .scatterlayer .trace", timeout=60_000)
+    _click_map_at(a, SCEN_MAP, 385050.0, 6672100.0)
+    a.wait_for_selector("text=Closed the street 'Row 100'", timeout=30_000)
+    a.wait_for_selector(f"{SCEN_MAP} .legend >> text=closed roads", timeout=30_000)
+    # the TOML view shows both edits
+    a.locator(".v-expansion-panel-header", has_text="as TOML").click()
+    toml = a.locator(".citytwin-toml").inner_text()
+    assert 'street = "Row 100"' in toml and "factor = 1.2" in toml
     a.click(".citytwin-run-button")
-    a.wait_for_selector("text=Started run ev_40-s1-2", timeout=60_000)
-    a.wait_for_selector(".citytwin-run-running .v-progress-linear", timeout=30_000)
-    b.wait_for_selector("text=No runs in this workspace yet.", timeout=60_000)
+    a.wait_for_selector("text=Started run baseline-edited-s1-2", timeout=60_000)
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
                         timeout=300_000)
     assert a.locator(".citytwin-run-failed").count() == 0
-    # user B sees none of A's runs, neither on Scenarios nor on Compare
-    assert b.locator(".citytwin-run").count() == 0
-    b.locator(".v-tab", has_text="Compare").first.click()
-    b.wait_for_selector(".citytwin-compare-select", timeout=60_000)
-    b.click(".citytwin-compare-select")
-    assert b.locator(".menuable__content__active .v-list-item", has_text="baseline-s1").count() == 0
-    # user A compares the two runs
+    # compare with the baseline: KPI table and the congestion difference map
     a.locator(".v-tab", has_text="Compare").first.click()
     _choose(a, "citytwin-compare-select", "baseline-s1-1")
-    _choose(a, "citytwin-compare-select", "ev_40-s1-2")
+    _choose(a, "citytwin-compare-select", "baseline-edited-s1-2")
     a.wait_for_function("(document.querySelector('.citytwin-kpi-table thead') || "
-                        "{innerText: ''}).innerText.includes('ev_40-s1-2')", timeout=90_000)
-    table = a.locator(".citytwin-kpi-table table")
-    header = table.locator("thead").inner_text()
-    assert "baseline-s1-1" in header and "ev_40-s1-2" in header
-    row = table.locator("tr", has_text="EV kilometres").first.inner_text()
-    assert any(ch.isdigit() for ch in row) and "%" in row and "km" in row
-    # the difference map B - A is drawn (legend of the congestion change in pp)
+                        "{innerText: ''}).innerText.includes('baseline-edited-s1-2')",
+                        timeout=90_000)
+    header = a.locator(".citytwin-kpi-table table thead").inner_text()
+    assert "baseline-s1-1" in header and "Δ baseline-edited-s1-2" in header
     a.locator(".citytwin-diff-kind .v-btn", has_text="congestion").first.click()
     a.wait_for_selector(".citytwin-diff-map .js-plotly-plot .scatterlayer .trace",
                         timeout=90_000)
-    assert "pp" in (a.locator(".citytwin-diff-map .legend").first.text_content() or "")
-    a.wait_for_selector(".citytwin-charts .js-plotly-plot .scatterlayer .trace",
-                        timeout=60_000)
-    shot = tmp_path / "compare.png"
-    a.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    print(f"first map visible after {first_map_s:.1f} s; screenshot {shot}")
-    # reload: the runs are listed again from the workspace folder
-    a.reload()
-    a.locator(".v-tab", has_text="Scenarios").first.click()
+    legend = a.locator(".citytwin-diff-map .legend").first.text_content() or ""
+    assert "pp" in legend and "closed roads" in legend  # B − A classes, the closure on top
+    # reload: the runs are listed again from the workspace named in the address
+    a.goto(workspace_url.replace("/?", "/scenarios?"))
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
                         timeout=60_000)
-    assert "baseline-s1-1" in a.locator(".citytwin-run-done").all_inner_texts()[0] + \
-        a.locator(".citytwin-run-done").all_inner_texts()[1]
-    ctx_a.close()
-    ctx_b.close()
+    # another page without ?workspace= gets its own private workspace: none of these runs
+    b = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    pages.append(b)
+    b.goto(server.url + "scenarios")
+    b.wait_for_selector("text=No runs in this workspace yet.", timeout=60_000)
+    b.wait_for_function("location.search.includes('workspace=w-')", timeout=30_000)
+    assert b.url.split("workspace=")[1] != workspace_url.split("workspace=")[1]
+    ctx.close()

@@ -188,6 +188,7 @@ def test_compare_page_table_and_charts(config: AppConfig) -> None:
                       series=series_frame("energy", "load_kw", [1.0, val, 2.0]))
     rc, state = _render(compare.Page, config)
     state.compare.value = ["baseline", "ev"]
+    rc.find(PlotView).wait_for(timeout=30)  # the results are read in a thread, with a spinner
     figs = rc.find(PlotView).widgets
     assert figs, "time-series chart rendered"
     assert [t.name for t in figs[0].figure.data] == ["baseline", "ev"]

@@ -162,3 +162,24 @@ def test_difference_maps_sign_legend_overlays(tiny) -> None:
     assert (q[0], r[0]) == (q[1], r[1]) != (q[2], r[2])
     with pytest.raises(InputError, match="unknown difference map"):
         difference_values(a, b, "tiles", data)
+
+
+def test_many_buildings_are_one_raster_image(tiny, monkeypatch) -> None:
+    """Above VECTOR_FOOTPRINTS_MAX the footprints are one PNG laid on the map in metres (no
+    polygon traces), and a click still finds the building on the server."""
+    import base64
+
+    from citytwin.app import maps
+
+    city, data = tiny
+    monkeypatch.setattr(maps, "VECTOR_FOOTPRINTS_MAX", 3)
+    fig = city_figure(data)
+    assert not [t for t in fig.data if t.fill == "toself" and not t.name.startswith("basemap")]
+    (img,) = fig.layout.images
+    assert img.xref == "x" and img.sizing == "stretch"
+    x0, y0, x1, y1 = data.extent
+    assert (img.x, img.y, img.sizex, img.sizey) == (x0, y1, x1 - x0, y1 - y0)
+    png = base64.b64decode(img.source.split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    b = city.buildings.geometry.iloc[0].representative_point()
+    assert nearest_feature(city, data, b.x, b.y, tol_m=1.0)[0] == "building"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,7 +19,7 @@ from citytwin.app.compare_view import (
     transformer_loading,
 )
 from citytwin.app.config import safe_join
-from citytwin.app.data import load_city, load_map_data, load_results
+from citytwin.app.data import load_city, load_map_data, load_results, results_cached
 from citytwin.app.diffmaps import (
     DIFF_KINDS,
     difference_figure,
@@ -178,11 +179,24 @@ def Page():
     map_kind = solara.use_reactive("none")
     error = ""
     results: dict[str, dict[str, Any]] = {}
+    paths: dict[str, Any] = {}
     try:
-        for name in chosen[:MAX_COMPARE]:
-            results[name] = load_results(app.session.resolve_result(name))
+        paths = {name: app.session.resolve_result(name) for name in chosen[:MAX_COMPARE]}
     except CitytwinError as exc:
         error = str(exc)
+    # results already in memory are shown at once; reading new ones from disk runs in a
+    # thread while a spinner says so (a first comparison of large runs takes seconds)
+    uncached = tuple(str(p) for p in paths.values() if not results_cached(p))
+    loading = solara.use_thread(lambda: [load_results(Path(p)) for p in uncached],
+                                dependencies=[uncached])
+    if not uncached or loading.state == solara.ResultState.FINISHED:
+        for name, p in paths.items():
+            try:
+                results[name] = load_results(p)
+            except CitytwinError as exc:
+                error = str(exc)
+    elif loading.state == solara.ResultState.ERROR:
+        error = str(loading.error)
 
     key = tuple(results)
     table = solara.use_memo(
@@ -211,6 +225,11 @@ def Page():
         solara.Error(error)
     if len(chosen) > MAX_COMPARE:
         solara.Warning(f"showing the first {MAX_COMPARE} of {len(chosen)} results")
+    if uncached and loading.state == solara.ResultState.RUNNING:
+        with solara.Row(classes=["citytwin-loading"], style={"align-items": "center"}):
+            solara.SpinnerSolara(size="40px")
+            solara.Text(f"reading {len(uncached)} result folder(s)…")
+        return
     if len(results) < 2:
         solara.Info("Pick two to four results (runs of this session or results folders).")
         if not results:
