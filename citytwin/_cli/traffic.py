@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
     p = tsub.add_parser("ue", help="static user equilibrium of TNTP net + trips files",
-                        description="Static user equilibrium (bi-conjugate Frank-Wolfe, BPR links) "
+                        description="Static user equilibrium (BPR links; path-based gradient "
+                        "projection or bi-conjugate Frank-Wolfe) "
                         "of a TNTP network and trip table. Exit 0 at the target gap, 1 when "
                         "--max-iter ends first (the gap reached is printed), 2 on bad input.")
     p.add_argument("net", help="*_net.tntp")
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write link flows, times and costs to FILE (.csv or .parquet)")
     p.add_argument("--gap", type=float, default=1e-5, help="target relative gap")
     p.add_argument("--max-iter", type=int, default=10_000)
+    p.add_argument("--algorithm", choices=["gp", "bfw"], default="gp",
+                   help="gp: path-based gradient projection (default); bfw: bi-conjugate "
+                   "Frank-Wolfe")
     p.set_defaults(func=_ue)
 
 
@@ -139,7 +143,7 @@ def _ue(args: argparse.Namespace) -> int:
     from citytwin.traffic.assignment import link_flows_table, static_ue
 
     t0 = time.perf_counter()
-    res = static_ue(net, od, gap=args.gap, max_iter=args.max_iter)
+    res = static_ue(net, od, gap=args.gap, max_iter=args.max_iter, algorithm=args.algorithm)
     wall = time.perf_counter() - t0
     gen = f"  generalized cost {res.total_cost:,.2f}" if res.total_cost != res.tstt else ""
     print(f"iterations {res.iterations}  relative gap {res.relative_gap:.3e}  "

@@ -36,11 +36,12 @@ def test_sioux_falls_equilibrium_matches_best_known():
     assert (net.links["init_node"].to_numpy() == ref["init_node"].to_numpy()).all()
     diff = np.abs(res.flow - ref["volume"].to_numpy())
     assert diff.max() < 0.005 * ref["volume"].max()
-    # at gap 1e-6 the Beckmann objective is the best-known one (42.31335287107440 x 1e5)
-    res6 = static_ue(net, od, gap=1e-6)
-    assert res6.converged and res6.relative_gap <= 1e-6
-    assert res6.objective == pytest.approx(4_231_335.287107440, rel=1e-7)
-    assert np.abs(res6.flow - ref["volume"].to_numpy()).max() < 5.0
+    # the Beckmann objective is the best-known one (42.31335287107440 x 1e5), by both algorithms
+    for algorithm, g, tol in (("bfw", 1e-6, 5.0), ("gp", 1e-10, 0.01)):
+        r = static_ue(net, od, gap=g, algorithm=algorithm)
+        assert r.converged and r.relative_gap <= g
+        assert r.objective == pytest.approx(4_231_335.287107440, rel=1e-7)
+        assert np.abs(r.flow - ref["volume"].to_numpy()).max() < tol
 
 
 def _toy(toll=(0.0, 0.0), length=(1.0, 1.0), toll_factor=0.0, distance_factor=0.0):
@@ -52,8 +53,10 @@ def _toy(toll=(0.0, 0.0), length=(1.0, 1.0), toll_factor=0.0, distance_factor=0.
                        toll_factor=toll_factor, distance_factor=distance_factor)
 
 
-def test_two_route_equilibrium_equalises_costs():
-    res = static_ue(_toy(), pd.DataFrame({"origin": [1], "dest": [2], "demand": [3000.0]}), gap=1e-9)
+@pytest.mark.parametrize("algorithm", ["gp", "bfw"])
+def test_two_route_equilibrium_equalises_costs(algorithm):
+    res = static_ue(_toy(), pd.DataFrame({"origin": [1], "dest": [2], "demand": [3000.0]}), gap=1e-9,
+                    algorithm=algorithm)
     assert res.flow.sum() == pytest.approx(3000.0)
     assert res.cost[0] == pytest.approx(res.cost[1], rel=1e-6)
 
@@ -68,11 +71,12 @@ def test_readers_report_bad_lines(tmp_path):
         static_ue(_toy(), pd.DataFrame({"origin": [1], "dest": [7], "demand": [1.0]}))
 
 
+@pytest.mark.parametrize("algorithm", ["gp", "bfw"])
 @pytest.mark.parametrize("kw, extra", [
     ({"toll": (4.0, 0.0), "toll_factor": 0.5}, (2.0, 0.0)),
     ({"length": (3.0, 1.0), "distance_factor": 0.25}, (0.75, 0.25)),
 ])
-def test_toll_and_distance_factors_are_honoured(kw, extra):
+def test_toll_and_distance_factors_are_honoured(kw, extra, algorithm):
     """Users equalise the generalized cost t(x) + toll_factor*toll + distance_factor*length
     (the old solver equalised travel times and ignored both factors)."""
     from scipy.optimize import brentq
@@ -83,7 +87,7 @@ def test_toll_and_distance_factors_are_honoured(kw, extra):
     xa = brentq(lambda a: t(a, 10.0, 1000.0) + extra[0] - t(3000.0 - a, 15.0, 4000.0) - extra[1],
                 0.0, 3000.0, xtol=1e-10)
     res = static_ue(_toy(**kw), pd.DataFrame({"origin": [1], "dest": [2], "demand": [3000.0]}),
-                    gap=1e-12)
+                    gap=1e-12, algorithm=algorithm)
     assert res.flow[0] == pytest.approx(xa, rel=1e-6)
     assert res.tstt == pytest.approx(float(res.flow @ res.cost))
     assert res.total_cost == pytest.approx(res.tstt + float(res.flow @ np.array(extra)))
@@ -112,21 +116,23 @@ def _grid(side, power, seed):
     return TntpNetwork(links=links, n_nodes=n, n_zones=n, first_thru_node=1), od
 
 
-def test_fractional_bpr_power_converges_without_nan_or_warnings():
+@pytest.mark.parametrize("algorithm", ["gp", "bfw"])
+def test_fractional_bpr_power_converges_without_nan_or_warnings(algorithm):
     # the old solver took x**(power-1) at zero and negative rounding flows: divide-by-zero and
     # NaN warnings, and it stalled at a gap of 4e-2 on this net
     net, od = _grid(4, 0.5, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = static_ue(net, od, gap=1e-8, max_iter=5000)
+        res = static_ue(net, od, gap=1e-8, max_iter=5000, algorithm=algorithm)
     assert res.converged and res.relative_gap <= 1e-8
     assert np.isfinite(res.cost).all() and (res.flow >= 0).all()
 
 
-def test_equilibrium_is_deterministic_and_conserves_demand():
+@pytest.mark.parametrize("algorithm, target", [("gp", 1e-9), ("bfw", 1e-4)])
+def test_equilibrium_is_deterministic_and_conserves_demand(algorithm, target):
     net, od = _grid(5, 4.0, 3)  # heavily congested: Frank-Wolfe methods tail off here
-    a = static_ue(net, od, gap=1e-4)
-    b = static_ue(net, od, gap=1e-4)
+    a = static_ue(net, od, gap=target, algorithm=algorithm)
+    b = static_ue(net, od, gap=target, algorithm=algorithm)
     assert a.converged and a.gaps == b.gaps and np.array_equal(a.flow, b.flow)
     # flow conservation at every node: out - in = produced - attracted
     L = net.links
@@ -137,7 +143,18 @@ def test_equilibrium_is_deterministic_and_conserves_demand():
     np.add.at(want, od["origin"].to_numpy(), od["demand"].to_numpy())
     np.add.at(want, od["dest"].to_numpy(), -od["demand"].to_numpy())
     np.testing.assert_allclose(bal, want, atol=1e-6)
-    assert a.relative_gap <= 1e-4 and a.gaps[0] > 100 * a.gaps[-1]
+    assert a.relative_gap <= target and a.gaps[0] > 100 * a.gaps[-1]
+
+
+def test_both_algorithms_reach_the_same_equilibrium():
+    net, od = _grid(5, 4.0, 4)
+    a = static_ue(net, od, gap=1e-10, algorithm="gp")
+    b = static_ue(net, od, gap=1e-4, algorithm="bfw")
+    assert a.objective <= b.objective  # gp is nearer the minimum of the Beckmann objective
+    assert b.objective == pytest.approx(a.objective, rel=1e-4)
+    np.testing.assert_allclose(b.flow, a.flow, atol=0.05 * a.flow.max())
+    with pytest.raises(InputError, match="algorithm 'msa'"):
+        static_ue(net, od, algorithm="msa")
 
 
 def test_unreachable_od_pair_is_a_clear_error():
