@@ -219,10 +219,10 @@ def _layout(fig: go.Figure, *, title: str | None = None, height: int = 620) -> g
 
 def _markers(df: pd.DataFrame, *, layer: str, id_col: str, name: str, color: str,
              size: int = 5, symbol: str = "circle", text: Iterable[str] | None = None,
-             visible: bool | str = True) -> go.Scattergl:
+             visible: bool | str = True, gl: bool = True) -> Any:
     custom = np.column_stack([np.full(len(df), layer, dtype=object),
                               df[id_col].astype(str).to_numpy(dtype=object)])
-    return go.Scattergl(
+    return (go.Scattergl if gl else go.Scatter)(
         x=np.round(df["x"].to_numpy(float), 1), y=np.round(df["y"].to_numpy(float), 1),
         mode="markers", name=name, customdata=custom, visible=visible,
         marker=dict(color=color, size=size, symbol=symbol),
@@ -307,6 +307,8 @@ def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = Fal
 #: ``benchmarks/app.py --render``: SVG polygons take ~0.6 ms each to draw in Chromium, so
 #: 100k would be a minute; a PNG draws at once and clicks still resolve on the server)
 VECTOR_FOOTPRINTS_MAX = 20_000
+#: above this many road links the lines and markers are WebGL, below SVG
+VECTOR_LINES_MAX = 20_000
 
 
 def footprint_image(data: CityMapData, *, color_by: str = "use", width_px: int = 2400
@@ -358,6 +360,10 @@ def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
         from citytwin.errors import InputError
 
         raise InputError(f"unknown map layers {unknown} (expected some of {list(LAYERS)})")
+    # SVG draws a small city faster than WebGL (no GL context to set up; measured in Chromium:
+    # Helsinki 1.0 s against 1.3-2.6 s); WebGL lines only for big road networks
+    gl = len(data.edge_xy) > VECTOR_LINES_MAX
+    line_cls = go.Scattergl if gl else go.Scatter
     traces: list[Any] = basemap_traces(data)
     image = None
     if "buildings" in layers:
@@ -366,23 +372,23 @@ def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
         else:
             image = footprint_image(data, color_by=color_by)
     if "roads" in layers:
-        traces.append(go.Scattergl(x=data.road_x, y=data.road_y, mode="lines", name="roads",
+        traces.append(line_cls(x=data.road_x, y=data.road_y, mode="lines", name="roads",
                                    line=dict(color="#9e9e9e", width=1.2), hoverinfo="skip"))
         closed = sorted({int(e) for e in closed_edges})
         if closed:
             xy = data.edge_xy[closed]
             cx, cy = _segments(xy)
-            traces.append(go.Scattergl(x=cx, y=cy, mode="lines", name="closed",
+            traces.append(line_cls(x=cx, y=cy, mode="lines", name="closed",
                                        line=dict(color="#d62728", width=4), hoverinfo="skip"))
     if "power" in layers:
-        traces.append(go.Scattergl(x=data.mv_x, y=data.mv_y, mode="lines", name="MV feeders",
+        traces.append(line_cls(x=data.mv_x, y=data.mv_y, mode="lines", name="MV feeders",
                                    line=dict(color="#8e44ad", width=1.5), hoverinfo="skip"))
         pn = data.power_nodes
         for kind, (color, symbol, size) in POWER_STYLE.items():
             part = pn[pn["kind"] == kind]
             if len(part):
                 traces.append(_markers(part, layer="power", id_col="node", name=kind + "s",
-                                       color=color, size=size, symbol=symbol,
+                                       color=color, size=size, symbol=symbol, gl=gl,
                                        text=[f"{kind} {n}" for n in part["node"]]))
     if "facilities" in layers:
         f = data.facilities
@@ -391,7 +397,7 @@ def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
             if len(part):
                 traces.append(_markers(part, layer="facility", id_col="facility_id",
                                        name=kind.replace("_", " "), color=color, size=12,
-                                       symbol=symbol,
+                                       symbol=symbol, gl=gl,
                                        text=[f"{kind}: {n}" for n in part["name"]]))
     traces += list(overlays)
     fig = go.Figure(traces)

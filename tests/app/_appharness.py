@@ -29,6 +29,7 @@ class AppServer:
                  timeout: float = 120.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.data = Path(data) if data is not None else ROOT / "geodata"
         cmd = [sys.executable, "-m", "citytwin.cli", "app", "--port", str(self.port),
                "--host", "127.0.0.1", "--results", str(results)]
         if data is not None:

@@ -21,7 +21,7 @@ pytestmark = [
                        reason="shipped scenario baseline not present"),
 ]
 
-TINY = ROOT / "tests" / "data" / "tiny.gpkg"
+SMALL = ROOT / "tests" / "data" / "dormitory.gpkg"  # 200 buildings, 3,600 trips, a grid
 MAP = ".citytwin-city-map .js-plotly-plot"
 MAP_DRAWN = f"{MAP} .scatterlayer .trace"
 SCEN_MAP = ".citytwin-scenario-map .js-plotly-plot"
@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     data = tmp / "data"  # the default city and the tiny one to pick
     data.mkdir()
     shutil.copy(ROOT / "geodata" / "helsinki.gpkg", data / "helsinki.gpkg")
-    shutil.copy(TINY, data / "tiny.gpkg")
+    shutil.copy(SMALL, data / "dormitory.gpkg")
     srv = AppServer(results=tmp / "results", data=data, log=tmp / "server.log")
     yield srv
     srv.stop()
@@ -71,6 +71,19 @@ def _click_map_at(page, selector: str, x: float, y: float) -> None:
     page.mouse.click(px, py)
 
 
+def _street_point(city_file: Path, street: str) -> tuple[float, float]:
+    """The midpoint of a link of ``street`` that is the nearest road to its own midpoint."""
+    from citytwin.app.data import load_city, load_map_data
+    from citytwin.app.maps import nearest_feature
+
+    city, data = load_city(city_file), load_map_data(city_file)
+    for r in data.road_mid[data.road_mid["name"] == street].itertuples():
+        if nearest_feature(city, data, r.x, r.y, tol_m=3.0, layers=("roads",)) == (
+                "road", str(r.edge_id)):
+            return float(r.x), float(r.y)
+    raise AssertionError(f"no clickable link of {street!r} in {city_file}")
+
+
 def test_planner_flow(server: AppServer, browser, tmp_path: Path) -> None:
     pages: list = []
     try:
@@ -98,9 +111,9 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     # footprints, not dots: the buildings are filled polygons; a scale bar is drawn
     assert a.locator(f"{MAP} .scatterlayer .trace .js-fill").count() > 0
     assert "m" in (a.locator(f"{MAP} .annotation-text").first.text_content() or "")
-    # pick the tiny city: its map replaces Helsinki's (9 blocks, one row of streets "Row 100")
-    _choose(a, "citytwin-city-select", "tiny.gpkg")
-    a.wait_for_selector("text=/ 7 buildings/", timeout=60_000)
+    # pick the small city: its map replaces Helsinki's
+    _choose(a, "citytwin-city-select", "dormitory.gpkg")
+    a.wait_for_selector("text=/ 200 buildings/", timeout=60_000)
     # Scenarios: the shipped baseline, run as shipped
     a.locator(".v-tab", has_text="Scenarios").first.click()
     a.wait_for_selector("text=Loaded shipped scenario 'baseline'", timeout=60_000)
@@ -112,15 +125,16 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     demand.locator("input").first.fill("1.2")
     demand.locator(".citytwin-apply-demand_growth").click()
     a.wait_for_selector(".citytwin-lever-demand_growth >> text=Demand scale · set", timeout=30_000)
-    # close a street by clicking the map: the middle road of the tiny grid (Row 100)
+    # close a street by clicking the map: the middle of a link of "Street H2"
+    x, y = _street_point(server.data / "dormitory.gpkg", "Street H2")
     a.wait_for_selector(f"{SCEN_MAP} .scatterlayer .trace", timeout=60_000)
-    _click_map_at(a, SCEN_MAP, 385050.0, 6672100.0)
-    a.wait_for_selector("text=Closed the street 'Row 100'", timeout=30_000)
+    _click_map_at(a, SCEN_MAP, x, y)
+    a.wait_for_selector("text=Closed the street 'Street H2'", timeout=30_000)
     a.wait_for_selector(f"{SCEN_MAP} .legend >> text=closed roads", timeout=30_000)
     # the TOML view shows both edits
     a.locator(".v-expansion-panel-header", has_text="as TOML").click()
     toml = a.locator(".citytwin-toml").inner_text()
-    assert 'street = "Row 100"' in toml and "factor = 1.2" in toml
+    assert 'street = "Street H2"' in toml and "factor = 1.2" in toml
     a.click(".citytwin-run-button")
     a.wait_for_selector("text=Started run baseline-edited-s1-2", timeout=60_000)
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
