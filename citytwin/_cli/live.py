@@ -67,6 +67,8 @@ def register(sub: Any) -> None:
     p.add_argument("--replications", type=int, default=5, help="forecast replications")
     p.add_argument("--power-flow", choices=("scenario", "on", "off"), default="scenario",
                    help="forecast with the power flow (default: as the scenario says)")
+    p.add_argument("--traffic-replications", type=int, default=3,
+                   help="traffic runs per forecast when there are loop detectors (0: none)")
     p.set_defaults(func=_live)
 
 
@@ -140,7 +142,8 @@ def _live(args: argparse.Namespace) -> int:
         pf = {"scenario": None, "on": True, "off": False}[args.power_flow]
         setup = EnergySetup.from_scenario(args.scenario, power_flow=pf)
     twin = LiveTwin(streams, args.out, start=str(spec.start), setup=setup, window_s=args.window,
-                    horizon_h=args.horizon, replications=args.replications)
+                    horizon_h=args.horizon, replications=args.replications,
+                    traffic_replications=args.traffic_replications)
     run_live(twin, *args.broker, idle_exit_s=args.idle_exit)
     print(f"applied {twin.applied}, quarantined {twin.quarantined}, closed {sorted(twin.closed)}")
     if setup is not None:
