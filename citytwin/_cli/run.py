@@ -84,12 +84,27 @@ def _run(args: argparse.Namespace) -> int:
         bar.close()
     res.write(out, force=args.force)
     print(f"wrote {out}  ({res.manifest['wall_time_s']:.1f} s, digest {res.digest()[:12]})")
+    _print_build_issues(res.manifest, out)
     kpis = res.kpis
     if len(kpis):
         print(kpis[["domain", "kpi", "value", "unit"]].to_string(index=False))
     else:
         print("no KPIs (every domain is off in this scenario)")
     return 0
+
+
+def _print_build_issues(manifest: dict[str, Any], out: Path, limit: int = 5) -> None:
+    """The city build's repairs, drops and warnings (with rows) on stderr, so a repaired
+    input is never silent in the terminal; all of them are in the manifest's ``city_build``."""
+    issues = (manifest.get("city_build") or {}).get("issues") or []
+    for i in issues[:limit]:
+        rows = ", ".join(str(r) for r in list(i.get("rows", []))[:10])
+        more = ", ..." if int(i.get("count", 0)) > 10 else ""
+        print(f"note: city layer '{i.get('layer')}': {i.get('action')} {i.get('count')} row(s): "
+              f"{i.get('reason')} (rows {rows}{more})", file=sys.stderr)
+    if len(issues) > limit:
+        print(f"note: {len(issues) - limit} more city build issue(s) in "
+              f"{out / 'manifest.json'} (city_build), or run `citytwin info`", file=sys.stderr)
 
 
 def _compare(args: argparse.Namespace) -> int:

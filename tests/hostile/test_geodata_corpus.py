@@ -32,3 +32,16 @@ def test_geodata_case(name, write, tmp_path: Path) -> None:
         layer = {"facility": "facilities"}.get(name.split()[0], name.split()[0])
         if layer in ("roads", "buildings", "facilities", "power", "landuse", "pois"):
             assert f"'layer': '{layer}'" in msg, msg
+
+
+def test_run_prints_the_repairs_with_rows(tmp_path: Path, capsys) -> None:
+    """A repaired input is not silent in the terminal: `citytwin run` names layer and rows."""
+    from citytwin.cli import main
+
+    write = dict(GEODATA_CASES)["roads maxspeed 9999"]
+    scenario = write(tmp_path)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "-q"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert notes == ["note: city layer 'roads': repaired 1 row(s): maxspeed above 160 km/h "
+                     "(implausible, up to 9999; [build] max_speed_kph); speed of the highway "
+                     "class (rows 0)"]
