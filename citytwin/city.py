@@ -487,8 +487,19 @@ def _building_transformers(power: nx.Graph, n: int) -> list[str | None]:
 
 
 def _atomic_pickle(obj: object, target: Path) -> None:
+    """Pickle ``obj`` to ``target`` through a temp file renamed into place; temp files of
+    writers killed before (``NAME.tmp-<pid>-*``, pid no longer alive) are removed first."""
+    from citytwin.results import _pid_alive
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    for old in target.parent.glob("*.tmp-*"):
+        try:
+            pid = int(old.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if old.is_file() and not _pid_alive(pid):
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.tmp-{os.getpid()}-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)

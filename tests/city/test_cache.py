@@ -105,3 +105,16 @@ def test_two_cold_builds_are_identical() -> None:
     assert list(a.roads.edges(keys=True, data=True)) == list(b.roads.edges(keys=True, data=True))
     assert list(a.roads.nodes(data=True)) == list(b.roads.nodes(data=True))
     assert sorted(a.power.edges(data="element_id")) == sorted(b.power.edges(data="element_id"))
+
+
+def test_temp_file_of_a_killed_cache_writer_is_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is no longer alive
+    stale = tmp_path / f"tiny-0123.pkl.tmp-{dead.pid}-abc"
+    stale.write_bytes(b"half a pickle")
+    City.from_path(TINY, cache_dir=tmp_path)
+    names = [p.name for p in tmp_path.iterdir()]
+    assert len(names) == 1 and names[0].endswith(".pkl"), names
