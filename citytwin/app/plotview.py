@@ -73,13 +73,16 @@ export default {
       return;
     }
     timing.plotly_ready_ms = performance.now();
-    let seq = 0;
+    let seq = 0, baseText = null, base = null;
     const draw = async () => {
       const mine = ++seq;
       spin.style.display = "block";
-      const fig = JSON.parse(model.get("figure_json") || "{}");
+      const text = model.get("figure_json") || "{}";
+      if (text !== baseText) { base = JSON.parse(text); baseText = text; }
+      const extra = JSON.parse(model.get("overlay_json") || "[]");
       timing.parsed_ms = performance.now();
-      await Plotly.react(box, fig.data || [], fig.layout || {}, model.get("config") || {});
+      const data = [...(base.data || []).map((t) => ({ ...t })), ...extra];
+      await Plotly.react(box, data, { ...(base.layout || {}) }, model.get("config") || {});
       if (mine === seq) {
         spin.style.display = "none";
         box.dataset.drawn = String(mine);
@@ -87,6 +90,7 @@ export default {
     };
     const onChange = () => { draw(); };
     model.on("change:figure_json", onChange);
+    model.on("change:overlay_json", onChange);
     await draw();
     timing.drawn_ms = performance.now();
     let down = null;
@@ -112,6 +116,7 @@ export default {
       document.removeEventListener("mouseup", onUp, true);
       box.removeEventListener("mousedown", onDown, true);
       model.off("change:figure_json", onChange);
+      model.off("change:overlay_json", onChange);
       Plotly.purge(box);
     };
   },
@@ -124,12 +129,14 @@ class PlotView(anywidget.AnyWidget):
 
     _esm = _ESM
     figure_json = traitlets.Unicode("{}").tag(sync=True)
+    overlay_json = traitlets.Unicode("[]").tag(sync=True)  # traces drawn on top of the figure
     config = traitlets.Dict({}).tag(sync=True)
     src = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.figure: go.Figure | None = None  # the Python figure (tests, click lookups)
+        self.overlays: list[Any] = []
         self.click_handler: Callable[[float, float, float], None] | None = None
         self.on_msg(self._on_msg)
 
@@ -159,6 +166,11 @@ def register_assets() -> None:
         locations.append(str(PLOTLY_DIR))
 
 
+def overlay_key(traces: list[Any]) -> str:
+    """A cheap identity of a list of traces (their JSON; overlays are a few small traces)."""
+    return "|".join(t.to_json() for t in traces)
+
+
 _json_lock = threading.Lock()
 _json: OrderedDict[int, tuple[go.Figure, str]] = OrderedDict()
 
@@ -183,12 +195,26 @@ def figure_json(fig: go.Figure) -> str:
     return text
 
 
+def overlay_json(traces: list[Any]) -> str:
+    """A list of plotly traces as JSON (drawn on top of a cached figure)."""
+    if not traces:
+        return "[]"
+    from plotly.io.json import to_json_plotly
+
+    return str(to_json_plotly([t.to_plotly_json() for t in traces]))
+
+
 @solara.component
 def Plot(fig: go.Figure, on_click: Callable[[float, float, float], None] | None = None,
-         config: dict[str, Any] | None = None):
-    """Draw ``fig``; ``on_click(x, y, metres_per_pixel)`` gets clicks in data coordinates."""
+         config: dict[str, Any] | None = None, overlays: list[Any] | None = None):
+    """Draw ``fig`` with ``overlays`` (traces) on top; ``on_click(x, y, metres_per_pixel)``
+    gets clicks in data coordinates. A cached ``fig`` is serialised once; changing only the
+    overlays sends only them."""
     text = figure_json(fig)
-    el = PlotView.element(figure_json=text, src=plotly_src(), config=config or CONFIG)
+    over = overlays or []
+    extra = solara.use_memo(lambda: overlay_json(over), [overlay_key(over)])
+    el = PlotView.element(figure_json=text, overlay_json=extra, src=plotly_src(),
+                          config=config or CONFIG)
     handler = solara.use_ref(on_click)
     handler.current = on_click
 
@@ -201,7 +227,8 @@ def Plot(fig: go.Figure, on_click: Callable[[float, float, float], None] | None 
         w = solara.get_widget(el)
         assert isinstance(w, PlotView)
         w.figure = fig
+        w.overlays = list(over)
 
     solara.use_effect(attach, [])
-    solara.use_effect(keep_figure, [text])
+    solara.use_effect(keep_figure, [text, extra])
     return el

@@ -128,7 +128,8 @@ def test_scenario_map_clicks_edit_the_draft_and_toml(config: AppConfig, tmp_path
     draft = json.loads(area.v_model)
     assert draft["interventions"] == [{"type": "close_road", "street": named["name"]}]
     assert "Closed the street" in _alerts(rc)
-    assert any(t.name == "closed roads" for t in rc.find(PlotView).widget.figure.data)
+    assert [t.name for t in rc.find(PlotView).widget.overlays] == ["closed roads"]
+    assert "closed roads" in rc.find(PlotView).widget.overlay_json
     modes = rc.find(v.BtnToggle).widgets
     mode = next(w for w in modes if len(w.children) == len(MODES))
     mode.v_model = list(MODES).index("add_station")

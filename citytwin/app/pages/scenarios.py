@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any, cast
 
-import plotly.graph_objects as go
 import solara
 
 from citytwin.app.config import safe_join
@@ -159,18 +158,17 @@ def ScenarioMap(text: solara.Reactive[str]):
     path = safe_join(app.config.data_dir, app.city.value, what="city file")
     data = _data_of(text.value)
     overlay_key = json.dumps(data.get("interventions") or [], sort_keys=True, default=str)
+    # only the interventions change with the draft: they are sent alone, on top of the city
 
-    def build():
-        base = city_figure_cached(path, layers=LAYERS)
+    base = city_figure_cached(path, layers=LAYERS)  # shared, serialised once per process
+
+    def build() -> list[Any]:
         try:
-            over = intervention_traces(data, load_city(path), load_map_data(path))
+            return intervention_traces(data, load_city(path), load_map_data(path))
         except (KeyError, TypeError, ValueError):  # a half-typed JSON draft: draw the city
-            over = []
-        if not over:
-            return base
-        return go.Figure(data=[*base.data, *over], layout=base.layout)
+            return []
 
-    fig = solara.use_memo(build, [str(path), overlay_key])
+    over = solara.use_memo(build, [str(path), overlay_key])
 
     def on_click(x: float, y: float, m_per_px: float) -> None:
         if mode.value == "inspect":
@@ -201,7 +199,7 @@ def ScenarioMap(text: solara.Reactive[str]):
     {"error": solara.Error, "success": solara.Success}.get(kind_, solara.Info)(
         msg, dense=True, classes=["citytwin-map-note"])
     with solara.Div(classes=["citytwin-scenario-map"]):
-        Plot(fig, on_click=on_click)
+        Plot(base, on_click=on_click, overlays=over)
 
 
 @solara.component
