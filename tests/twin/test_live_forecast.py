@@ -38,7 +38,7 @@ from citytwin.twin.live import LiveTwin, run_live
 from citytwin.twin.truth import read_streams
 setup = EnergySetup(examples.grid(), EnergyParams(power_flow=False), seed=1)
 twin = LiveTwin(read_streams(sys.argv[4]), sys.argv[1], start=setup.start, setup=setup,
-                replications=3, window_s=7200.0)
+                replications=3, window_s=10800.0)
 run_live(twin, "127.0.0.1", int(sys.argv[2]), idle_exit_s=float(sys.argv[3]))
 """
 
@@ -156,12 +156,12 @@ def test_live_twin_tracks_hidden_truth_and_alerts_before_the_overload(tmp_path: 
 
     # the forecasts equal those of a twin that was never interrupted
     ref = LiveTwin(streams, tmp_path / "ref", start=setup.start, setup=_setup(), replications=3,
-                   window_s=7200.0)
+                   window_s=10800.0)
     for tp, p in msgs:
         ref.ingest(tp, p)
     ref.commit()
     windows = sorted(read_parts(out, "forecast")["issue_s"].unique())
-    assert windows == [7200.0 * k for k in range(1, 12)]
+    assert windows == [10800.0 * k for k in range(1, 8)]
     for name in ("forecast", "alerts", "maintenance"):
         pd.testing.assert_frame_equal(read_parts(out, name), read_parts(tmp_path / "ref", name),
                                       rtol=1e-6)
