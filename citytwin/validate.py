@@ -36,10 +36,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
 
 __all__ = ["Check", "ValidationReport", "validate", "CHECKS"]
 
@@ -138,7 +141,7 @@ def _jsonable(x: Any) -> Any:
 class _Runs:
     """The runs the checks share (each made once, on demand)."""
 
-    def __init__(self, city: Any, base: dict[str, Any], *, days: int, report: ValidationReport
+    def __init__(self, city: City, base: dict[str, Any], *, days: int, report: ValidationReport
                  ) -> None:
         self.city = city
         self.base = base

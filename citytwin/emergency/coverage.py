@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,9 @@ from scipy.sparse import csgraph
 
 from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays
+
+if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
 
 __all__ = ["coverage_map", "coverage_times", "coverage_summary"]
 
@@ -27,7 +30,7 @@ def coverage_times(
     return np.atleast_2d(d)[:, np.asarray(targets, dtype=np.int64)]
 
 
-def _arrays(city: Any) -> RoadArrays:
+def _arrays(city: City) -> RoadArrays:
     a = getattr(city, "road_arrays", None)
     return a if a is not None else road_arrays(city.roads)
 

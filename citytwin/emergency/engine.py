@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import mesa
 import numpy as np
@@ -24,10 +24,13 @@ from citytwin.emergency.incidents import generate_incidents, read_incidents
 from citytwin.emergency.kpis import emergency_kpi_notes, emergency_kpis
 from citytwin.emergency.params import UNIT_TYPES, EmergencyParams
 from citytwin.emergency.stations import EmergencyUnit, build_stations, hospitals
-from citytwin.engine import StandaloneModel
+from citytwin.engine import Host, StandaloneModel
 from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays
 from citytwin.rng import stream
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
 
 __all__ = ["EmergencyEngine", "run_emergency", "requirements_for"]
 
@@ -83,7 +86,7 @@ class EmergencyEngine:
 
     domain: ClassVar[str] = "emergency"
 
-    def __init__(self, model: Any, params: EmergencyParams, *,
+    def __init__(self, model: Host, params: EmergencyParams, *,
                  incidents: pd.DataFrame | None = None,
                  link_times: np.ndarray | None = None) -> None:
         city = model.city

@@ -20,7 +20,7 @@ import logging
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
@@ -39,10 +39,13 @@ from citytwin.energy.weather import (
     temperature_at,
     typical_year,
 )
-from citytwin.engine import StandaloneModel
+from citytwin.engine import Host, StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 from citytwin.rng import stream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
 
 __all__ = [
     "EnergyEngine",
@@ -155,7 +158,7 @@ def building_agent_class() -> type:
     return Building
 
 
-def _site(city: Any, params: EnergyParams) -> tuple[float, float] | None:
+def _site(city: City, params: EnergyParams) -> tuple[float, float] | None:
     """(lat, lon) of the city: the parameters, else the centre of the buildings' extent;
     None when the buildings have no geometry with a CRS."""
     if params.site_lat is not None and params.site_lon is not None:
@@ -206,7 +209,7 @@ def _weather_series(params: EnergyParams, start: pd.Timestamp, end: pd.Timestamp
     return s
 
 
-def compute_building_loads(city: Any, params: EnergyParams, *, seed: int,
+def compute_building_loads(city: City, params: EnergyParams, *, seed: int,
                            start: pd.Timestamp, duration_s: float) -> BuildingLoads:
     """The building electricity and heat model of the energy engine over a period: the
     scenario's weather (typical year or its CSV, with its temperature shifts), its heat-pump
@@ -255,7 +258,7 @@ class EnergyEngine:
 
     domain: ClassVar[str] = "energy"
 
-    def __init__(self, model: Any, params: EnergyParams | None = None, *,
+    def __init__(self, model: Host, params: EnergyParams | None = None, *,
                  ev_arrivals: pd.DataFrame | None = None) -> None:
         self.model = model
         self.params = params = params if params is not None else EnergyParams()

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from shapely.geometry import LineString
 
 from citytwin.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
 
 __all__ = [
     "select_links",
@@ -67,14 +70,14 @@ def select_links(G: nx.MultiDiGraph, *, edges: Iterable[int] = (), street: str |
     return [by_id[e] for e in edges]
 
 
-def _edit(city: Any, sel: dict[str, Any], fn) -> Any:
+def _edit(city: City, sel: dict[str, Any], fn) -> Any:
     G = city.roads.copy()
     for u, v, k in select_links(G, **sel):
         fn(G.edges[u, v, k])
     return city.with_roads(G)
 
 
-def close_links(city: Any, *, edges: Iterable[int] = (), street: str | None = None) -> Any:
+def close_links(city: City, *, edges: Iterable[int] = (), street: str | None = None) -> Any:
     """Close links to all traffic."""
 
     def close(d: dict) -> None:
@@ -85,7 +88,7 @@ def close_links(city: Any, *, edges: Iterable[int] = (), street: str | None = No
     return _edit(city, {"edges": edges, "street": street}, close)
 
 
-def set_lanes(city: Any, *, lanes: int, edges: Iterable[int] = (), street: str | None = None) -> Any:
+def set_lanes(city: City, *, lanes: int, edges: Iterable[int] = (), street: str | None = None) -> Any:
     """Set the lane count; capacity scales with lanes (per-lane capacity kept)."""
     if int(lanes) < 1:
         raise InputError(f"lanes: expected an integer >= 1, got {lanes}", source="set_lanes")
@@ -98,7 +101,7 @@ def set_lanes(city: Any, *, lanes: int, edges: Iterable[int] = (), street: str |
     return _edit(city, {"edges": edges, "street": street}, change)
 
 
-def set_speed(city: Any, *, speed_kph: float, edges: Iterable[int] = (),
+def set_speed(city: City, *, speed_kph: float, edges: Iterable[int] = (),
               street: str | None = None) -> Any:
     """Set the speed limit (free-flow travel time follows)."""
     if not speed_kph > 0:
@@ -112,7 +115,7 @@ def set_speed(city: Any, *, speed_kph: float, edges: Iterable[int] = (),
     return _edit(city, {"edges": edges, "street": street}, change)
 
 
-def scale_capacity(city: Any, *, factor: float, edges: Iterable[int] = (),
+def scale_capacity(city: City, *, factor: float, edges: Iterable[int] = (),
                    street: str | None = None) -> Any:
     """Multiply link capacity by ``factor``."""
     if not factor > 0:
@@ -124,7 +127,7 @@ def scale_capacity(city: Any, *, factor: float, edges: Iterable[int] = (),
     return _edit(city, {"edges": edges, "street": street}, change)
 
 
-def set_capacity(city: Any, *, capacity_vph: float, edges: Iterable[int] = (),
+def set_capacity(city: City, *, capacity_vph: float, edges: Iterable[int] = (),
                  street: str | None = None) -> Any:
     """Set the whole-link capacity (veh/h)."""
     if not capacity_vph > 0:
@@ -136,7 +139,7 @@ def set_capacity(city: Any, *, capacity_vph: float, edges: Iterable[int] = (),
     return _edit(city, {"edges": edges, "street": street}, change)
 
 
-def add_link(city: Any, *, u: Any, v: Any, speed_kph: float = 50.0, lanes: int = 1,
+def add_link(city: City, *, u: Any, v: Any, speed_kph: float = 50.0, lanes: int = 1,
              capacity_vph: float | None = None, name: str = "", length: float | None = None,
              both_ways: bool = False, highway: str = "unclassified") -> Any:
     """Add a straight link ``u -> v`` (and ``v -> u`` with ``both_ways``); new ``edge_id``s
@@ -168,7 +171,7 @@ def add_link(city: Any, *, u: Any, v: Any, speed_kph: float = 50.0, lanes: int =
     return city.with_roads(G)
 
 
-def apply_intervention(city: Any, iv: Any) -> Any:
+def apply_intervention(city: City, iv: Any) -> Any:
     """Apply a scenario road intervention (an object or dict with ``type`` in ``close_road``,
     ``change_lanes``, ``change_speed``, ``change_capacity``, ``add_link``)."""
     get = (lambda k, default=None: iv.get(k, default)) if isinstance(iv, dict) else (
