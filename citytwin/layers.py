@@ -442,8 +442,8 @@ def _check_layer(
         as_read = gdf.index.to_numpy()[rows]
         reason = shapely.is_valid_reason(geom[invalid][ok])
         kinds = sorted({str(r).split("[")[0].strip() for r in reason})
-        report.issue(name, "repaired", "invalid geometry (" + ", ".join(kinds[:3])
-                     + ", e.g. a self-intersecting 'bow-tie' ring); repaired with make_valid",
+        report.issue(name, "repaired", f"invalid geometry ({', '.join(kinds[:3])}, e.g. a "
+                     "'bow-tie' ring crossing itself); repaired with make_valid",
                      as_read[ok], _ids(gdf, rows[ok]))
         if (~ok).any():
             problems.append(
