@@ -282,8 +282,12 @@ class LiveTwin:
         if fc:
             amb = fc_df.groupby("time_s").size().index.to_numpy()  # forecast step ends
             amb_c = np.interp(amb, self.nominal.time_s, self.nominal.temp_c) + self.ambient_bias_c
-            out["maintenance"] = maintenance.ranking(self.trafos, thermal=th, fc=fc,
-                                                     issue_s=issue_s, step_s=self.setup.dt_s)
+            rank = maintenance.ranking(self.trafos, thermal=th, fc=fc, issue_s=issue_s,
+                                       step_s=self.setup.dt_s)
+            G = self.setup.city.power  # where each transformer is (city CRS), for the map
+            rank["x"] = [float(G.nodes[a].get("x", np.nan)) for a in rank["asset_id"]]
+            rank["y"] = [float(G.nodes[a].get("y", np.nan)) for a in rank["asset_id"]]
+            out["maintenance"] = rank
             out["alerts"] = maintenance.alerts(self.trafos, setup=self.setup, thermal=th, fc=fc,
                                                issue_s=issue_s, ambient_c=amb_c)
         wall = time.perf_counter() - t0

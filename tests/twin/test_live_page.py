@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from citytwin import examples
-from citytwin.app.pages.live import live_folders, load_live, multiplier_figure, sensor_figure
+from citytwin.app.pages.live import (
+    live_folders,
+    load_live,
+    multiplier_figure,
+    sensor_figure,
+    state_map,
+)
 from citytwin.energy.engine import EnergyParams
 from citytwin.twin.forecast import EnergySetup, simulate
 from citytwin.twin.live import LiveTwin
@@ -55,6 +61,11 @@ def test_live_page_readers(tmp_path: Path, feed) -> None:  # type: ignore[no-unt
     fig = sensor_figure(view, fault, "top_oil")
     assert [t.name for t in fig.data][0] == "observed" and len(fig.data) == 5
     assert len(multiplier_figure(view).data) == 3
+    m = state_map(view)
+    assert m is not None
+    colour = list(m.data[0].marker.color)
+    assert len(colour) == len(setup.transformers())
+    assert view.ranking["asset_id"].iloc[colour.index(max(colour))] == fault  # the hottest
 
 
 @pytest.mark.browser
@@ -83,6 +94,7 @@ def test_live_page_updates_in_the_browser(tmp_path: Path, feed) -> None:  # type
             alerts.wait_for(timeout=30_000)
             assert f"overload of {fault}" in alerts.inner_text()
             assert page.locator(".citytwin-live-ranking").inner_text().count(fault) >= 1
+            assert page.locator(".citytwin-live-map .js-plotly-plot").count() == 1
             b.close()
     finally:
         srv.stop()

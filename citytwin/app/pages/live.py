@@ -22,7 +22,7 @@ from citytwin.app.widgets import Heading, KeyValueTable, Para
 from citytwin.twin.live import read_parts
 
 __all__ = ["Page", "LiveView", "live_folders", "load_live", "signature", "sensor_figure",
-           "multiplier_figure"]
+           "multiplier_figure", "state_map"]
 
 POLL_S = 1.0
 
@@ -179,6 +179,30 @@ def multiplier_figure(view: LiveView) -> go.Figure:
     return fig
 
 
+def state_map(view: LiveView) -> go.Figure | None:
+    """The transformers where they are, coloured by the forecast's maximum loading (median,
+    % of the effective rating), larger when at risk; the alerted ones outlined."""
+    r = view.ranking
+    if not len(r) or "x" not in r:
+        return None
+    alerted = set(view.alerts.loc[view.alerts["issue_s"] == r["issue_s"].iloc[0], "asset_id"]) \
+        if len(view.alerts) else set()
+    text = [f"{a}: forecast max {lo:.0f} %, g {g:.2f}, loss of life {lol:.3g} h"
+            for a, lo, g, lol in zip(r["asset_id"], r["forecast_max_loading_pct_p50"],
+                                     r["rating_factor_g"], r["loss_of_life_h"], strict=True)]
+    fig = go.Figure(go.Scatter(
+        x=r["x"], y=r["y"], mode="markers", text=text, hoverinfo="text", name="transformers",
+        marker={"size": 8 + 14 * r["risk"], "color": r["forecast_max_loading_pct_p50"],
+                "colorscale": "RdYlGn_r", "cmin": 0, "cmax": 120,
+                "colorbar": {"title": "max loading %"},
+                "line": {"width": [3 if a in alerted else 0.5 for a in r["asset_id"]],
+                         "color": "#000"}}))
+    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title="transformers: forecast max loading (outlined: alert)",
+                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
+    return fig
+
+
 def _table(df: pd.DataFrame, cols: list[str], classes: str) -> str:
     from html import escape
 
@@ -224,6 +248,10 @@ def Page():
     solara.Select("live folder", values=folders, value=chosen, classes=["citytwin-live-folder"])
     with solara.Div(classes=["citytwin-live-summary"]):
         KeyValueTable(view.summary())
+    smap = state_map(view)
+    if smap is not None:
+        with solara.Div(classes=["citytwin-live-map"]):
+            Plot(smap)
     assets = view.assets()
     pick = asset.value if asset.value in assets else (assets[0] if assets else "")
     if assets:
