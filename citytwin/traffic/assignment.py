@@ -74,7 +74,9 @@ class UEResult:
     flow: np.ndarray  # per link, in the order of ``network.links``
     cost: np.ndarray  # link travel time at ``flow`` (time units of the net file)
     tstt: float  # total system travel time sum(flow * time)
-    gaps: list[float] = field(default_factory=list)  # relative gap at each iteration's flows
+    # relative gap per iteration: measured at the flows (always the last one; every one for
+    # bfw), or for gp between measurements the estimate its path sweep makes on the way
+    gaps: list[float] = field(default_factory=list)
     iterations: int = 0
     total_cost: float = 0.0  # sum(flow * generalized cost); equals tstt without toll/distance
     objective: float = 0.0  # Beckmann objective (integral of the generalized cost)
@@ -271,7 +273,8 @@ def _gp_sweep(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from,
     its path set, and flow moves from every costlier path to the cheapest by the Newton step
     ``(c_p - c_min) / sum of cost derivatives on the links not shared``; link costs are updated
     as flow moves. ``used`` = [paths used, path links used]; arrays grow by doubling and are
-    returned. ``first``: all-or-nothing at the given costs (the start)."""
+    returned with the sweep's gap estimate ``excess / total`` (each OD pair's excess cost over
+    its cheapest path as the sweep reaches it). ``first``: all-or-nothing at the given costs."""
     n = indptr.size - 1
     dist = np.empty(n)
     pred = np.empty(n, dtype=np.int64)
@@ -283,6 +286,8 @@ def _gp_sweep(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from,
     mark = np.full(m, -1, dtype=np.int64)
     tmp = np.empty(n, dtype=np.int32)
     stamp = 0
+    excess = 0.0  # sum over OD pairs of (sum f_p c_p - q c_min) as the sweep meets them
+    total = 0.0
     for oi in range(origins.size):
         r = origins[oi]
         nd = 0
@@ -349,20 +354,30 @@ def _gp_sweep(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from,
                     for j in range(L):
                         x[tmp[j]] += ddem[k]
                     continue
-            if first or pnext[od_head[k]] < 0 and od_head[k] == best:
-                continue  # one path only: nothing to move
+            if first:
+                continue
+            if pnext[od_head[k]] < 0 and od_head[k] == best:  # one path, the shortest
+                c = 0.0
+                for j in range(plen[best]):
+                    c += cost[plinks[pstart[best] + j]]
+                total += ddem[k] * c
+                continue
             # the cheapest path at the current costs is the target
             cmin = np.inf
+            fc = 0.0
             p = od_head[k]
             while p >= 0:
                 c = 0.0
                 st = pstart[p]
                 for j in range(plen[p]):
                     c += cost[plinks[st + j]]
+                fc += pflow[p] * c
                 if c < cmin:
                     cmin = c
                     best = p
                 p = pnext[p]
+            excess += fc - ddem[k] * cmin
+            total += fc
             stamp += 1
             sb = stamp  # best's links carry sb
             bst = pstart[best]
@@ -418,7 +433,7 @@ def _gp_sweep(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from,
                 else:
                     prev = p
                 p = nxt
-    return plinks, pstart, plen, pflow, pnext
+    return plinks, pstart, plen, pflow, pnext, excess, total
 
 
 @nb.njit(cache=True)
@@ -567,20 +582,27 @@ def _gp(P: _Problem, res: UEResult, gap: float, max_iter: int) -> np.ndarray:
     x = np.zeros(P.m)
     scratch = np.empty(P.m)
     P.aon(P.cost(x), scratch)  # raises on OD pairs without a path
+    estimate = np.inf
     for it in range(max_iter + 1):
-        if it > 0:  # the gap at the current flows (iteration 1: all-or-nothing at free flow)
+        # the exact gap needs a shortest-path sweep of its own: measured at the start, at the
+        # end and whenever the estimate of the previous sweep comes near the target
+        if it == 1 or it == max_iter or (it > 1 and estimate <= 2.0 * gap):
             cost = P.cost(x)
             sptt = P.aon(cost, scratch)
             total = float(x @ cost)
             if _record(res, it, 1.0 - sptt / total if total > 0 else 0.0, gap) \
                     or it == max_iter:
                 break
+        elif it > 1:
+            _record(res, it, estimate, 0.0)
+            res.converged = False
         cost = P.cost(x)
         der = _bpr_deriv(x, P.t0, P.cap, P.b, P.pw)
-        plinks, pstart, plen, pflow, pnext = _gp_sweep(
+        plinks, pstart, plen, pflow, pnext, exc, tot = _gp_sweep(
             P.origins, P.dptr, P.dnode, P.ddem, P.indptr, P.nbr_link, P.nbr_node, P.fr,
             P.blocked, P.t0, P.cap, P.b, P.pw, P.fixed, x, cost, der, plinks, pstart, plen,
             pflow, pnext, od_head, used, it == 0)
+        estimate = exc / tot if tot > 0 else 0.0
         np.maximum(x, 0.0, out=x)
         if used[1] > 0.75 * plinks.size:
             plinks = _gp_compact(plinks, pstart, plen, pnext, od_head, used)
