@@ -8,7 +8,7 @@ fundamental diagram (jam density 0.2 veh/m/lane, backward wave 5 m/s, capacity u
     .venv/bin/python benchmarks/traffic_vs_uxsim.py            # 10k, 50k, 100k trips
     .venv/bin/python benchmarks/traffic_vs_uxsim.py --quick    # 10k only
 
-Then a saturated case (``--saturated N``, default 40k trips in 30 min, fixed routes, 3 h simulated
+Then a saturated case (``--saturated N``, default 20k trips in 30 min, fixed routes, 3 h simulated
 horizon): queues form over the pulse and dissolve after it; compared are the vehicle-hours
 including unfinished trips and each link's discharge (vehicles that left it) in total and per
 5 minutes. ``--saturated 0`` skips it.
@@ -136,8 +136,6 @@ def saturated_case(G, n: int, *, pulse_s: float = 1800.0, horizon_s: float = 108
     busy = (dis_c > 0) | (dis_u > 0)
     r_bin = float(np.corrcoef(dis_c[busy], dis_u[busy])[0, 1])
     r_tot = float(np.corrcoef(tot_c, tot_u)[0, 1])
-    # the links that queue most (a queue for >= 3 bins in citytwin): their discharge per bin
-    q = eng.tables()["links"]
     print(f"\n== saturated: {n} trips departing over {pulse_s:.0f} s, horizon {horizon_s:.0f} s, "
           "fixed routes, no stuck timer in either")
     print(f"  CPU s            citytwin {cpu_c:8.2f}   uxsim C++ {cpu_u:8.2f}")
@@ -153,7 +151,6 @@ def saturated_case(G, n: int, *, pulse_s: float = 1800.0, horizon_s: float = 108
     for e in peak.tolist():
         print(f"    link {e:5d} capacity {cap[e]:6.0f} veh/h: peak {bins_s:.0f} s discharge "
               f"citytwin {dis_c[e].max() * 3600 / bins_s:6.0f}  uxsim {dis_u[e].max() * 3600 / bins_s:6.0f} veh/h")
-    del q
 
 
 def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1,
@@ -205,7 +202,7 @@ def main() -> None:
     ap.add_argument("--python-uxsim", action="store_true", help="also run UXsim's Python engine")
     ap.add_argument("--deltan", type=int, nargs="*", default=[1],
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
-    ap.add_argument("--saturated", type=int, default=40_000,
+    ap.add_argument("--saturated", type=int, default=20_000,
                     help="trips of the saturated pulse case (0: skip)")
     args = ap.parse_args()
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])

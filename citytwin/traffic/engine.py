@@ -80,21 +80,21 @@ _UTIL_TAU_S = 1800.0  # time constant of the links' utilisation estimate
 
 
 def sample_burst(rho: np.ndarray, sample: float) -> np.ndarray:
-    """Extra sampled vehicles a link may pass at once at utilisation ``rho`` and ``sample``.
+    """Extra sampled vehicles a link may pass at once at utilisation ``rho`` and ``sample``:
+    ``A ln(1/sample) (rho / (1 - rho)) ** 0.6``, 0 at sample 1.
 
-    ``C (1/sample - 1) + A ln(1/sample) (rho / (1 - rho)) ** 0.6``; 0 at sample 1. The rho term's
-    shape is fitted on a single bottleneck with Poisson arrivals (the depth at which a sampled run
-    has the full population's M/D/1 mean delay at samples 0.1 and 0.2, utilisations 0.3-0.92:
-    ~ ln(1/sample) (rho/(1-rho)) ** 0.57); the constant term carries the platoons a bursting
-    upstream link sends on. A and C were set on Kotka (sampled vs full mean delay); they are a
-    calibration, see ``benchmarks/scale.py`` for how they do on every test city."""
+    The shape is fitted on a single bottleneck with Poisson arrivals: the depth at which a
+    sampled run has the full population's (M/D/1) mean delay, at samples 0.1 and 0.2 and
+    utilisations 0.3-0.92, is ~0.86 ln(1/sample) (rho/(1-rho)) ** 0.57. On street networks the
+    arrivals at a link are burstier than Poisson (upstream links release their bursts as
+    platoons), so A = 2 is set on the test cities' sampled-vs-full mean delay (Kotka, the
+    synthetic cities); ``benchmarks/scale.py`` prints how it does on each."""
     r = np.clip(rho, 0.0, _RHO_MAX)
-    return _BURST_C * (1.0 / sample - 1.0) + _BURST_A * math.log(1.0 / sample) * (r / (1.0 - r)) ** 0.6
+    return _BURST_A * math.log(1.0 / sample) * (r / (1.0 - r)) ** 0.6
 
 
 _RHO_MAX = 0.95
-_BURST_A = 0.5
-_BURST_C = 0.3
+_BURST_A = 2.0
 
 
 class TrafficEngine:
