@@ -36,7 +36,41 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from _appharness import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
-MAP = ".citytwin-city-map .js-plotly-plot .scatterlayer .trace"
+MAP = (".citytwin-city-map .js-plotly-plot .scatterlayer .trace, "
+       ".citytwin-city-map .js-plotly-plot .gl-container canvas")  # SVG or WebGL traces
+
+
+def _descendants(root: int) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def _browser_cpu_s(exclude: int) -> float:
+    """CPU seconds of this process's descendants (Playwright's driver, Chromium and its
+    renderers, reaped children included) except the app server's tree."""
+    skip = {exclude, *_descendants(exclude)}
+    total = 0.0
+    for pid in _descendants(os.getpid()):
+        if pid in skip:
+            continue
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _cpu_s(pid: int) -> float:
@@ -187,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screenshot", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None,
                     help="write one screenshot per planner step into this folder")
+    ap.add_argument("--code", type=Path, default=None,
+                    help="serve the citytwin package in this folder instead (e.g. an older "
+                         "commit: git archive REV citytwin | tar -x -C DIR)")
+    ap.add_argument("--first-map-only", action="store_true",
+                    help="measure only the page opens (e.g. to compare with an older app)")
     ap.add_argument("--profile", action="store_true",
                     help="time the server's first-map steps in-process, then stop")
     ap.add_argument("--render", default=None,
@@ -222,26 +261,28 @@ def main(argv: list[str] | None = None) -> int:
         _runs(results, ["baseline", "ev_40"])
     shutil.copytree(results / "baseline", results / "baseline_copy")
     t = time.perf_counter()
-    srv = AppServer(results=results, log=tmp / "server.log")
+    srv = AppServer(results=results, log=tmp / "server.log", code=args.code)
     print(f"server answering after {time.perf_counter() - t:.1f} s")
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
             n = 1 if args.quick else 5
-            cold, warm, cpu = [], [], []
+            cold, warm, cpu, bcpu = [], [], [], []
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
             for i in range(n + 1):  # the first page open of all is the server's cold one
                 for kind in ("cold", "warm"):
                     page = (browser.new_page(viewport={"width": 1400, "height": 1000})
                             if kind == "cold" else ctx.new_page())
+                    b0 = _browser_cpu_s(srv.proc.pid)
                     c0, t = _cpu_s(srv.proc.pid), time.perf_counter()
                     page.goto(srv.url)
                     page.wait_for_selector(MAP, timeout=120_000)
                     dt, dc = time.perf_counter() - t, _cpu_s(srv.proc.pid) - c0
+                    db = _browser_cpu_s(srv.proc.pid) - b0
                     print(f"first map, page open #{i + 1} ({kind} browser cache): {dt:.2f} s "
-                          f"wall, server CPU {dc:.2f} s")
-                    if i == 0 and kind == "cold":
+                          f"wall, server CPU {dc:.2f} s, browser CPU {db:.2f} s")
+                    if i == 0 and kind == "cold" and not args.first_map_only:
                         shot(page, "1-city-map")
                         page.locator(".v-tab", has_text="Scenarios").first.click()
                         page.wait_for_selector(".citytwin-scenario-map .js-plotly-plot",
@@ -265,11 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                     elif i > 0:
                         (cold if kind == "cold" else warm).append(dt)
                         cpu.append(dc)
+                        bcpu.append(db)
                     page.close()
             ctx.close()
             print(f"first map, median of {len(cold)} page opens: cold browser cache "
-                  f"{_med(cold)} s, warm browser cache {_med(warm)} s; server CPU per page "
-                  f"open {_med(cpu)} s")
+                  f"{_med(cold)} s, warm browser cache {_med(warm)} s; per page open: server "
+                  f"CPU {_med(cpu)} s, browser CPU {_med(bcpu)} s")
+            if args.first_map_only:
+                browser.close()
+                return 0
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(srv.url + "compare")
             page.wait_for_selector(".citytwin-compare-select", timeout=120_000)

@@ -26,7 +26,9 @@ class AppServer:
     """``citytwin app`` as a child process; ``url`` once it answers HTTP."""
 
     def __init__(self, *, results: Path, data: Path | None = None, log: Path,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, code: Path | None = None) -> None:
+        """``code``: a folder holding another ``citytwin`` package to serve (benchmarks
+        compare an older app this way); default this checkout."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.data = Path(data) if data is not None else ROOT / "geodata"
@@ -37,8 +39,12 @@ class AppServer:
         self.log_path = Path(log)
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env)
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
+            if data is None:
+                cmd += ["--data", str(ROOT / "geodata")]
+        self.proc = subprocess.Popen(cmd, cwd=code or ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
