@@ -783,10 +783,14 @@ def _check_axis_order(checked: dict[str, gpd.GeoDataFrame], problems: list[str])
     x, y = shapely.get_coordinates(geoms).T
     if not len(x) or np.abs(x).max() > 90.0:  # x is beyond any latitude: cannot be swapped
         return
-    given = gpd.GeoSeries(geoms, crs=b.crs)
-    swapped = gpd.GeoSeries(shapely.transform(geoms, lambda c: c[:, ::-1]), crs=b.crs)
-    as_given, n = _right_angle_share(given.to_crs(local_crs(given)).values)
-    as_swapped, _ = _right_angle_share(swapped.to_crs(local_crs(swapped)).values)
+    def conformal(g: np.ndarray) -> np.ndarray:  # a transverse Mercator on the data (cheap)
+        lon, lat = np.median(shapely.get_coordinates(g), axis=0)
+        tm = CRS.from_proj4(f"+proj=tmerc +lat_0={lat:.6f} +lon_0={lon:.6f} +k=1 +x_0=0 "
+                            "+y_0=0 +datum=WGS84 +units=m +no_defs")
+        return gpd.GeoSeries(g, crs=b.crs).to_crs(tm).values
+
+    as_given, n = _right_angle_share(conformal(geoms))
+    as_swapped, _ = _right_angle_share(conformal(shapely.transform(geoms, lambda c: c[:, ::-1])))
     if n >= 8 and as_swapped >= 0.5 and as_given <= as_swapped / 4:
         problems.append(
             f"layer 'buildings': coordinates look like latitude/longitude in the wrong order "

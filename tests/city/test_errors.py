@@ -12,6 +12,7 @@ from citytwin.city import City
 from citytwin.errors import GeodataError
 from citytwin.osm import write_gpkg
 
+ROOT = Path(__file__).resolve().parents[2]
 X0, Y0 = 385_000.0, 6_672_000.0
 
 
@@ -154,3 +155,15 @@ def test_bad_facility_kind_and_several_layers_at_once(tiny_layers, tmp_path: Pat
     msg = str(exc.value)
     assert "kind ['spaceport']" in msg and "missing required column 'highway'" in msg
     assert str(tmp_path / "city.gpkg") in msg
+
+
+def test_real_city_with_lon_lat_swapped_is_an_error_saying_so() -> None:
+    """Helsinki's own layers written y/x: within ±90/±180, so only the footprint corners tell
+    (74 % right angles read swapped back, 3 % as written)."""
+    from citytwin.layers import read_layers
+
+    raw = read_layers(ROOT / "geodata" / "helsinki.gpkg")
+    swapped = {n: g.set_geometry(shapely.transform(g.geometry.values, lambda c: c[:, ::-1]))
+               for n, g in raw.items()}
+    with pytest.raises(GeodataError, match="latitude/longitude in the wrong order"):
+        City.from_layers(swapped, name="helsinki-swapped")
