@@ -133,6 +133,7 @@ class TrafficEngine:
         self._arrived_seen = np.zeros(self.n_trips, dtype=bool)
         self._departed_seen = np.zeros(self.n_trips, dtype=bool)
         self._rng_route = stream(seed, "routing")
+        self._route_limit: float | None = None
         self._create_agents()
 
     # ------------------------------------------------------------------ setup
@@ -292,7 +293,15 @@ class TrafficEngine:
             return
         src = np.concatenate([self.o_pos[todo], self.arrays.edge_to[self.cur_link[pick]]])
         dst = np.concatenate([self.d_pos[todo], self.d_pos[pick]])
-        off, edges = route_trips(self.arrays, src, dst, cost=cost, csr=self.csr)
+        off, edges = route_trips(self.arrays, src, dst, cost=cost, csr=self.csr,
+                                 limit=self._route_limit)
+        # the next trees stop at 1.5 x the 95th percentile route cost of this refresh (exact:
+        # trips beyond it are routed again on whole trees, see route_trips)
+        lens = np.diff(off)
+        found = lens > 0
+        if found.any():
+            rc = np.add.reduceat(cost[edges], off[:-1][found])
+            self._route_limit = max(600.0, 1.5 * float(np.percentile(rc, 95)))
         nt = todo.size
         if nt:
             self._store_routes(todo, off[: nt + 1], edges[: off[nt]])

@@ -98,11 +98,17 @@ def route_trips(
     cost: np.ndarray,
     batch: int = 256,
     csr: tuple[np.ndarray, np.ndarray] | None = None,
+    limit: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fastest routes for trips ``src[i] -> dst[i]`` (node positions) under link ``cost`` (s).
 
     Returns ``(offsets, edges)``: the edge ids of trip ``i`` are ``edges[offsets[i]:offsets[i+1]]``;
     an empty route means unreachable (or ``src == dst``).
+
+    ``limit`` (s) stops each tree at that cost (Dijkstra settles nodes in cost order, so every
+    route found is still the shortest); the trips it leaves without a route are routed again
+    with unbounded trees, so the result is the same as without a limit, only faster when most
+    trips are shorter than ``limit``.
     """
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
@@ -123,7 +129,8 @@ def route_trips(
     root_idx = np.searchsorted(roots, key)
     for b0 in range(0, roots.shape[0], batch):
         sel_roots = roots[b0 : b0 + batch]
-        _, pred = csgraph.dijkstra(mat, directed=True, indices=sel_roots, return_predecessors=True)
+        _, pred = csgraph.dijkstra(mat, directed=True, indices=sel_roots, return_predecessors=True,
+                                   limit=np.inf if limit is None else float(limit))
         trips = np.flatnonzero((root_idx >= b0) & (root_idx < b0 + batch))
         if trips.shape[0] == 0:
             continue
@@ -133,6 +140,13 @@ def route_trips(
         )
         lens[trips] = np.diff(off)
         parts.append((trips, off, edges))
+    if limit is not None:  # beyond the limit: again with whole trees
+        miss = np.flatnonzero((lens == 0) & (src != dst))
+        if miss.size:
+            off, edges = route_trips(arrays, src[miss], dst[miss], cost=cost, batch=batch,
+                                     csr=(out_off, out_edges))
+            lens[miss] = np.diff(off)
+            parts.append((miss, off, edges))
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     out = np.empty(offsets[-1], dtype=np.int64)

@@ -39,3 +39,16 @@ def test_routes_are_connected_and_shortest_in_both_tree_directions():
     b = road_arrays(H)
     off, _ = route_trips(b, [0], [b.node_pos(999)], cost=b.freeflow_s)
     assert off[1] == 0
+
+
+def test_limited_trees_give_the_same_routes():
+    """Trees stopped at ``limit`` and the trips beyond it routed again: the routes of unlimited
+    trees, for short and long trips alike."""
+    a = road_arrays(grid_roads(9, 9, seed=2))
+    rng = np.random.default_rng(3)
+    cost = a.freeflow_s * rng.uniform(1, 3, a.n_edges)
+    src, dst = rng.integers(0, 81, 500), rng.integers(0, 81, 500)
+    full = route_trips(a, src, dst, cost=cost)
+    for limit in (0.0, 60.0, float(np.median(cost)) * 4, 1e9):
+        got = route_trips(a, src, dst, cost=cost, limit=limit)
+        assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1]), limit
