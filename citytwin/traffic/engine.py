@@ -450,7 +450,8 @@ class TrafficEngine:
 
     def ev_arrivals(self, since_s: float, until_s: float) -> pd.DataFrame:
         """EV trips that arrived in ``[since_s, until_s)``: vehicle_id, building_id, arrive_s,
-        distance_km, purpose."""
+        distance_km, purpose, and duration_s (departure to arrival: the energy engine's EV
+        consumption depends on the trip's mean speed)."""
         sel = np.flatnonzero(self.is_ev & (self.state == K.ARRIVED) & (self.arrive_t >= since_s)
                              & (self.arrive_t < until_s))
         from citytwin.traffic.outputs import route_lengths
@@ -461,6 +462,7 @@ class TrafficEngine:
             "arrive_s": self.arrive_t[sel],
             "distance_km": route_lengths(self)[sel] / 1000.0,
             "purpose": self.trips["purpose"].to_numpy()[sel],
+            "duration_s": self.arrive_t[sel] - self.depart_t[sel],
         })
 
     def check_conservation(self) -> None:

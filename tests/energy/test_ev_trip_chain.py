@@ -131,3 +131,26 @@ def test_skipped_loading_steps_are_counted(tiny_city):  # noqa: F811
     assert blank > 0
     assert k["loading_skipped_steps_count"] == blank
     assert np.isfinite(k["max_line_loading_pct"])
+
+
+def test_traffic_trips_drive_ev_energy_by_their_speed_and_the_weather(grid_city, tmp_path):
+    """The joint traffic → energy: every EV trip the traffic engine completes costs its km ×
+    kWh/km × the factor of its own mean speed and the outdoor temperature at arrival."""
+    from citytwin.model import CityModel
+    from citytwin.scenario import scenario_from_dict
+
+    spec = scenario_from_dict({"name": "ev", "city": str(tmp_path / "c.gpkg"), "duration_h": 24,
+                               "start": "2024-01-16", "fleet": {"ev_share": 0.5},
+                               "traffic": {}, "energy": {"power_flow": False}})
+    m = CityModel(spec, city=grid_city)
+    m.run()
+    arr = m.traffic.ev_arrivals(0.0, m.duration_s)
+    assert len(arr) > 0 and (arr["duration_s"] > 0).all()
+    e = m.energy
+    temp = e._with_temperature(arr)["temp_c"].to_numpy()
+    speed = arr["distance_km"].to_numpy() / (arr["duration_s"].to_numpy() / 3600.0)
+    per_km = e.params.ev_consumption_kwh_per_km * consumption_factor(temp, speed)
+    expected = float((arr["distance_km"].to_numpy() * per_km).sum()) / m.traffic.params.sample
+    assert e.kpis()["ev_driven_kwh"] == pytest.approx(expected, rel=1e-9)
+    assert temp.max() < 5.0                     # a January day: the cold costs more per km
+    assert expected > 1.1 * float(arr["distance_km"].sum()) * 0.18 / m.traffic.params.sample

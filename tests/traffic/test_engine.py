@@ -133,7 +133,10 @@ def test_ev_arrivals_and_kpis(city_of):
     ev = eng.ev_arrivals(0, 1e9)
     tr = eng.trips_table()
     assert len(ev) == int((tr.vehicle_type == "ev").sum()) > 50
-    assert set(ev.columns) == {"vehicle_id", "building_id", "arrive_s", "distance_km", "purpose"}
+    assert set(ev.columns) == {"vehicle_id", "building_id", "arrive_s", "distance_km", "purpose",
+                               "duration_s"}
+    ev_trips = tr[tr.vehicle_type == "ev"]
+    np.testing.assert_allclose(np.sort(ev["duration_s"]), np.sort(ev_trips.arrive_s - ev_trips.depart_s))
     assert k["vehicle_km_km"] == pytest.approx(tr.route_length_m.sum() / 1000)
     assert k["co2_total_t"] == pytest.approx(
         (tr.route_length_m / 1000 * np.where(tr.vehicle_type == "ev", 14.0, 170.0)).sum() / 1e6)
