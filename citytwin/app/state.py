@@ -16,6 +16,7 @@ import solara
 
 from citytwin.app.config import AppConfig, safe_name
 from citytwin.app.session import Session
+from citytwin.errors import InputError
 
 __all__ = ["AppState", "AppContext", "Layout", "use_app", "workspace_from_query", "new_workspace",
            "with_workspace"]
@@ -65,6 +66,24 @@ def workspace_from_query(search: str | None) -> str | None:
     return safe_name(name, what="workspace") if name else None
 
 
+def _pick_workspace(search: str | None) -> tuple[str, str | None]:
+    """(workspace, why the address's one was refused or None): the address's workspace if it
+    is a plain name, else a fresh private one — a refused name is a message, not a crash."""
+    try:
+        return workspace_from_query(search) or new_workspace(), None
+    except InputError as exc:
+        log.warning("app: %s", exc)
+        return new_workspace(), str(exc)
+
+
+def _query_workspace(search: str | None) -> str | None:
+    """The address's workspace, None when absent or not allowed."""
+    try:
+        return workspace_from_query(search)
+    except InputError:
+        return None
+
+
 def new_workspace() -> str:
     """A fresh private workspace id (``w-`` and 12 random hex digits, 48 bits)."""
     import secrets
@@ -87,12 +106,11 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
     router = solara.use_router()
     # runs are private to a workspace: a page opened without ?workspace= gets a fresh id,
     # written into the address so a reload (or a bookmark) finds the same runs again
-    workspace = solara.use_memo(lambda: workspace_from_query(router.search) or new_workspace(),
-                                [])
+    workspace, refused = solara.use_memo(lambda: _pick_workspace(router.search), [])
     session = solara.use_memo(lambda: Session(cfg, session_id=workspace), [])
 
     def keep_in_url() -> None:
-        if router.set_path is not None and workspace_from_query(router.search) != workspace:
+        if router.set_path is not None and _query_workspace(router.search) != workspace:
             router.push(with_workspace(router.path, router.search, workspace))
 
     solara.use_effect(keep_in_url, [router.path, router.search])
@@ -124,7 +142,9 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
 
     solara.use_effect(subscribe, [])
     AppContext.provide(state)
-    with solara.Column(children=children, style={"width": "100%"}):
+    notice = ([solara.Warning(f"{refused}; this page opened a new private workspace instead.",
+                              classes=["citytwin-workspace-refused"])] if refused else [])
+    with solara.Column(children=[*notice, *children], style={"width": "100%"}):
         pass
 
 
