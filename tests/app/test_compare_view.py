@@ -154,3 +154,32 @@ def test_glossary_names_units_direction_and_flags() -> None:
 def test_small_n_intervals_are_flagged(two_scenarios: dict) -> None:
     wide = format_kpi_table(kpi_table(two_scenarios, group_by="scenario"))
     assert wide.iloc[0]["ev"].endswith("⚠ n=3")
+
+
+def test_single_run_groups_match_citytwin_compare(tmp_path: Path) -> None:
+    """The per-folder table's fast path gives compare()'s numbers: a KPI missing from the
+    first result ("no baseline"), a zero baseline (no %), NaN values and three results."""
+    from citytwin.app.compare_view import _compare_single_runs
+    from citytwin.comparison import compare
+
+    kp = [{"energy": {"peak_load_kw": 10.0, "zero_kw": 0.0}, "traffic": {"delay_s": 4.0}},
+          {"energy": {"peak_load_kw": 12.5, "zero_kw": 3.0, "new_kw": 1.0},
+           "traffic": {"delay_s": float("nan")}},
+          {"energy": {"peak_load_kw": 9.0, "zero_kw": 0.0}, "traffic": {"delay_s": 5.0}}]
+    res = {f"r{i}": load_results(write_results(tmp_path, f"r{i}", scenario="s", seed=i,
+                                               kpis=k)) for i, k in enumerate(kp)}
+    t = kpi_table(res)
+    assert t is not None and (t.n == 1).all()
+    df = pd.concat([r["kpis"].assign(scenario=label) for label, r in res.items()],
+                   ignore_index=True)
+    assert _compare_single_runs(df) is not None  # the fast path was taken
+    ref = compare(df)
+    pd.testing.assert_frame_equal(t.reset_index(drop=True), ref.reset_index(drop=True),
+                                  check_dtype=False)
+    new = t[t.kpi == "new_kw"].iloc[0]
+    assert new["method"] == "no baseline" and np.isnan(new["diff"])
+    # several seeds in a group: the intervals of compare() (no fast path)
+    two = {**res, "again": load_results(write_results(tmp_path, "again", scenario="s", seed=7,
+                                                      kpis=kp[0]))}
+    pooled = kpi_table(two, group_by="scenario")
+    assert (pooled.n == 4).any() and pooled["ci_low"].notna().any()
