@@ -33,6 +33,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from citytwin.energy.admittance import MV_CABLE, GridLayout, build_admittance, grid_layout
 from citytwin.errors import InputError
 
 __all__ = ["PowerMap", "StepFlow", "GridSolver", "to_pandapower", "power_graph_of"]
@@ -44,7 +45,6 @@ EXT_GRID_VM_PU = 1.02
 V_MIN_PU, V_MAX_PU = 0.95, 1.05
 # Reuse Ybus and the internal arrays between steps of one topology; only loads/PV change.
 _RECYCLE = {"bus_pq": True, "trafo": False, "gen": False}
-_MV_CABLE = {20.0: "NA2XS2Y 1x240 RM/25 12/20 kV", 10.0: "NA2XS2Y 1x240 RM/25 6/10 kV"}
 
 
 @dataclass
@@ -79,19 +79,17 @@ def power_graph_of(city_or_graph: Any) -> nx.Graph:
     return G
 
 
-def _trafo_type(net: Any, rated_kva: int, mv_kv: float) -> str:
+def _ensure_trafo_type(net: Any, name: str, data: tuple[float, float, float, float, float, float]) -> None:
     import pandapower as pp
 
-    name = f"{rated_kva / 1000:g} MVA {mv_kv:g}/0.4 kV"
-    if not pp.std_type_exists(net, name, element="trafo"):
-        base = pp.load_std_type(net, f"0.63 MVA {mv_kv:g}/0.4 kV", element="trafo")
-        data = {k: v for k, v in dict(base).items() if not (isinstance(v, float) and math.isnan(v))}
-        scale = rated_kva / 630.0
-        data.update(sn_mva=rated_kva / 1000.0, vn_hv_kv=mv_kv, vn_lv_kv=0.4,
-                    pfe_kw=base["pfe_kw"] * scale ** 0.75,
-                    vkr_percent=base["vkr_percent"] / scale ** 0.25)
-        pp.create_std_type(net, data, name, element="trafo")
-    return name
+    if pp.std_type_exists(net, name, element="trafo"):
+        return
+    sn, vn_hv, vk, vkr, pfe, i0 = data
+    base = pp.load_std_type(net, f"0.63 MVA {vn_hv:g}/0.4 kV", element="trafo")
+    spec = {k: v for k, v in dict(base).items() if not (isinstance(v, float) and math.isnan(v))}
+    spec.update(sn_mva=sn, vn_hv_kv=vn_hv, vn_lv_kv=0.4, vk_percent=vk, vkr_percent=vkr, pfe_kw=pfe,
+                i0_percent=i0)
+    pp.create_std_type(net, spec, name, element="trafo")
 
 
 def to_pandapower(
@@ -100,76 +98,82 @@ def to_pandapower(
 ) -> tuple[Any, PowerMap]:
     """Export the power graph of ``city`` (a City or the graph) to a pandapower network.
 
-    Loads start at each building's design (coincident) load ``design_kw`` with ``cos_phi``;
-    PV sgens at 0. With ``aggregate_loads`` there is one load per transformer LV bus and
-    ``PowerMap.load`` maps every building to its bus's load.
+    Element indices follow :func:`citytwin.energy.admittance.grid_layout`. Loads start at each
+    building's design (coincident) load ``design_kw`` with ``cos_phi``; PV sgens at 0. With
+    ``aggregate_loads`` there is one load per transformer LV bus and ``PowerMap.load`` maps every
+    building to its bus's load.
     """
     import pandapower as pp
 
     G = power_graph_of(city)
     mv_kv = float(G.graph.get("mv_kv", 20.0))
-    if mv_kv not in _MV_CABLE:
-        raise InputError([f"power graph: mv_kv={mv_kv} not supported, expected one of {sorted(_MV_CABLE)}"])
+    if mv_kv not in MV_CABLE:
+        raise InputError([f"power graph: mv_kv={mv_kv} not supported, expected one of {sorted(MV_CABLE)}"])
+    lay = grid_layout(G)
     net = pp.create_empty_network(name=str(G.graph.get("name", "citytwin")))
-    pm = PowerMap()
-    nodes = sorted(G.nodes(data=True), key=lambda nd: (nd[1]["kind"], str(nd[0])))
+    pm = _power_map(lay, aggregate_loads=aggregate_loads, pv=pv)
     tan = math.tan(math.acos(cos_phi))
-    mv_nodes = [(n, d) for n, d in nodes if d["kind"] in ("substation", "mv_node", "transformer")]
-    idx = pp.create_buses(net, len(mv_nodes), vn_kv=mv_kv, name=[str(n) for n, _ in mv_nodes],
-                          type="b", geodata=[(d["x"], d["y"]) for _, d in mv_nodes])
-    pm.bus = {n: int(i) for (n, _), i in zip(mv_nodes, idx, strict=True)}
-    trs = [(n, d) for n, d in nodes if d["kind"] == "transformer"]
-    lv = pp.create_buses(net, len(trs), vn_kv=0.4, name=[f"{n}:lv" for n, _ in trs], type="b")
-    pm.lv_bus = {n: int(i) for (n, _), i in zip(trs, lv, strict=True)}
-    for n, d in nodes:
-        if d["kind"] == "substation":
-            pm.ext_grid[n] = int(pp.create_ext_grid(net, pm.bus[n], vm_pu=ext_vm_pu, name=str(n)))
-    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for n, d in trs:
-        by_type.setdefault(_trafo_type(net, int(d["rated_kva"]), mv_kv), []).append((n, d))
-    for std, group in sorted(by_type.items()):
-        ti = pp.create_transformers(net, [pm.bus[n] for n, _ in group], [pm.lv_bus[n] for n, _ in group],
-                                    std_type=std, name=[str(n) for n, _ in group],
-                                    parallel=[int(d.get("parallel", 1)) for _, d in group])
-        pm.trafo.update({n: int(i) for (n, _), i in zip(group, ti, strict=True)})
-    cable = _MV_CABLE[mv_kv]
-    edges = sorted(((u, v, d) for u, v, d in G.edges(data=True) if d["kind"] in ("mv_line", "tie")),
-                   key=lambda e: e[2]["element_id"])
-    if edges:
-        li = pp.create_lines(net, [pm.bus[u] for u, _, _ in edges], [pm.bus[v] for _, v, _ in edges],
-                             length_km=[d["length_m"] / 1000.0 for *_, d in edges], std_type=cable,
-                             name=[d["element_id"] for *_, d in edges],
-                             parallel=[int(d.get("n_cables", 1)) for *_, d in edges])
-        pm.line = {d["element_id"]: int(i) for (*_, d), i in zip(edges, li, strict=True)}
-        ties = [(u, d["element_id"]) for u, _, d in edges if d["kind"] == "tie"]
-        if ties:
-            si = pp.create_switches(net, [pm.bus[u] for u, _ in ties], [pm.line[e] for _, e in ties],
-                                    et="l", closed=False, name=[e for _, e in ties])
-            pm.switch = {e: int(i) for (_, e), i in zip(ties, np.atleast_1d(si), strict=True)}
-    blds = sorted((d["building_id"], d) for _, d in G.nodes(data=True) if d["kind"] == "building")
-    pm.building_transformer = {b: d["transformer"] for b, d in blds}
+    n_mv = len(lay.bus)
+    pp.create_buses(net, n_mv, vn_kv=mv_kv, name=lay.bus_names[:n_mv], type="b",
+                    geodata=lay.bus_xy[:n_mv])
+    pp.create_buses(net, len(lay.lv_bus), vn_kv=0.4, name=lay.bus_names[n_mv:], type="b")
+    for sub, _ in sorted(lay.ext_grid.items(), key=lambda kv: kv[1]):
+        pp.create_ext_grid(net, lay.bus[sub], vm_pu=ext_vm_pu, name=str(sub))
+    for name, data in sorted(lay.trafo_types.items()):
+        _ensure_trafo_type(net, name, data)
+    rows = lay.trafo_rows
+    if rows:
+        # one call per standard type, in layout order (the layout groups rows by type)
+        k = 0
+        while k < len(rows):
+            std = rows[k][1]
+            group = [r for r in rows[k:] if r[1] == std]
+            pp.create_transformers(net, [lay.bus[r[0]] for r in group], [lay.lv_bus[r[0]] for r in group],
+                                   std_type=std, name=[str(r[0]) for r in group],
+                                   parallel=[r[2] for r in group])
+            k += len(group)
+    if lay.line_rows:
+        pp.create_lines(net, [r[1] for r in lay.line_rows], [r[2] for r in lay.line_rows],
+                        length_km=[r[3] for r in lay.line_rows], std_type=lay.cable,
+                        name=[r[0] for r in lay.line_rows], parallel=[r[4] for r in lay.line_rows])
+        if lay.switch:
+            ties = sorted(lay.switch, key=lay.switch.__getitem__)
+            pp.create_switches(net, [lay.line_rows[lay.line[e]][1] for e in ties], [lay.line[e] for e in ties],
+                               et="l", closed=False, name=ties)
+    blds = lay.buildings
     if aggregate_loads:
         p_tr: dict[str, float] = {}
         for _, d in blds:
             p_tr[d["transformer"]] = p_tr.get(d["transformer"], 0.0) + d.get("design_kw", 0.0)
-        tr_ids = [n for n, _ in trs]
+        tr_ids = lay.transformers
         p = np.array([p_tr.get(t, 0.0) for t in tr_ids]) / 1000.0
-        li = pp.create_loads(net, [pm.lv_bus[t] for t in tr_ids], p_mw=p, q_mvar=p * tan, name=tr_ids)
-        load_of = {t: int(i) for t, i in zip(tr_ids, li, strict=True)}
-        pm.load = {b: load_of[d["transformer"]] for b, d in blds}
+        pp.create_loads(net, [lay.lv_bus[t] for t in tr_ids], p_mw=p, q_mvar=p * tan, name=tr_ids)
         if pv:
-            si = pp.create_sgens(net, [pm.lv_bus[t] for t in tr_ids], p_mw=0.0, q_mvar=0.0, name=tr_ids)
-            sg_of = {t: int(i) for t, i in zip(tr_ids, si, strict=True)}
-            pm.sgen = {b: sg_of[d["transformer"]] for b, d in blds}
+            pp.create_sgens(net, [lay.lv_bus[t] for t in tr_ids], p_mw=0.0, q_mvar=0.0, name=tr_ids)
     elif blds:
-        buses = [pm.lv_bus[d["transformer"]] for _, d in blds]
+        buses = [lay.lv_bus[d["transformer"]] for _, d in blds]
         p = np.array([d.get("design_kw", 0.0) for _, d in blds]) / 1000.0
-        li = pp.create_loads(net, buses, p_mw=p, q_mvar=p * tan, name=[f"b{b}" for b, _ in blds])
-        pm.load = {b: int(i) for (b, _), i in zip(blds, li, strict=True)}
+        pp.create_loads(net, buses, p_mw=p, q_mvar=p * tan, name=[f"b{b}" for b, _ in blds])
         if pv:
-            si = pp.create_sgens(net, buses, p_mw=0.0, q_mvar=0.0, name=[f"b{b}" for b, _ in blds])
-            pm.sgen = {b: int(i) for (b, _), i in zip(blds, si, strict=True)}
+            pp.create_sgens(net, buses, p_mw=0.0, q_mvar=0.0, name=[f"b{b}" for b, _ in blds])
     return net, pm
+
+
+def _power_map(lay: GridLayout, *, aggregate_loads: bool, pv: bool) -> PowerMap:
+    """The graph id -> element index maps of ``lay`` (the same for the export and the own model)."""
+    pm = PowerMap(bus=dict(lay.bus), lv_bus=dict(lay.lv_bus), trafo=dict(lay.trafo), line=dict(lay.line),
+                  switch=dict(lay.switch), ext_grid=dict(lay.ext_grid))
+    pm.building_transformer = {b: d["transformer"] for b, d in lay.buildings}
+    if aggregate_loads:
+        of = {t: i for i, t in enumerate(lay.transformers)}
+        pm.load = {b: of[d["transformer"]] for b, d in lay.buildings}
+        if pv:
+            pm.sgen = dict(pm.load)
+    else:
+        pm.load = {b: i for i, (b, _) in enumerate(lay.buildings)}
+        if pv:
+            pm.sgen = dict(pm.load)
+    return pm
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ class _FastPF:
         if ppc is None or "internal" not in ppc:
             return None
         ppci = ppc["internal"]
-        if (len(ppci["pv"]) or "Ybus" not in ppci or "branch_is" not in ppci
+        if ("Ybus" not in ppci or "branch_is" not in ppci or "pv" not in ppci or len(ppci["pv"])
                 or not np.array_equal(ppci["bus"][:, 0].real, np.arange(ppci["bus"].shape[0]))):
             return None
         self = cls()
@@ -298,6 +302,51 @@ class _FastPF:
         lv = lookup[tr["lv_bus"].to_numpy()]
         self.lv_live = lv < self.nb
         self.lv_bus = np.where(self.lv_live, lv, 0)
+        return self
+
+    @classmethod
+    def from_layout(cls, lay: GridLayout, *, ext_vm_pu: float) -> _FastPF | None:
+        """The normal topology (no outage, ties open) built by :mod:`citytwin.energy.admittance`,
+        without pandapower; the start is flat (``ext_vm_pu`` everywhere). None for a grid the
+        Z-bus iteration cannot take (no infeed, or a bus without a path to one)."""
+        from scipy.sparse.csgraph import connected_components
+        from scipy.sparse.linalg import splu
+
+        adm = build_admittance(lay)
+        nb = adm.n_bus
+        if not len(adm.ref) or not nb:
+            return None
+        _, comp = connected_components(adm.Ybus, directed=False)
+        if not np.all(np.isin(comp, comp[adm.ref])):
+            return None
+        self = cls()
+        self.nb = nb
+        is_ref = np.zeros(nb, dtype=bool)
+        is_ref[adm.ref] = True
+        self.ref = np.flatnonzero(is_ref)
+        self.pq = np.flatnonzero(~is_ref)
+        Y = adm.Ybus.tocsc()
+        self.Y = adm.Ybus
+        self.lu = splu(Y[self.pq][:, self.pq].tocsc())
+        self.Yqr = Y[self.pq][:, self.ref].tocsr()
+        self.V = np.full(nb, complex(ext_vm_pu))
+        self.base = 1.0
+        self.Yf, self.Yt = adm.Yf, adm.Yt
+        self.f, self.t = adm.f, adm.t
+        self.base_kv = adm.base_kv
+        lv = np.array([lay.lv_bus[t] for t in lay.transformers], dtype=np.int64)
+        self.load_bus = self.sgen_bus = lv
+        self.load_live = self.sgen_live = np.ones(len(lv), dtype=bool)
+        self.ext_bus = np.asarray(lay.ext_bus, dtype=np.int64)
+        self.ext_live = np.ones(len(self.ext_bus), dtype=bool)
+        nl, nt = len(lay.line_rows), len(lay.trafo_rows)
+        self.br_pos = np.arange(nl + nt)
+        self.lines, self.trafos = (0, nl), (nl, nl + nt)
+        self.i_max = adm.i_max_ka
+        self.vn_t = adm.vn_trafo
+        self.sn_t = adm.sn_trafo
+        self.lv_bus = np.array([lay.lv_bus[t] for t, _, _ in lay.trafo_rows], dtype=np.int64)
+        self.lv_live = np.ones(nt, dtype=bool)
         return self
 
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, sgen_mw: np.ndarray, *, tol: float = 1e-11,
@@ -345,15 +394,18 @@ class _FastPF:
 
 
 class GridSolver:
-    """Repeated power flows on one pandapower network (loads aggregated per transformer).
+    """Repeated power flows on one grid (loads aggregated per transformer).
 
     ``solve(p_kw)`` takes one value per building in ``self.building_ids`` order (the City's
     building index order, or sorted building ids when built from a bare graph).
 
-    The first step of a topology (and any step after a failure) is a full pandapower Newton-Raphson
-    run; later steps of the same topology use :class:`_FastPF` (same admittance matrices, Z-bus
-    fixed point, ~1 ms) unless ``fast=False``; ``last_method`` says which ran. ``net.res_*`` tables
-    are only refreshed by pandapower runs. Since pandapower then runs only once per topology,
+    The normal topology (no outage, ties open) is solved by :class:`_FastPF` on the admittance
+    matrices of :mod:`citytwin.energy.admittance` — the same equivalent circuits as pandapower,
+    built without importing it — by the Z-bus fixed point (~1 ms a step). Any other topology starts
+    with a pandapower Newton-Raphson run (the network is exported on first need, ``self.net``);
+    its later steps use a ``_FastPF`` captured from that run. ``fast=False`` runs pandapower for
+    every step (the reference in the tests); ``last_method`` says which ran. ``net.res_*`` tables
+    are only refreshed by pandapower runs. Since pandapower then runs at most once per topology,
     ``numba`` defaults to False: its JIT costs 3-4 s per process (measured), more than it saves.
     """
 
@@ -361,8 +413,13 @@ class GridSolver:
                  numba: bool = False, fast: bool = True) -> None:
         G = power_graph_of(city)
         self.graph = G
-        self.net, self.map = to_pandapower(G, aggregate_loads=True, pv=True, ext_vm_pu=ext_vm_pu,
-                                           cos_phi=cos_phi)
+        mv_kv = float(G.graph.get("mv_kv", 20.0))
+        if mv_kv not in MV_CABLE:
+            raise InputError([f"power graph: mv_kv={mv_kv} not supported, expected one of {sorted(MV_CABLE)}"])
+        lay = grid_layout(G)
+        self.map = _power_map(lay, aggregate_loads=True, pv=True)
+        self._ext_vm_pu, self._cos_phi = ext_vm_pu, cos_phi
+        self._net: Any = None
         b = getattr(city, "buildings", None)
         ids = list(b.index) if b is not None else sorted(self.map.load)
         missing = [i for i in ids if i not in self.map.load]
@@ -373,9 +430,8 @@ class GridSolver:
         self._numba = numba
         self._b_load = np.array([self.map.load[i] for i in ids], dtype=np.int64)
         self._b_sgen = np.array([self.map.sgen[i] for i in ids], dtype=np.int64)
-        self._n_load = len(self.net.load)
-        self._n_sgen = len(self.net.sgen)
-        self._load_tr = self.net.load["name"].to_numpy()  # transformer id per aggregated load
+        self._n_load = self._n_sgen = len(lay.transformers)
+        self._load_tr = np.array(lay.transformers, dtype=object)  # transformer id per aggregated load
         self._trafo_ids = np.array(list(self.map.trafo), dtype=object)
         self._trafo_idx = np.array([self.map.trafo[t] for t in self._trafo_ids], dtype=np.int64)
         self._trafo_lv = np.array([self.map.lv_bus[t] for t in self._trafo_ids], dtype=np.int64)
@@ -383,14 +439,27 @@ class GridSolver:
         self._line_idx = np.array([self.map.line[e] for e in self._line_ids], dtype=np.int64)
         self._sub_ids = np.array(list(self.map.ext_grid), dtype=object)
         self._sub_rated = np.array([G.nodes[s]["rated_mva"] for s in self._sub_ids], dtype=float)
-        self._trafo_sn = (self.net.trafo["sn_mva"] * self.net.trafo["parallel"]).to_numpy()
-        self._load_bus = self.net.load["bus"].to_numpy()
+        self._trafo_sn = np.array([lay.trafo_types[std][0] * par for _, std, par in lay.trafo_rows])
+        self._load_bus = np.array([lay.lv_bus[t] for t in lay.transformers], dtype=np.int64)
         self._topology: tuple[frozenset[str], frozenset[str]] | None = None
         self._warm = False
         self._use_fast = fast
         self._fast: _FastPF | None = None
+        self._normal = _FastPF.from_layout(lay, ext_vm_pu=ext_vm_pu) if fast else None
         self.last_runtime_s = 0.0
         self.last_method = ""
+
+    @property
+    def net(self) -> Any:
+        """The pandapower network (exported on first use, with the current topology applied)."""
+        if self._net is None:
+            self._net, pm = to_pandapower(self.graph, aggregate_loads=True, pv=True,
+                                          ext_vm_pu=self._ext_vm_pu, cos_phi=self._cos_phi)
+            if pm.trafo != self.map.trafo or pm.line != self.map.line or pm.load != self.map.load:
+                raise RuntimeError("pandapower export and grid layout disagree")  # a bug, not input
+            if self._topology is not None:
+                self._apply_topology(self._net, *self._topology)
+        return self._net
 
     # -- topology -------------------------------------------------------------------------
     def _set_topology(self, out_of_service: frozenset[str], closed_ties: frozenset[str]) -> None:
@@ -406,7 +475,10 @@ class GridSolver:
                 problems.append(f"closed_ties: unknown tie id {t!r}")
         if problems:
             raise InputError(problems, source="GridSolver.solve")
-        net = self.net
+        if self._net is not None:
+            self._apply_topology(self._net, out_of_service, closed_ties)
+
+    def _apply_topology(self, net: Any, out_of_service: frozenset[str], closed_ties: frozenset[str]) -> None:
         net.line["in_service"] = True
         net.trafo["in_service"] = True
         net.ext_grid["in_service"] = True
@@ -429,8 +501,6 @@ class GridSolver:
         """
         import time
 
-        import pandapower as pp
-
         n = len(self.building_ids)
         problems = []
         arrays = {"p_kw": p_kw, "q_kvar": q_kvar, "pv_kw": pv_kw}
@@ -451,28 +521,30 @@ class GridSolver:
             self._set_topology(*topo)
             self._topology = topo
             self._warm = False
-        net = self.net
         p_load = np.bincount(self._b_load, weights=p, minlength=self._n_load) / 1000.0
         q_load = np.bincount(self._b_load, weights=q, minlength=self._n_load) / 1000.0
-        net.load["p_mw"] = p_load
-        net.load["q_mvar"] = q_load
-        if pv_kw is not None:
-            net.sgen["p_mw"] = np.bincount(self._b_sgen, weights=np.asarray(pv_kw, float),
-                                           minlength=self._n_sgen) / 1000.0
-        else:
-            net.sgen["p_mw"] = 0.0
+        sgen = (np.zeros(self._n_sgen) if pv_kw is None else
+                np.bincount(self._b_sgen, weights=np.asarray(pv_kw, float), minlength=self._n_sgen) / 1000.0)
         t0 = time.perf_counter()
-        if self._warm and self._fast is not None:
-            res = self._fast.solve(p_load, q_load, net.sgen["p_mw"].to_numpy())
+        normal = not topo[0] and not topo[1]
+        fast = self._normal if normal else (self._fast if self._warm else None)
+        if fast is not None:
+            res = fast.solve(p_load, q_load, sgen)
             if res is not None:
                 self.last_runtime_s = time.perf_counter() - t0
                 self.last_method = "fast"
-                return self._collect_fast(res, p, net.sgen["p_mw"].to_numpy())
-        if not net.ext_grid["in_service"].any():  # every infeed failed: the whole grid is dark
+                return self._collect_fast(res, p, sgen)
+        if set(self._sub_ids) <= topo[0]:  # every infeed failed: the whole grid is dark
             self.last_runtime_s = time.perf_counter() - t0
             self.last_method = "none"
             self._warm = False
-            return self._collect_dark(p, net.sgen["p_mw"].to_numpy())
+            return self._collect_dark(p, sgen)
+        import pandapower as pp
+
+        net = self.net
+        net.load["p_mw"] = p_load
+        net.load["q_mvar"] = q_load
+        net.sgen["p_mw"] = sgen
         converged, message = True, ""
         try:
             with warnings.catch_warnings():
