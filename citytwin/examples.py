@@ -12,7 +12,10 @@ stable: the same call gives the same city.
 - :func:`kotka` — a suburb of small houses along a motorway (Karhula, Kotka; real OSM);
 - :func:`welwyn` — Welwyn Garden City, England (real OSM): streets, two buildings, no
   emergency facility — a city whose jobs and facility layers are missing;
-- :func:`dormitory` — a synthetic residential-only suburb (no jobs, facilities or power layer).
+- :func:`dormitory` — a synthetic residential-only suburb (no jobs, facilities or power layer);
+- :func:`assembled` — a City put together from a hand-made road graph (and, optionally,
+  buildings, facilities and a power graph): the analytic cases of the tests (one bottleneck, one
+  merge, two transformers) as real City objects, with the parts not given left empty.
 
 The test cities' files and licences are in ``tests/data/PROVENANCE.md``.
 """
@@ -21,11 +24,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import pandas as pd
+from pyproj import CRS
 
 from citytwin.city import City
 from citytwin.synth import synthetic_layers
 
-__all__ = ["CITY_FILES", "DEFAULT_CITY", "dormitory", "grid", "helsinki", "kotka",
+__all__ = ["CITY_FILES", "DEFAULT_CITY", "assembled", "dormitory", "grid", "helsinki", "kotka",
            "synthetic", "welwyn"]
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +83,27 @@ def dormitory(n_buildings: int = 200, *, seed: int = 5) -> City:
     """A synthetic residential-only suburb (jobs inferred from the road hierarchy)."""
     layers = synthetic_layers(n_buildings, seed=seed, residential_only=True)
     return City.from_layers(layers, name=f"dormitory{n_buildings}")
+
+
+def assembled(roads: nx.MultiDiGraph | None = None, *, buildings: pd.DataFrame | None = None,
+              facilities: gpd.GeoDataFrame | None = None, power: nx.Graph | None = None,
+              name: str = "assembled", crs: Any = None) -> City:
+    """A City from hand-made parts (no file, no builder checks): what is not given is empty.
+
+    ``crs`` defaults to the road graph's ``crs`` attribute, else ETRS-TM35FIN (EPSG:3067). A
+    ``buildings`` table without geometry stays without one (engines then use their documented
+    defaults, e.g. the energy engine's Helsinki site).
+    """
+    G = roads if roads is not None else nx.MultiDiGraph()
+    crs_ = CRS.from_user_input(crs if crs is not None else G.graph.get("crs", "EPSG:3067"))
+    G.graph.setdefault("crs", crs_.to_string())
+    if buildings is None:
+        b = gpd.GeoDataFrame({"use": pd.Series(dtype=str)}, geometry=gpd.GeoSeries([], crs=crs_))
+    elif isinstance(buildings, gpd.GeoDataFrame):
+        b = buildings
+    else:
+        b = gpd.GeoDataFrame(buildings)
+    if facilities is None:
+        facilities = gpd.GeoDataFrame({"kind": pd.Series(dtype=str)}, geometry=gpd.GeoSeries([], crs=crs_))
+    return City(name=name, crs=crs_, source=Path(f"<{name}>"), roads=G, buildings=b,
+                facilities=facilities, power=power if power is not None else nx.Graph())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +14,7 @@ from citytwin.emergency import (
     run_emergency,
 )
 from citytwin.emergency._grid import grid_city
+from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.network.routing import travel_times
 
@@ -123,8 +122,7 @@ def test_medical_transport_goes_to_hospital(city) -> None:
     log = pd.DataFrame({"time_s": [100.0], "type": ["medical"], "priority": [1],
                         "building_id": [0]})
     p = EmergencyParams(transport_prob={"p1": 1.0, "p2": 1.0})
-    eng = EmergencyEngine(SimpleNamespace(city=city, seed=1, duration_s=86400.0, traffic=None,
-                                          energy=None), p, incidents=log)
+    eng = EmergencyEngine(StandaloneModel(city, seed=1, duration_s=86400.0), p, incidents=log)
     eng.advance(800.0)
     u = next(u for u in eng.units if u.unit_type == "als")
     assert u.state in ("on_scene", "dispatched")
@@ -143,8 +141,8 @@ def test_outage_raises_incident_rates(city) -> None:
             return np.ones(n, dtype=bool)
 
     def calls(energy, m):
-        model = SimpleNamespace(city=city, seed=5, duration_s=7 * 86400.0, traffic=None,
-                                energy=energy)
+        model = StandaloneModel(city, seed=5, duration_s=7 * 86400.0)
+        model.energy = energy
         eng = EmergencyEngine(model, EmergencyParams(rate_multiplier=10.0,
                                                      outage_rate_multiplier=m))
         eng.advance(model.duration_s)
@@ -186,8 +184,7 @@ def test_transport_to_the_nearest_hospital_along_roads() -> None:
     log = pd.DataFrame({"time_s": [100.0], "type": ["medical"], "priority": [1],
                         "building_id": [int(c.buildings.index[c.buildings["road_node"] == 25][0])]})
     p = EmergencyParams(transport_prob={"p1": 1.0, "p2": 1.0}, on_scene_cv=0.0, turnout_cv=0.0)
-    eng = EmergencyEngine(SimpleNamespace(city=c, seed=1, duration_s=86400.0, traffic=None,
-                                          energy=None), p, incidents=log)
+    eng = EmergencyEngine(StandaloneModel(c, seed=1, duration_s=86400.0), p, incidents=log)
     eng.advance(1000.0)
     d = eng.tables()["dispatches"].iloc[0]
     leave = d["arrive_s"] + 1200.0

@@ -1,21 +1,23 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import mesa
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 
+from citytwin import examples
+from citytwin.city import City
 from citytwin.energy import EnergyEngine, EnergyParams, run_energy
 from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
+from citytwin.traffic import TrafficParams
 
 
-def _city(rated_kva: float = 100.0) -> SimpleNamespace:
-    """Six buildings on two transformers under one substation (hand-made stand-in City)."""
+def _city(rated_kva: float = 100.0) -> City:
+    """Six buildings on two transformers under one substation (hand-made, no geometry: the
+    energy engine uses its Helsinki site)."""
     b = pd.DataFrame(
         {
             "use": ["residential", "residential", "office", "residential", "retail", "residential"],
@@ -39,7 +41,7 @@ def _city(rated_kva: float = 100.0) -> SimpleNamespace:
     for i, t in enumerate(b["transformer"]):
         G.add_node(f"b{i}", kind="building", x=0, y=10, building_id=i, transformer=t)
         G.add_edge(t, f"b{i}", kind="service", length_m=20.0, element_id=f"s{i}")
-    return SimpleNamespace(name="stand-in", buildings=b, power=G)
+    return examples.assembled(buildings=b, power=G, name="six-buildings")
 
 
 def _model(city, *, hours=24.0, start="2026-07-01", seed=3, fleet=None):
@@ -272,7 +274,7 @@ def test_whole_grid_outage_with_power_flow_does_not_end_the_run(tiny_city):
 
 def test_ev_arrivals_from_a_sampled_traffic_engine_are_scaled():
     class Traffic:
-        params = SimpleNamespace(sample=0.25)
+        params = TrafficParams(sample=0.25)
 
         def ev_arrivals(self, since_s, until_s):
             a = pd.DataFrame({"vehicle_id": [7], "building_id": [1], "arrive_s": [18 * 3600.0],

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,11 +12,12 @@ from citytwin.energy import EnergyEngine, EnergyParams
 from citytwin.energy.ev import ChargingState, synthetic_ev_arrivals
 from citytwin.engine import StandaloneModel
 from citytwin.fleet import Fleet
+from citytwin.traffic import TrafficParams
 
 
 class _Traffic:
     def __init__(self, arrivals: pd.DataFrame, sample: float) -> None:
-        self.params = SimpleNamespace(sample=sample)
+        self.params = TrafficParams(sample=sample)
         self._a = arrivals
 
     def ev_arrivals(self, since_s: float, until_s: float) -> pd.DataFrame:

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import networkx as nx
 import pytest
+
+from citytwin import examples
+from citytwin.city import City
 
 
 @pytest.fixture
 def city_of():
-    """A stand-in City: the engine only needs ``.roads`` (and uses ``.road_arrays`` if present)."""
+    """A real City around a hand-made road graph (:func:`citytwin.examples.assembled`)."""
 
-    def make(G: nx.MultiDiGraph) -> SimpleNamespace:
-        return SimpleNamespace(roads=G)
+    def make(G: nx.MultiDiGraph) -> City:
+        return examples.assembled(G)
 
     return make

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from citytwin import examples
 from citytwin.errors import InputError
 from citytwin.traffic import TrafficParams, run_traffic
 from citytwin.traffic.demand import generate_demand, trips_from_od
@@ -25,7 +24,7 @@ def _city():
         rows.append({"use": use, "population": 200.0 if use == "residential" else 0.0,
                      "jobs": 0.0 if use == "residential" else 150.0, "road_node": n,
                      "floor_area_m2": 3000.0})
-    return SimpleNamespace(roads=G, buildings=pd.DataFrame(rows))
+    return examples.assembled(G, buildings=pd.DataFrame(rows))
 
 
 def test_demand_chains_peaks_and_determinism():

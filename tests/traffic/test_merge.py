@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 from shapely.geometry import LineString
 
+from citytwin import examples
 from citytwin.traffic import TrafficParams, run_traffic
 
 
@@ -32,7 +31,7 @@ def test_merge_shares_follow_capacity():
     n = 800
     trips = pd.DataFrame({"origin_node": [0] * n + [1] * n, "dest_node": 4,
                           "depart_s": np.r_[np.arange(n) * 1.0, np.arange(n) * 2.0]})
-    eng = run_traffic(SimpleNamespace(roads=_merge_graph()), TrafficParams(stuck_s=1e6), seed=0,
+    eng = run_traffic(examples.assembled(_merge_graph()), TrafficParams(stuck_s=1e6), seed=0,
                       trips=trips)
     tab = eng.trips_table().sort_values("arrive_s")
     assert (tab.status == "arrived").all()

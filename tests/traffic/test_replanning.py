@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 
+from citytwin import examples
 from citytwin.traffic import TrafficParams
 from citytwin.traffic.grid import grid_roads
 from citytwin.traffic.replanning import day_to_day
@@ -21,7 +20,7 @@ def test_day_to_day_gap_falls_and_is_deterministic():
     # real congestion (links discharge exactly their capacity since issue 16: the test used to
     # rely on the capacity the old kernel lost; 60 % of the grid's capacity queues all approaches)
     p = TrafficParams(route_refresh_s=1e9, record_interval_s=300, capacity_factor=0.6)
-    r = day_to_day(SimpleNamespace(roads=G), p, seed=1, trips=trips, iterations=4, replan_share=0.2)
+    r = day_to_day(examples.assembled(G), p, seed=1, trips=trips, iterations=4, replan_share=0.2)
     it = r.iterations
     assert list(it["iteration"]) == [0, 1, 2, 3]
     assert it["relative_gap"].iloc[0] > 0.05
@@ -29,6 +28,6 @@ def test_day_to_day_gap_falls_and_is_deterministic():
     assert it["switched"].iloc[0] > 0
     assert it["vehicle_hours_h"].iloc[-1] < it["vehicle_hours_h"].iloc[0]
     r.engine.check_conservation()
-    again = day_to_day(SimpleNamespace(roads=G), p, seed=1, trips=trips, iterations=4,
+    again = day_to_day(examples.assembled(G), p, seed=1, trips=trips, iterations=4,
                        replan_share=0.2)
     pd.testing.assert_frame_equal(it, again.iterations)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pytest
 import shapely
-from pyproj import CRS
+
+from citytwin import examples
+from citytwin.city import City
 
 X0, Y0, STEP = 385_000.0, 6_672_000.0, 200.0  # ETRS-TM35FIN, central Helsinki
 USES = ("residential", "office", "retail")
 
 
-def grid_twin(n: int = 4) -> SimpleNamespace:
+def grid_twin(n: int = 4) -> City:
     G = nx.MultiDiGraph(crs="EPSG:3067")
     for i in range(n):
         for j in range(n):
@@ -65,10 +65,10 @@ def grid_twin(n: int = 4) -> SimpleNamespace:
         {"kind": ["fire_station"], "name": ["Station 0"], "osm_id": [0], "road_node": [0]},
         geometry=[shapely.Point(X0, Y0)], crs="EPSG:3067")
     facilities.index.name = "facility_id"
-    return SimpleNamespace(name="grid", crs=CRS("EPSG:3067"), roads=G, buildings=buildings,
-                           facilities=facilities, power=P)
+    return examples.assembled(G, buildings=buildings, facilities=facilities, power=P, name="grid",
+                              crs="EPSG:3067")
 
 
 @pytest.fixture(scope="session")
-def twin() -> SimpleNamespace:
+def twin() -> City:
     return grid_twin()
