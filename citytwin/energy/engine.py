@@ -725,7 +725,7 @@ def _building_xy(b: pd.DataFrame) -> np.ndarray | None:
 
 
 def run_energy(
-    city: Any,
+    city: City,
     params: EnergyParams | None = None,
     *,
     seed: int,

@@ -27,7 +27,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
@@ -35,6 +35,9 @@ import pandas as pd
 
 from citytwin.energy.admittance import MV_CABLE, GridLayout, build_admittance, grid_layout
 from citytwin.errors import InputError
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["PowerMap", "StepFlow", "GridSolver", "to_pandapower", "power_graph_of"]
 
@@ -69,7 +72,7 @@ class PowerMap:
         raise KeyError(asset_id)
 
 
-def power_graph_of(city_or_graph: Any) -> nx.Graph:
+def power_graph_of(city_or_graph: City | nx.Graph) -> nx.Graph:
     """The power graph of a ``City`` (its ``.power``) or the graph itself."""
     if isinstance(city_or_graph, nx.Graph):
         return city_or_graph
@@ -93,7 +96,7 @@ def _ensure_trafo_type(net: Any, name: str, data: tuple[float, float, float, flo
 
 
 def to_pandapower(
-    city: Any, *, aggregate_loads: bool = False, pv: bool = True, ext_vm_pu: float = EXT_GRID_VM_PU,
+    city: City | nx.Graph, *, aggregate_loads: bool = False, pv: bool = True, ext_vm_pu: float = EXT_GRID_VM_PU,
     cos_phi: float = COS_PHI,
 ) -> tuple[Any, PowerMap]:
     """Export the power graph of ``city`` (a City or the graph) to a pandapower network.
@@ -409,7 +412,7 @@ class GridSolver:
     ``numba`` defaults to False: its JIT costs 3-4 s per process (measured), more than it saves.
     """
 
-    def __init__(self, city: Any, *, ext_vm_pu: float = EXT_GRID_VM_PU, cos_phi: float = COS_PHI,
+    def __init__(self, city: City | nx.Graph, *, ext_vm_pu: float = EXT_GRID_VM_PU, cos_phi: float = COS_PHI,
                  numba: bool = False, fast: bool = True) -> None:
         G = power_graph_of(city)
         self.graph = G

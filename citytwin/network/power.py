@@ -70,7 +70,7 @@ from citytwin.energy.weather import typical_year
 from citytwin.errors import GeodataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from citytwin.city import City
 
 __all__ = [
     "TRANSFORMER_SIZES_KVA",
@@ -746,7 +746,7 @@ def building_transformers(G: nx.Graph) -> pd.Series:
     return s.sort_index()
 
 
-def to_pandapower(city: Any, **options: Any) -> tuple[Any, Any]:
+def to_pandapower(city: City | nx.Graph, **options: Any) -> tuple[Any, Any]:
     """Export to pandapower: ``(net, PowerMap)``. Implemented in :func:`citytwin.energy.grid.to_pandapower`
     (kept there so importing the graph builder does not import pandapower)."""
     from citytwin.energy.grid import to_pandapower as _to_pandapower

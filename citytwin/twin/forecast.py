@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from citytwin.engine import StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 
+if TYPE_CHECKING:
+    from citytwin.city import City
+
 __all__ = ["EnergySetup", "EnergyRun", "simulate", "hourly_counts", "traffic_forecast",
            "forecast", "QUANTILES"]
 
@@ -48,7 +51,7 @@ QUANTILES = (0.05, 0.5, 0.95)
 class EnergySetup:
     """What the twin simulates (see module docstring)."""
 
-    city: Any
+    city: City
     params: EnergyParams
     fleet: Fleet = field(default_factory=Fleet)
     start: pd.Timestamp = field(default_factory=lambda: pd.Timestamp("2024-06-03"))
@@ -122,7 +125,7 @@ def _scaled_params(params: EnergyParams, multiplier: float) -> EnergyParams:
 
 
 def simulate(setup: EnergySetup, *, t0_s: float = 0.0, horizon_s: float | None = None,
-             seed: int | None = None, multiplier: float = 1.0, city: Any = None) -> EnergyRun:
+             seed: int | None = None, multiplier: float = 1.0, city: City | None = None) -> EnergyRun:
     """Run the energy engine from ``t0_s`` for ``horizon_s`` (default: to the end of the
     setup's period) with the demand ``multiplier`` (see module docstring)."""
     dt = setup.dt_s
@@ -170,7 +173,7 @@ def simulate(setup: EnergySetup, *, t0_s: float = 0.0, horizon_s: float | None =
 
 
 def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multiplier: float = 1.0,
-                  city: Any = None, until_s: float | None = None) -> pd.DataFrame:
+                  city: City | None = None, until_s: float | None = None) -> pd.DataFrame:
     """Loop-detector view of a traffic run of the day (``setup.traffic``, its ``demand_scale``
     × ``demand_multiplier``): ``edge_id``, ``time_s`` (end of the hour), ``count`` (veh/h,
     scaled to the full population)."""
@@ -193,7 +196,7 @@ def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multipl
 
 
 def traffic_forecast(setup: EnergySetup, *, issue_s: float, multiplier: float,
-                     multiplier_sd: float, edges: list[int], city: Any = None,
+                     multiplier_sd: float, edges: list[int], city: City | None = None,
                      horizon_h: float = 6.0, replications: int = 3) -> pd.DataFrame:
     """Loop-detector counts of the next ``horizon_h`` hours: ``replications`` traffic runs of
     the day up to the horizon (the trips of the day from midnight: the traffic engine has no

@@ -39,13 +39,16 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from citytwin.twin.estimate import LinearMultiplierKalman, LogMultiplierKalman
 from citytwin.twin.sensorthings import Datastream, Observation, decode
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["LiveTwin", "Broker", "run_live", "free_port", "read_parts"]
 
@@ -84,7 +87,7 @@ def read_parts(out: str | Path, name: str) -> pd.DataFrame:
 class LiveTwin:
     def __init__(self, streams: dict[int, Datastream], out: str | Path, *,
                  start: pd.Timestamp | str, modelled: Callable[[Observation], float] | None = None,
-                 city: Any = None, meter_r: float = 0.01, setup: Any = None,
+                 city: City | None = None, meter_r: float = 0.01, setup: Any = None,
                  window_s: float = 3600.0, horizon_h: float = 6.0, replications: int = 5,
                  meter_rel: float = 0.1, loading_r: float = 0.01,
                  traffic_replications: int = 3) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ import shapely
 from pyproj import Transformer
 
 from citytwin.errors import ObservationError
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = [
     "Observations",
@@ -82,7 +85,7 @@ class Observations:
 class TwinIndex:
     """Ids and STRtrees of a twin, built once and reused by every reader."""
 
-    def __init__(self, city: Any) -> None:
+    def __init__(self, city: City) -> None:
         self.city = city
         G = city.roads
         ids, geoms, bearings = [], [], []
@@ -170,7 +173,7 @@ class TwinIndex:
         return out, dist
 
 
-def _index(city: Any) -> TwinIndex:
+def _index(city: City) -> TwinIndex:
     if isinstance(city, TwinIndex):
         return city
     cached = getattr(city, "_citytwin_obs_index", None)
@@ -385,7 +388,7 @@ def _locate(
 
 def read_counts(
     source: str | Path | pd.DataFrame,
-    city: Any,
+    city: City,
     *,
     start: pd.Timestamp | str | None = None,
     duration_s: float | None = None,
@@ -431,7 +434,7 @@ def read_counts(
 
 def read_meters(
     source: str | Path | pd.DataFrame,
-    city: Any,
+    city: City,
     *,
     start: pd.Timestamp | str | None = None,
     duration_s: float | None = None,
@@ -571,7 +574,7 @@ def _renumber(msgs: list[str], positions: np.ndarray) -> list[str]:
 
 def read_incidents(
     source: str | Path | pd.DataFrame,
-    city: Any,
+    city: City,
     *,
     start: pd.Timestamp | str | None = None,
     duration_s: float | None = None,
@@ -617,7 +620,7 @@ def read_incidents(
 
 def read_closures(
     source: str | Path | pd.DataFrame,
-    city: Any,
+    city: City,
     *,
     start: pd.Timestamp | str | None = None,
     duration_s: float | None = None,

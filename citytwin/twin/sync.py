@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,9 @@ from citytwin.twin import calibrate as cal
 from citytwin.twin import observations as ob
 from citytwin.twin.calibrate import count_incidence, energy_fit, traffic_fit
 from citytwin.twin.observations import Observations, OnBad
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["SyncState", "SyncTwin", "make_feed", "replay", "FEED_COLUMNS"]
 
@@ -131,7 +134,7 @@ class SyncTwin:
 
     def __init__(
         self,
-        city: Any,
+        city: City,
         *,
         trips: pd.DataFrame | None = None,
         trip_scale: float = 1.0,
@@ -267,7 +270,7 @@ class SyncTwin:
         return float(np.min(t[src]))
 
 
-def _arrays(city: Any) -> Any:
+def _arrays(city: City) -> Any:
     return road_arrays(city.roads)
 
 
@@ -371,7 +374,7 @@ OBSERVATION_FILES = ("counts", "meters", "incidents", "closures")
 
 
 def load_observations(
-    folder: str | Path, city: Any, *, start: pd.Timestamp | None = None,
+    folder: str | Path, city: City, *, start: pd.Timestamp | None = None,
     duration_s: float | None = None, on_bad: OnBad = "reject",
 ) -> dict[str, Observations]:
     """Read ``counts``, ``meters``, ``incidents``, ``closures`` (``.csv`` or ``.parquet``) found in
@@ -472,7 +475,7 @@ class CalibrationReport:
                                               "emergency", "updates", "files")}
 
 
-def _grid_zones(city: Any, zone_m: float) -> dict[Any, tuple[int, int]]:
+def _grid_zones(city: City, zone_m: float) -> dict[Any, tuple[int, int]]:
     G = city.roads
     return {n: (int(d["x"] // zone_m), int(d["y"] // zone_m)) for n, d in G.nodes(data=True)}
 
@@ -482,7 +485,7 @@ def calibrate_scenario(
     observations: str | Path | dict[str, Observations],
     *,
     out: str | Path,
-    city: Any = None,
+    city: City | None = None,
     od: bool = True,
     zone_m: float = 1000.0,
     response: bool = True,
@@ -617,7 +620,7 @@ def _transferable_od(cells: pd.DataFrame, scale: float) -> pd.DataFrame:
     return g[["origin", "dest", "trips", "od_factor"]]
 
 
-def _rerun_traffic_fit(written: Any, city: Any, counts: pd.DataFrame) -> dict[str, Any]:
+def _rerun_traffic_fit(written: Any, city: City, counts: pd.DataFrame) -> dict[str, Any]:
     """Fit (GEH etc.) of the written scenario's own trips against the counts."""
     setup = scenario_setup(written, city)
     trips = scenario_trips(written, city)
@@ -630,7 +633,7 @@ def _rerun_traffic_fit(written: Any, city: Any, counts: pd.DataFrame) -> dict[st
     return fit
 
 
-def _verify_traffic(spec: Any, city: Any, params: Any, trips: pd.DataFrame, t: Any,
+def _verify_traffic(spec: Any, city: City, params: Any, trips: pd.DataFrame, t: Any,
                     counts: pd.DataFrame, *, iterations: int = 0) -> dict[str, Any]:
     """GEH of the traffic engine's link volumes before / after calibration; with
     ``iterations`` > 0 the demand factors are rescaled that many times by the Poisson maximum
@@ -739,7 +742,7 @@ def _markdown(r: CalibrationReport) -> str:
     return "\n".join(out)
 
 
-def scenario_twin(scenario: Any, city: Any, *, traffic: bool = True, loads: bool = True,
+def scenario_twin(scenario: Any, city: City, *, traffic: bool = True, loads: bool = True,
                   bin_s: float = 900.0) -> SyncTwin:
     """A :class:`SyncTwin` of a scenario: its modelled trips (if it has traffic and ``traffic``)
     and its modelled building loads (if ``loads``)."""
