@@ -10,6 +10,8 @@ uses) must not pay for it.
 
 from __future__ import annotations
 
+from citytwin._lazy import lazy_exports
+
 _LAZY = {
     "EnergyEngine": "citytwin.energy.engine",
     "EnergyParams": "citytwin.energy.engine",
@@ -36,10 +38,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'citytwin.energy' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

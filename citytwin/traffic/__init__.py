@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from citytwin._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from citytwin.traffic.agents import Vehicle
@@ -31,12 +32,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(import_module(f"citytwin.traffic.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {k: f"citytwin.traffic.{v}" for k, v in _LAZY.items()},
+                                     globals())
 
 
 __all__ = [
