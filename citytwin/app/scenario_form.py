@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from citytwin.app.config import AppConfig, safe_join
-from citytwin.errors import ScenarioError
+from citytwin.app.config import AppConfig, guard_scenario_paths, safe_join
+from citytwin.errors import InputError, ScenarioError
 
 __all__ = ["shipped_scenarios", "load_shipped", "draft_text", "validate_draft"]
 
@@ -32,7 +32,7 @@ def load_shipped(config: AppConfig, name: str) -> dict[str, Any]:
     if config.scenarios_dir is None:
         raise ScenarioError("the app has no scenarios folder", source="app")
     path = safe_join(config.scenarios_dir, f"{name}.toml", what="scenario")
-    if not path.is_file():
+    if not path.is_file() or name not in shipped_scenarios(config):  # only listed ones
         raise ScenarioError(f"no shipped scenario named {name!r} (known: "
                             f"{shipped_scenarios(config)})", source=str(config.scenarios_dir))
     spec = load_scenario(path)
@@ -83,6 +83,10 @@ def validate_draft(text: str, *, config: AppConfig, city: str,
             data["name"] = f"{base}-with-closures"
         data["interventions"] = [*data.get("interventions", []),
                                  {"type": "close_road", "edges": sorted(set(closed_edges))}]
+    try:  # every path field confined to the app's folders, as the worker will check again
+        guard_scenario_paths(data, config.roots, denied=config.denied)
+    except InputError as exc:
+        raise ScenarioError(exc.problems, source=source) from None
     city_path = safe_join(config.data_dir, city, what="city file")
     spec = scenario_from_dict({**data, "city": str(city_path)}, source=source)
     return spec, spec.model_dump(mode="json", exclude={"city"})
