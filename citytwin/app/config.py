@@ -1,7 +1,9 @@
 """Where the app may read and write: its data folder (city files) and results folder (runs).
 
 Every path that comes from the browser (a city file name, a results folder, an upload) goes
-through :func:`safe_join`, so nothing the browser sends reaches outside those two folders.
+through :func:`safe_join`, :func:`guard_path` or :func:`check_city_choice`, so nothing the
+browser sends reaches outside those two folders. The workspaces under ``RESULTS/sessions/``
+are private: no scenario path field may name a file in them (:attr:`AppConfig.denied`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ __all__ = [
     "ENV_RESULTS",
     "ENV_SCENARIOS",
     "MAX_UPLOAD_BYTES",
+    "ENV_MAX_UPLOAD_MB",
+    "NOT_PATH_FIELDS",
     "PATH_FIELDS",
+    "SESSIONS_DIR",
+    "check_city_choice",
     "guard_path",
     "guard_scenario_paths",
     "safe_join",
@@ -32,6 +38,9 @@ ENV_DATA = "CITYTWIN_APP_DATA"
 ENV_RESULTS = "CITYTWIN_APP_RESULTS"
 ENV_CITY = "CITYTWIN_APP_CITY"
 ENV_SCENARIOS = "CITYTWIN_APP_SCENARIOS"
+ENV_MAX_UPLOAD_MB = "CITYTWIN_APP_MAX_UPLOAD_MB"
+#: The results folder's private part: one folder per workspace (``sessions/<workspace>/``).
+SESSIONS_DIR = "sessions"
 
 #: City file types the app accepts (the same formats ``City.from_path`` reads).
 CITY_SUFFIXES = (".gpkg", ".geojson", ".json", ".parquet", ".geoparquet", ".shp", ".zip", ".pbf")
@@ -68,21 +77,37 @@ def safe_join(root: Path, *parts: str, what: str = "path") -> Path:
 
 
 #: Scenario keys (dotted) that name a file: everything the app lets a browser edit that the
-#: engines open. ``energy.weather`` is a path unless it is the word ``typical``.
-PATH_FIELDS = ("city", "extends", "emergency.incident_log", "energy.weather")
+#: engines open. ``energy.weather`` is a path unless it is the word ``typical``. Every
+#: free-text field of the scenario schema is either here or in ``NOT_PATH_FIELDS``
+#: (tests/hostile/test_app_paths.py checks the schema against both).
+PATH_FIELDS = ("city", "extends", "emergency.incident_log", "energy.weather",
+               "traffic.od_factors")
+#: Free-text scenario fields that are names or codes, never opened as files.
+NOT_PATH_FIELDS = ("name", "description", "energy.timezone", "build.crs",
+                   "interventions.name", "interventions.street", "interventions.asset",
+                   "emergency.extra_stations.name", "energy.failures.asset")
 _NOT_PATHS = {"energy.weather": {"typical"}}
 
 
-def guard_path(value: object, roots: tuple[Path, ...], *, what: str = "path") -> Path:
-    """The resolved ``value`` (symlinks followed) if it lies inside one of ``roots``.
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def guard_path(value: object, roots: tuple[Path, ...], *, what: str = "path",
+               denied: tuple[Path, ...] = ()) -> Path:
+    """The resolved ``value`` (symlinks followed) if it lies inside one of ``roots`` and not
+    inside one of ``denied`` (unless a root lies deeper inside that denied folder: the
+    deepest folder containing the path decides).
 
     A relative value is taken relative to the first root. The refusal is the same whether or
     not the file exists, so the message tells nothing about the rest of the machine.
     """
     resolved_roots = tuple(Path(r).resolve() for r in roots)
+    resolved_denied = tuple(Path(r).resolve() for r in denied)
     refusal = InputError(
-        f"{what} {str(value)[:200]!r} is not allowed: the app only opens files inside its "
-        f"data folder or results folder")
+        f"{what} {str(value)[:200]!r} is not allowed: expected a file inside the app's data "
+        "folder or a shared results folder (a workspace's private runs, other folders of "
+        "the machine and links pointing out of these folders are refused)")
     if not isinstance(value, str | os.PathLike) or not str(value) or "\x00" in str(value):
         raise refusal
     try:
@@ -90,12 +115,15 @@ def guard_path(value: object, roots: tuple[Path, ...], *, what: str = "path") ->
         resolved = (p if p.is_absolute() else resolved_roots[0] / p).resolve()
     except (OSError, ValueError, RuntimeError):  # a symlink loop, an unusable name
         raise refusal from None
-    if not any(resolved == r or r in resolved.parents for r in resolved_roots):
+    holders = [(len(r.parts), True) for r in resolved_roots if _within(resolved, r)]
+    holders += [(len(r.parts), False) for r in resolved_denied if _within(resolved, r)]
+    if not holders or not max(holders)[1]:
         raise refusal
     return resolved
 
 
-def guard_scenario_paths(scenario: dict, roots: tuple[Path, ...]) -> dict:
+def guard_scenario_paths(scenario: dict, roots: tuple[Path, ...], *,
+                         denied: tuple[Path, ...] = ()) -> dict:
     """A copy of a scenario dict from the app with every path field checked and resolved by
     :func:`guard_path` (all problems at once, naming the key)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in scenario.items()}
@@ -109,7 +137,7 @@ def guard_scenario_paths(scenario: dict, roots: tuple[Path, ...]) -> dict:
         if any(v in _NOT_PATHS.get(key, set()) for v in values):
             continue
         try:
-            checked = [str(guard_path(v, roots, what=key)) for v in values]
+            checked = [str(guard_path(v, roots, what=key, denied=denied)) for v in values]
         except InputError as exc:
             problems.extend(exc.problems)
             continue
@@ -152,13 +180,25 @@ class AppConfig:
         """The folders anything from the browser may name: data, then results."""
         return (Path(self.data_dir).resolve(), Path(self.results_dir).resolve())
 
+    @property
+    def denied(self) -> tuple[Path]:
+        """Inside :attr:`roots` but private: the workspaces (``RESULTS/sessions``)."""
+        return (Path(self.results_dir).resolve() / SESSIONS_DIR,)
+
     def city_files(self) -> list[str]:
-        """City files in the data folder (plain names, sorted)."""
-        return sorted(
-            p.name
-            for p in Path(self.data_dir).iterdir()
-            if p.is_file() and p.name.lower().endswith(CITY_SUFFIXES) and _NAME_RE.match(p.name)
-        )
+        """City files in the data folder (plain names, sorted); a link that points out of
+        the folder is not listed."""
+        root = Path(self.data_dir).resolve()
+        out = []
+        for p in Path(self.data_dir).iterdir():
+            if not (p.name.lower().endswith(CITY_SUFFIXES) and _NAME_RE.match(p.name)):
+                continue
+            try:
+                if p.is_file() and _within(p.resolve(), root):
+                    out.append(p.name)
+            except (OSError, RuntimeError):  # a symlink loop
+                continue
+        return sorted(out)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that :meth:`from_env` reads back (for the server process)."""
@@ -176,9 +216,28 @@ class AppConfig:
         """Read the folders from the environment (defaults: ``geodata/``, ``results/``)."""
         env = os.environ if environ is None else environ
         scen = env.get(ENV_SCENARIOS)
+        try:
+            upload_mb = float(env.get(ENV_MAX_UPLOAD_MB, MAX_UPLOAD_BYTES / 2**20))
+        except ValueError:
+            raise InputError(f"{ENV_MAX_UPLOAD_MB}={env[ENV_MAX_UPLOAD_MB]!r}: expected a number "
+                             "of megabytes", source="citytwin app") from None
         return cls(
             data_dir=Path(env.get(ENV_DATA, "geodata")).resolve(),
             results_dir=Path(env.get(ENV_RESULTS, "results")).resolve(),
             city=env.get(ENV_CITY, "helsinki.gpkg"),
             scenarios_dir=Path(scen).resolve() if scen else None,
+            max_upload_bytes=int(upload_mb * 2**20),
         )
+
+
+def check_city_choice(config: AppConfig, value: object) -> str:
+    """``value`` if it is one of the city files :meth:`AppConfig.city_files` lists, else an
+    ``InputError`` naming the value and the files one may choose (the same refusal for a
+    name that does not exist, a path, and a link pointing out of the data folder)."""
+    listed = config.city_files()
+    if isinstance(value, str) and value in listed:
+        safe_join(config.data_dir, value, what="city file")  # (listed: resolves inside)
+        return value
+    shown = ", ".join(listed[:20]) + (f" and {len(listed) - 20} more" if len(listed) > 20 else "")
+    raise InputError(f"city file {str(value)[:200]!r} is not allowed: expected one of the city "
+                     f"files in the app's data folder ({shown or 'none'})")

@@ -3,6 +3,11 @@
 ``AppState`` is provided through a Solara context from :func:`Layout`, which Solara mounts
 once per browser page (virtual kernel): each page gets its own :class:`Session` (its runs),
 its own draft of road closures and its own selections.
+
+The city choice is a :class:`CityChoice`: whatever a client sends as the city (a value the
+server never offered, a path, a link pointing out of the data folder, a file that does not
+open) is refused there, the page keeps its city and shows the refusal at the top
+(``citytwin-refused``), so no page renders a traceback for a hostile select.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from typing import Any, cast
 
 import solara
 
-from citytwin.app.config import AppConfig, safe_name
+from citytwin.app.config import AppConfig, check_city_choice, safe_join, safe_name
 from citytwin.app.session import Session
-from citytwin.errors import InputError
+from citytwin.errors import CitytwinError, InputError
 
-__all__ = ["AppState", "AppContext", "Layout", "use_app", "workspace_from_query", "new_workspace",
-           "with_workspace"]
+__all__ = ["AppState", "AppContext", "CityChoice", "Layout", "use_app", "workspace_from_query",
+           "new_workspace", "with_workspace"]
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,41 @@ class AppState:
     session: Session
     workspace: str  # kept in the page address as ?workspace=
     runs_version: solara.Reactive[int]  # bumped whenever a run changes
-    city: solara.Reactive[str]  # city file name inside the data folder
+    city: solara.Reactive[str]  # city file name inside the data folder (a CityChoice)
     closed_edges: solara.Reactive[list[int]]  # road closures picked on the City page
     compare: solara.Reactive[list[str]]  # results chosen on the Compare page
+    refused: solara.Reactive[str]  # the last refused choice, shown at the top ("" = none)
+
+
+class CityChoice(solara.Reactive[str]):
+    """The page's city file: setting it to anything but a listed city file of the data
+    folder that opens is refused — the value stays, ``refused`` says why (and what is
+    expected) and the server log gets one warning line, no traceback."""
+
+    def __init__(self, store: solara.Reactive[str], *, config: AppConfig,
+                 refused: solara.Reactive[str]) -> None:
+        super().__init__(store)
+        self._config = config
+        self._refused = refused
+
+    def set(self, value: str) -> None:
+        from citytwin.app.data import load_city
+
+        try:
+            name = check_city_choice(self._config, value)
+            load_city(safe_join(self._config.data_dir, name, what="city file"))
+        except CitytwinError as exc:
+            log.warning("app: refused city choice: %s", str(exc).encode("unicode_escape")
+                        .decode("ascii")[:300])
+            self._refused.set(str(exc))
+            return
+        except (OSError, ValueError) as exc:  # unreadable on this machine: a message, too
+            log.warning("app: city file %r could not be opened: %s", value, exc)
+            self._refused.set(f"city file {value!r} could not be opened ({type(exc).__name__})"
+                              "; expected a readable city file in the app's data folder")
+            return
+        self._refused.set("")
+        super().set(name)
 
 
 AppContext = solara.create_context(cast("AppState | None", None))
@@ -114,10 +151,14 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
             router.push(with_workspace(router.path, router.search, workspace))
 
     solara.use_effect(keep_in_url, [router.path, router.search])
+    refused_choice = solara.use_reactive("")
+    city_store = solara.use_reactive(cfg.city)
+    city = solara.use_memo(lambda: CityChoice(city_store, config=cfg, refused=refused_choice),
+                           [])
     state = AppState(
         config=cfg, session=session, workspace=workspace, runs_version=solara.use_reactive(0),
-        city=solara.use_reactive(cfg.city), closed_edges=solara.use_reactive([]),
-        compare=solara.use_reactive([]),
+        city=city, closed_edges=solara.use_reactive([]), compare=solara.use_reactive([]),
+        refused=refused_choice,
     )
     ctx = _current_kernel_context()
 
@@ -144,6 +185,9 @@ def StateProvider(children: list[Any] = [], config: AppConfig | None = None):  #
     AppContext.provide(state)
     notice = ([solara.Warning(f"{refused}; this page opened a new private workspace instead.",
                               classes=["citytwin-workspace-refused"])] if refused else [])
+    if refused_choice.value:
+        notice.append(solara.Error(f"Refused: {refused_choice.value}. The page keeps the city "
+                                   f"file {city.value!r}.", classes=["citytwin-refused"]))
     with solara.Column(children=[*notice, *children], style={"width": "100%"}):
         pass
 

@@ -1,15 +1,19 @@
 """Uploaded city files: size-limited, name-checked and validated like any other city input.
 
-An upload is written to a hidden temporary file inside the data folder, opened with
-:meth:`citytwin.city.City.from_path` (so a broken file raises the same ``GeodataError`` the
-CLI shows), and only then renamed to its final name. Nothing is written outside the data folder
-and an existing file is never overwritten.
+An upload is written under its own name into a hidden temporary folder inside the data
+folder, opened with :meth:`citytwin.city.City.from_path` in a worker process under CPU, memory
+and wall-clock limits (so a broken file raises the same ``GeodataError`` the CLI shows, and a
+file that would hold the CPU is stopped), and only then moved to its final name. The worker
+keeps the built city in the city cache under the same name and bytes, so the server reads
+that cache and never parses the uploaded file itself. Nothing is written outside the data
+folder and an existing file is never overwritten.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import uuid
@@ -44,14 +48,15 @@ def save_upload(config: AppConfig, name: str, data: bytes) -> Path:
     if target.exists():
         raise InputError(f"a city file named {name!r} already exists in the data folder",
                          source="upload")
-    suffix = "".join(Path(name).suffixes[-2:]) if name.endswith(".osm.pbf") else Path(name).suffix
-    tmp = Path(config.data_dir).resolve() / f".upload-{uuid.uuid4().hex}{suffix}"
+    folder = Path(config.data_dir).resolve() / f".upload-{uuid.uuid4().hex}"
+    tmp = folder / name  # the final name: the worker's cached build is found under it
     try:
+        folder.mkdir()
         tmp.write_bytes(data)
         _check_in_worker(tmp, name)  # under CPU/memory/wall limits, in a child process
         tmp.replace(target)
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
     log.info("stored uploaded city %s (%d bytes)", target, len(data))
     return target
 
@@ -60,10 +65,11 @@ def _check_in_worker(path: Path, name: str) -> None:
     """Open ``path`` with ``City.from_path`` in a limited worker; its error as ours."""
     from citytwin.app.worker import limits
 
-    wall = limits()["wall_s"] or None
-    try:
+    wall = limits(check=True)["wall_s"]
+    try:  # the worker stops itself at its wall limit; this is the backstop
         proc = subprocess.run([sys.executable, "-m", "citytwin.app.worker", "--check-city",
-                               str(path)], capture_output=True, text=True, timeout=wall)
+                               str(path)], capture_output=True, text=True,
+                              timeout=wall + 30 if wall else None)
     except subprocess.TimeoutExpired:
         raise InputError(f"uploaded file {name!r}: opening it took longer than the app's "
                          f"wall-clock limit of {wall} s", source="upload") from None
@@ -78,5 +84,5 @@ def _check_in_worker(path: Path, name: str) -> None:
     err = next((m["error"] for m in msgs if "error" in m), None)
     # the worker's message names the temp file; the user knows the file by its name
     text = (err or f"could not be opened (worker exit {proc.returncode})").replace(
-        str(path), name)
+        str(path), name).replace(str(path.parent), "the data folder")
     raise GeodataError(text, source=f"upload {name!r}")

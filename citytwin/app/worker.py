@@ -8,9 +8,12 @@ Progress and errors go to stdout as one JSON object per line, so the app can sho
 cancel by killing the process.
 
 ``python -m citytwin.app.worker --check-city FILE`` opens a city file (an upload) the same
-way. Both run under CPU-time, memory and wall-clock limits set in this child process
-(``resource.setrlimit``; ``CITYTWIN_APP_CPU_S``, ``CITYTWIN_APP_MEM_MB``,
-``CITYTWIN_APP_WALL_S``), so a hostile file cannot hold the server.
+way, and writes the built city to the city cache, so the server later reads that cache and
+never parses an uploaded file itself. Both run under CPU-time, memory and wall-clock limits
+set in this child process (``resource.setrlimit``; ``CITYTWIN_APP_CPU_S``,
+``CITYTWIN_APP_MEM_MB``, ``CITYTWIN_APP_WALL_S``; a city check has its own, smaller
+``CITYTWIN_APP_CHECK_CPU_S`` and ``CITYTWIN_APP_CHECK_WALL_S``), so a hostile file cannot
+hold the server.
 """
 
 from __future__ import annotations
@@ -23,16 +26,23 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from citytwin.errors import CitytwinError
+from citytwin.errors import CitytwinError, InputError
 
 __all__ = ["main", "run_request", "check_city", "apply_limits", "limits"]
 
 ENV_CPU = "CITYTWIN_APP_CPU_S"
 ENV_MEM = "CITYTWIN_APP_MEM_MB"
 ENV_WALL = "CITYTWIN_APP_WALL_S"
+ENV_CHECK_CPU = "CITYTWIN_APP_CHECK_CPU_S"
+ENV_CHECK_WALL = "CITYTWIN_APP_CHECK_WALL_S"
+#: Defaults: a run may take an hour of CPU; opening an uploaded city file ten minutes
+#: (Helsinki's 1 MB GeoPackage takes about 1 s).
+DEFAULT_LIMITS = {"cpu_s": 3600, "mem_mb": 16384, "wall_s": 7200}
+DEFAULT_CHECK_LIMITS = {"cpu_s": 600, "mem_mb": 16384, "wall_s": 900}
 
 
 def _emit(**msg: Any) -> None:
@@ -40,11 +50,21 @@ def _emit(**msg: Any) -> None:
     sys.stdout.flush()
 
 
-def limits(environ: dict[str, str] | None = None) -> dict[str, int]:
-    """CPU seconds, memory MB and wall seconds for one worker (0 = no limit)."""
+def limits(environ: Mapping[str, str] | None = None, *, check: bool = False) -> dict[str, int]:
+    """CPU seconds, memory MB and wall seconds for one worker (0 = no limit); ``check``: the
+    limits of opening an uploaded city file."""
     env = os.environ if environ is None else environ
-    return {"cpu_s": int(env.get(ENV_CPU, 3600)), "mem_mb": int(env.get(ENV_MEM, 16384)),
-            "wall_s": int(env.get(ENV_WALL, 7200))}
+    base = DEFAULT_CHECK_LIMITS if check else DEFAULT_LIMITS
+    names = ({"cpu_s": ENV_CHECK_CPU, "mem_mb": ENV_MEM, "wall_s": ENV_CHECK_WALL} if check
+             else {"cpu_s": ENV_CPU, "mem_mb": ENV_MEM, "wall_s": ENV_WALL})
+    out = {}
+    for key, var in names.items():
+        try:
+            out[key] = int(env.get(var, base[key]))
+        except ValueError:
+            raise InputError(f"{var}={env[var]!r}: expected a whole number",
+                             source="citytwin app") from None
+    return out
 
 
 def apply_limits(lim: dict[str, int] | None = None) -> None:
@@ -83,6 +103,16 @@ def _roots(request: dict[str, Any], out: Path) -> tuple[Path, ...]:
     return (Path(request["city"]).resolve().parent, out.resolve().parent)
 
 
+def _denied(request: dict[str, Any], roots: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Private folders inside the roots: the request's, else the workspaces of the results
+    folder (the second root), so no run reads another workspace's files."""
+    from citytwin.app.config import SESSIONS_DIR
+
+    if "denied" in request:
+        return tuple(Path(d) for d in request["denied"])
+    return (Path(roots[1]) / SESSIONS_DIR,) if len(roots) > 1 else ()
+
+
 def run_request(request: dict[str, Any], out: Path) -> Path:
     """Validate and run one request; write the results directory ``out``."""
     from citytwin.app.config import guard_scenario_paths
@@ -91,7 +121,8 @@ def run_request(request: dict[str, Any], out: Path) -> Path:
 
     scenario = dict(request["scenario"])
     scenario["city"] = str(request["city"])
-    scenario = guard_scenario_paths(scenario, _roots(request, out))
+    roots = _roots(request, out)
+    scenario = guard_scenario_paths(scenario, roots, denied=_denied(request, roots))
     spec = scenario_from_dict(scenario, source=f"app scenario {scenario.get('name', '?')!r}")
     last = [0.0]
 
@@ -109,10 +140,11 @@ def run_request(request: dict[str, Any], out: Path) -> Path:
 
 
 def check_city(path: Path) -> None:
-    """Open a city file as the CLI would (``GeodataError`` names every problem)."""
+    """Open a city file as the CLI would (``GeodataError`` names every problem) and keep the
+    build in the city cache (the server then reads the cache, not the file)."""
     from citytwin.city import City
 
-    City.from_path(path, use_cache=False)
+    City.from_path(path)
     _emit(ok=True)
 
 
@@ -123,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                     "| --check-city FILE")
         return 2
     if argv is None:  # a real child process: limits apply to it alone
-        apply_limits()
+        try:
+            apply_limits(limits(check=args[0] == "--check-city"))
+        except InputError as exc:
+            _emit(error=str(exc))
+            return 2
     try:
         if args[0] == "--check-city":
             check_city(Path(args[1]))

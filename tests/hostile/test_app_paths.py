@@ -107,3 +107,98 @@ def test_worker_memory_limit_is_a_message(tmp_path: Path) -> None:
     assert proc.returncode == 3, proc.stderr[-500:]
     assert "more memory" in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def _string_fields() -> set[str]:
+    """Dotted keys of every free-text (or path) field of the scenario schema."""
+    from citytwin.scenario import Scenario
+
+    schema = Scenario.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def leaves(node: dict, path: str) -> set[str]:
+        while "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        out: set[str] = set()
+        for k in ("anyOf", "oneOf", "allOf"):
+            for sub in node.get(k, []):
+                out |= leaves(sub, path)
+        if node.get("type") == "array" and "items" in node:
+            out |= leaves(node["items"], path)
+        if isinstance(node.get("additionalProperties"), dict):
+            out |= leaves(node["additionalProperties"], path)
+        for name, sub in node.get("properties", {}).items():
+            out |= leaves(sub, f"{path}.{name}" if path else name)
+        if (node.get("type") == "string" and "enum" not in node and "const" not in node
+                and node.get("format") in (None, "path")):
+            out.add(path)
+        return out
+
+    return leaves(schema, "")
+
+
+def test_every_free_text_field_of_the_schema_is_classified() -> None:
+    """A new path field in the schema (as traffic.od_factors was) cannot slip past the guard:
+    each free-text field is either guarded (PATH_FIELDS) or declared a name (NOT_PATH_FIELDS)."""
+    from citytwin.app.config import NOT_PATH_FIELDS, PATH_FIELDS
+
+    fields = _string_fields()
+    assert "traffic.od_factors" in fields and "emergency.incident_log" in fields
+    assert fields - set(NOT_PATH_FIELDS) == set(PATH_FIELDS) - {"extends"}
+    assert not set(NOT_PATH_FIELDS) - fields  # no stale entry
+
+
+def test_od_factors_outside_is_refused(cfg: AppConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "od.parquet"
+    secret.write_text("username,password_hash\n")
+    with pytest.raises(InputError, match="traffic.od_factors .* not allowed") as exc:
+        guard_scenario_paths({"traffic": {"od_factors": str(secret)}}, cfg.roots)
+    assert "password" not in str(exc.value)
+
+
+def test_another_workspace_is_private(cfg: AppConfig) -> None:
+    """results/sessions/<other>/ is inside the results folder but never a path source;
+    a shared results folder is."""
+    other = Path(cfg.results_dir) / "sessions" / "w-other" / "run-1"
+    other.mkdir(parents=True)
+    (other / "incidents.parquet").write_bytes(b"PAR1")
+    shared = Path(cfg.results_dir) / "shared-run"
+    shared.mkdir()
+    (shared / "incidents.parquet").write_bytes(b"PAR1")
+    for value in (str(other / "incidents.parquet"), "../results/sessions/w-other/run-1/x"):
+        with pytest.raises(InputError, match="not allowed"):
+            guard_path(value, cfg.roots, denied=cfg.denied, what="emergency.incident_log")
+    assert guard_path(str(shared / "incidents.parquet"), cfg.roots, denied=cfg.denied) == (
+        shared / "incidents.parquet").resolve()
+    # the worker derives the same private folder from its roots
+    request = {"scenario": {"name": "x", "duration_h": 1, "emergency": {
+        "incident_log": str(other / "incidents.parquet")}}, "seed": 1,
+        "city": str(Path(cfg.data_dir) / "tiny.gpkg"), "roots": [str(r) for r in cfg.roots]}
+    with pytest.raises(InputError, match="emergency.incident_log.*not allowed"):
+        run_request(request, Path(cfg.results_dir) / "sessions" / "w-me" / "run")
+
+
+def test_city_files_skip_links_out_and_choice_is_checked(cfg: AppConfig, tmp_path: Path) -> None:
+    from citytwin.app.config import check_city_choice
+
+    (tmp_path / "outside.gpkg").write_bytes(TINY.read_bytes())
+    (Path(cfg.data_dir) / "link.gpkg").symlink_to(tmp_path / "outside.gpkg")
+    (Path(cfg.data_dir) / "inner.gpkg").symlink_to(Path(cfg.data_dir) / "tiny.gpkg")
+    assert cfg.city_files() == ["inner.gpkg", "tiny.gpkg"]
+    assert check_city_choice(cfg, "inner.gpkg") == "inner.gpkg"
+    msgs = set()
+    for value in ("link.gpkg", "nope.gpkg", "../outside.gpkg", 5, None):
+        with pytest.raises(InputError, match="expected one of the city files") as exc:
+            check_city_choice(cfg, value)
+        msgs.add(str(exc.value).split("is not allowed")[1])
+    assert len(msgs) == 1  # the same refusal, whether the file exists or not
+
+
+def test_upload_check_has_its_own_limits() -> None:
+    from citytwin.app.worker import limits
+
+    env = {"CITYTWIN_APP_CHECK_CPU_S": "7", "CITYTWIN_APP_CPU_S": "99"}
+    assert limits(env, check=True)["cpu_s"] == 7 and limits(env)["cpu_s"] == 99
+    assert limits({}, check=True)["cpu_s"] == 600
+    with pytest.raises(InputError, match="CITYTWIN_APP_CPU_S='lots'"):
+        limits({"CITYTWIN_APP_CPU_S": "lots"})
