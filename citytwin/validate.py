@@ -36,13 +36,21 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
-    from citytwin.city import City
+from citytwin.city import City
+from citytwin.emergency import EmergencyParams, erlang_b, run_emergency
+from citytwin.energy.engine import WEATHER_FAR_KM, EnergyEngine, EnergyParams, _distance_km
+from citytwin.energy.weather import HELSINKI_SITE, typical_year
+from citytwin.engine import StandaloneModel
+from citytwin.errors import InputError
+from citytwin.examples import DEFAULT_CITY
+from citytwin.model import CityModel, load_city
+from citytwin.rng import stream
+from citytwin.scenario import load_scenario, scenario_from_dict
 
 __all__ = ["Check", "ValidationReport", "validate", "CHECKS"]
 
@@ -151,9 +159,6 @@ class _Runs:
 
     def run(self, name: str, **overrides: Any) -> Any:
         if name not in self._cache:
-            from citytwin.model import CityModel
-            from citytwin.scenario import scenario_from_dict
-
             data = _merge(self.base, overrides)
             data["name"] = f"validate_{name}"
             t0 = time.perf_counter()
@@ -281,8 +286,6 @@ def _weather_of(r: _Runs) -> str:
 
 
 def check_design_day(r: _Runs) -> Check:
-    from citytwin.energy.weather import typical_year
-
     day = pd.Timestamp(DESIGN_DAY)
     iv: list[dict[str, Any]] = []
     if _weather_of(r) == "typical":
@@ -314,18 +317,12 @@ def check_design_day(r: _Runs) -> Check:
 
 def _pv_engine(r: _Runs, start: str, days: int, step_minutes: Literal[15, 60]) -> Any:
     """An energy engine with PV on every roof, in the scenario's weather, no power flow."""
-    from citytwin.energy.engine import EnergyEngine, EnergyParams
-    from citytwin.engine import StandaloneModel
-
     model = StandaloneModel(r.city, seed=1, start=start, duration_s=days * 86400.0)
     return EnergyEngine(model, EnergyParams(pv_share=1.0, power_flow=False,
                                             step_minutes=step_minutes, weather=_weather_of(r)))
 
 
 def check_pv_yield(r: _Runs) -> Check:
-    from citytwin.energy.engine import WEATHER_FAR_KM, _distance_km
-    from citytwin.energy.weather import HELSINKI_SITE
-
     eng = _pv_engine(r, "2023-01-01", 365, 60)
     kwp = float(eng.pv.kwp.sum())
     far = eng.site is not None and _distance_km(eng.site, HELSINKI_SITE) > WEATHER_FAR_KM
@@ -373,9 +370,6 @@ def check_pv_timing(r: _Runs) -> Check:
 
 def check_queue(r: _Runs) -> Check:
     """Erlang-B on the city's own stations: stationary units, lost calls, exponential service."""
-    from citytwin.emergency import EmergencyParams, erlang_b, run_emergency
-    from citytwin.rng import stream
-
     b = r.city.buildings
     fac = r.city.facilities
     kinds = ("fire_station", "ambulance_station")
@@ -433,10 +427,6 @@ def validate(
     """Run the checks on ``target``: a ``City``, a city file, a scenario TOML, or None (the
     shipped default city). ``only``: names of :data:`CHECKS` to run (default all);
     ``power_flow``: solve the grid each step (slower; losses enter the energy balance)."""
-    from citytwin.city import City
-    from citytwin.errors import InputError
-    from citytwin.examples import DEFAULT_CITY
-
     base: dict[str, Any]
     if isinstance(target, City):
         city, name = target, str(getattr(target, "name", "city"))
@@ -444,9 +434,6 @@ def validate(
     else:
         path = Path(target) if target is not None else DEFAULT_CITY
         if path.suffix.lower() == ".toml":
-            from citytwin.model import load_city
-            from citytwin.scenario import load_scenario
-
             spec = load_scenario(path)
             base = spec.model_dump(mode="json")
             base.pop("source", None)
@@ -455,8 +442,6 @@ def validate(
         else:
             if not path.exists():
                 raise InputError([f"validate: {path}: no such city or scenario file"])
-            from citytwin.model import load_city
-
             city, name = load_city(str(path)), path.stem
             base = {"city": str(path)}
     defaults: dict[str, Any] = {

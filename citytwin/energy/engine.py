@@ -21,15 +21,21 @@ import math
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import geopandas as gpd
+import mesa
 import networkx as nx
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from shapely.geometry import Point
 
+from citytwin.energy.aging import TransformerAging
 from citytwin.energy.ev import ChargingState, EVAssumptions, synthetic_ev_arrivals
+from citytwin.energy.grid import GridSolver
 from citytwin.energy.loads import USES, BuildingLoads, compute_loads
-from citytwin.energy.outages import FailureSpec, unknown_assets
+from citytwin.energy.outages import FailureSpec, OutageSchedule, unknown_assets
 from citytwin.energy.pv import HELSINKI_SKY_FACTOR, PVFleet, kw_per_kwp, pv_fleet, timezone_at
 from citytwin.energy.weather import (
     HELSINKI_SITE,
@@ -109,8 +115,6 @@ class EnergyParams(BaseModel):
     def _known_zone(cls, v: str | None) -> str | None:
         if v is None or v == "standard":
             return v
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
@@ -127,34 +131,25 @@ class EnergyParams(BaseModel):
         return v
 
 
-_BUILDING_CLS: type | None = None
+class Building(mesa.Agent):
+    """A building of the city: its use, floor area and row in the load arrays."""
+
+    def __init__(self, model: mesa.Model, *, building_id: Any, row: int, use: str,
+                 floor_area_m2: float, transformer: str | None) -> None:
+        super().__init__(model)
+        self.building_id = building_id
+        self.row = row
+        self.use = use
+        self.floor_area_m2 = floor_area_m2
+        self.transformer = transformer
+
+    def load_kw(self) -> float:
+        """This building's electricity demand at the energy engine's last step (kW)."""
+        return float(self.model.energy.last_demand_kw[self.row])
 
 
-def building_agent_class() -> type:
-    """The Mesa ``Building`` agent class (created on first use: importing mesa has side
-    effects, so the energy package does not import it at import time)."""
-    global _BUILDING_CLS
-    if _BUILDING_CLS is not None:
-        return _BUILDING_CLS
-    import mesa
-
-    class Building(mesa.Agent):
-        """A building of the city: its use, floor area and row in the load arrays."""
-
-        def __init__(self, model: Any, *, building_id: Any, row: int, use: str,
-                     floor_area_m2: float, transformer: str | None) -> None:
-            super().__init__(model)
-            self.building_id = building_id
-            self.row = row
-            self.use = use
-            self.floor_area_m2 = floor_area_m2
-            self.transformer = transformer
-
-        def load_kw(self) -> float:
-            """This building's electricity demand at the energy engine's last step (kW)."""
-            return float(self.model.energy.last_demand_kw[self.row])
-
-    _BUILDING_CLS = Building
+def building_agent_class() -> type[Building]:
+    """The Mesa ``Building`` agent class."""
     return Building
 
 
@@ -167,9 +162,6 @@ def _site(city: City, params: EnergyParams) -> tuple[float, float] | None:
     crs = getattr(b, "crs", None)
     if crs is None or len(b) == 0 or "geometry" not in b:
         return None
-    import geopandas as gpd
-    from shapely.geometry import Point
-
     x0, y0, x1, y1 = b.total_bounds
     ll = gpd.GeoSeries([Point((x0 + x1) / 2, (y0 + y1) / 2)], crs=crs).to_crs(4326).iloc[0]
     return float(ll.y), float(ll.x)
@@ -305,8 +297,6 @@ class EnergyEngine:
         self._check_failures()
         self.outages: Any = None
         if params.failures and G is not None:
-            from citytwin.energy.outages import OutageSchedule
-
             self.outages = OutageSchedule(
                 G, [f.failure() for f in params.failures],
                 switching_time_s=params.switching_time_s,
@@ -314,17 +304,10 @@ class EnergyEngine:
         self.customers = self._customers()
         self.aging: Any = None
         if len(tr_nodes):
-            from citytwin.energy.aging import TransformerAging
-
             self.aging = TransformerAging(tr_nodes)
         self.solver: Any = None
         if params.power_flow and G is not None and len(tr_nodes):
-            try:
-                from citytwin.energy.grid import GridSolver
-            except ImportError:
-                log.warning("energy: citytwin.energy.grid not available; aggregate loading only")
-            else:
-                self.solver = GridSolver(city, numba=params.power_flow_numba)
+            self.solver = GridSolver(city, numba=params.power_flow_numba)
         # EV
         ev_params = EVAssumptions(
             battery_kwh=params.ev_battery_kwh, consumption_kwh_per_km=params.ev_consumption_kwh_per_km,
@@ -345,11 +328,7 @@ class EnergyEngine:
         self._ev_since = 0.0
         # agents
         self.agents: list[Any] = []
-        import sys
-
-        mesa_mod = sys.modules.get("mesa")  # a Mesa model implies mesa is imported
-        if mesa_mod is not None and isinstance(model, mesa_mod.Model):
-            Building = building_agent_class()
+        if isinstance(model, mesa.Model):
             tr = (b["transformer"].astype(str).to_numpy() if "transformer" in b.columns
                   else [None] * self.n)
             self.agents = [

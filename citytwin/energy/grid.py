@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 import pandas as pd
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import splu
 
 from citytwin.energy.admittance import MV_CABLE, GridLayout, build_admittance, grid_layout
 from citytwin.errors import InputError
@@ -259,7 +262,6 @@ class _FastPF:
     def capture(cls, net: Any) -> _FastPF | None:
         from pandapower.pypower.idx_brch import F_BUS, T_BUS
         from pandapower.pypower.idx_bus import BASE_KV
-        from scipy.sparse.linalg import splu
 
         ppc = net["_ppc"]
         if ppc is None or "internal" not in ppc:
@@ -312,9 +314,6 @@ class _FastPF:
         """The normal topology (no outage, ties open) built by :mod:`citytwin.energy.admittance`,
         without pandapower; the start is flat (``ext_vm_pu`` everywhere). None for a grid the
         Z-bus iteration cannot take (no infeed, or a bus without a path to one)."""
-        from scipy.sparse.csgraph import connected_components
-        from scipy.sparse.linalg import splu
-
         adm = build_admittance(lay)
         nb = adm.n_bus
         if not len(adm.ref) or not nb:
@@ -502,8 +501,6 @@ class GridSolver:
         tie switches closed for restoration. Non-convergence is reported (``converged=False``,
         loadings estimated from the demand), not raised.
         """
-        import time
-
         n = len(self.building_ids)
         problems = []
         arrays = {"p_kw": p_kw, "q_kvar": q_kvar, "pv_kw": pv_kw}

@@ -30,13 +30,19 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from citytwin import interventions
 from citytwin.energy.aging import ThermalParams, hot_spot_series
 from citytwin.energy.engine import EnergyEngine, EnergyParams
 from citytwin.energy.ev import synthetic_ev_arrivals
+from citytwin.energy.grid import GridSolver
 from citytwin.energy.loads import USES
 from citytwin.engine import StandaloneModel
-from citytwin.errors import InputError
+from citytwin.errors import InputError, ScenarioError
 from citytwin.fleet import Fleet
+from citytwin.model import load_city
+from citytwin.scenario import load_scenario
+from citytwin.traffic.engine import run_traffic
+from citytwin.twin.thermal import ultimate_rises
 
 if TYPE_CHECKING:
     from citytwin.city import City
@@ -61,11 +67,6 @@ class EnergySetup:
 
     @classmethod
     def from_scenario(cls, path: str | Path, *, power_flow: bool | None = None) -> EnergySetup:
-        from citytwin import interventions
-        from citytwin.errors import ScenarioError
-        from citytwin.model import load_city
-        from citytwin.scenario import load_scenario
-
         spec = load_scenario(path)
         setup = interventions.apply(spec, load_city(spec.city, spec.build))
         if setup.energy is None:
@@ -82,8 +83,6 @@ class EnergySetup:
         (building the pandapower net is most of a short run's cost; a reused solver starts
         Newton-Raphson warm, so results agree to its tolerance, not bit for bit)."""
         if getattr(self, "_solver", None) is None:
-            from citytwin.energy.grid import GridSolver
-
             self._solver = GridSolver(self.city, numba=self.params.power_flow_numba)
         return self._solver
 
@@ -177,8 +176,6 @@ def hourly_counts(setup: EnergySetup, *, seed: int | None = None, demand_multipl
     """Loop-detector view of a traffic run of the day (``setup.traffic``, its ``demand_scale``
     × ``demand_multiplier``): ``edge_id``, ``time_s`` (end of the hour), ``count`` (veh/h,
     scaled to the full population)."""
-    from citytwin.traffic.engine import run_traffic
-
     if setup.traffic is None:
         raise InputError(["the setup has no traffic parameters (a scenario [traffic] section)"],
                          source="twin.forecast")
@@ -258,8 +255,6 @@ def forecast(setup: EnergySetup, *, issue_s: float, multiplier: float, multiplie
             rise, grad = thermal
             to_u0 = None
             if not np.all(np.isfinite(rise)):
-                from citytwin.twin.thermal import ultimate_rises
-
                 to_u0, hs_u0 = ultimate_rises(load[0] / 100.0, thermal_params or ThermalParams())
                 rise = np.where(np.isfinite(rise), rise, to_u0)
                 grad = np.where(np.isfinite(grad), grad, hs_u0)
