@@ -15,13 +15,20 @@ this process; AequilibraE is run with one core so its threads do not inflate or 
 
     .venv/bin/python benchmarks/traffic_equilibrium.py [--quick] [--nets sf,grid,city]
         [--gaps 1e-4,1e-6] [--repeat 3] [--n-buildings 80000] [--ours gp,bfw] [--no-aequilibrae]
+        [--aeq-max-iter 2000] [--fresh-aequilibrae]
+
+AequilibraE is run once per net, to the smallest gap, and the CPU time at which it first reaches
+each gap is read from its iteration log (bfw's iterates do not depend on the target). Its
+result is cached in the temp folder (keyed by net, demand, target and cap) because at 1e-6 on the
+city it takes most of an hour; a cached result is printed with its date and load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
+import hashlib
+import json
 import logging
 import os
 import statistics
@@ -164,47 +171,95 @@ def run_citytwin(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: int,
     return time.process_time() - t, r.iterations, r.relative_gap, r.tstt, r.flow
 
 
-def run_aequilibrae(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: int):
+def run_aequilibrae(net: TntpNetwork, od: pd.DataFrame, gaps: list[float], max_iter: int,
+                    cache: Path | None = None) -> dict:
+    """AequilibraE bfw run once to the smallest gap (bfw's iterates do not depend on the
+    target): per gap the CPU seconds and iteration at which the gap is first reached (None
+    when not reached; then the gap reached and CPU of the whole run are the comparison).
+    With ``cache``, a result of the same net, demand, target and iteration cap is reused
+    (long runs at 1e-6 on the city take most of an hour) and printed with its own date and
+    load average."""
+    key = _aeq_key(net, od, min(gaps), max_iter)
+    if cache is not None:
+        f_json, f_flow = cache / f"aeq_{key}.json", cache / f"aeq_{key}_flow.npy"
+        if f_json.exists() and f_flow.exists():
+            out = json.loads(f_json.read_text())
+            out["flow"], out["cached"] = np.load(f_flow), str(f_json)
+            return out
+    la0 = os.getloadavg()
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
             contextlib.redirect_stderr(null):
-        return _run_aequilibrae(net, od, gap, max_iter)
+        out = _run_aequilibrae(net, od, min(gaps), max_iter)
+    out["load_start"], out["load_end"] = la0, os.getloadavg()
+    out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    traj = out["trajectory"]  # (CPU s, iteration, gap) after each iteration
+    out["at_gap"] = {f"{g:.0e}": next(([c, it, r] for c, it, r in traj if r <= g), None)
+                     for g in gaps}
+    if cache is not None:
+        flow = out.pop("flow")
+        f_json.write_text(json.dumps(out))
+        np.save(f_flow, flow)
+        out["flow"] = flow
+    return out
 
 
-def _run_aequilibrae(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: int):
+def _aeq_key(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: int) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(net.links[["init_node", "term_node", "capacity",
+                                             "free_flow_time", "b", "power"]].to_numpy(float)))
+    h.update(np.ascontiguousarray(od[["origin", "dest", "demand"]].to_numpy(float)))
+    return f"{h.hexdigest()[:12]}_{gap:.0e}_{max_iter}"
+
+
+def _run_aequilibrae(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: int) -> dict:
     from aequilibrae.matrix import AequilibraeMatrix
     from aequilibrae.paths import Graph, TrafficAssignment, TrafficClass
 
     t = time.process_time()
-    L = net.links
-    g = Graph()
-    g.network = pd.DataFrame({
-        "link_id": np.arange(1, len(L) + 1), "a_node": L["init_node"].to_numpy(),
-        "b_node": L["term_node"].to_numpy(), "direction": 1,
-        "capacity": L["capacity"].to_numpy(float), "free_flow_time": L["free_flow_time"].to_numpy(float),
-        "b": L["b"].to_numpy(float), "power": L["power"].to_numpy(float)})
-    zones = np.arange(1, net.n_zones + 1)
-    g.prepare_graph(zones)
-    g.set_graph("free_flow_time")
-    g.set_skimming(["free_flow_time"])
-    g.set_blocked_centroid_flows(net.first_thru_node > 1)
-    mat = AequilibraeMatrix()
-    mat.create_empty(zones=len(zones), matrix_names=["demand"], memory_only=True)
-    mat.index[:] = zones
-    M = np.zeros((len(zones), len(zones)))
-    M[od["origin"].to_numpy() - 1, od["dest"].to_numpy() - 1] = od["demand"].to_numpy()
-    mat.matrices[:, :, 0] = M
-    mat.computational_view(["demand"])
-    assig = TrafficAssignment()
-    assig.set_classes([TrafficClass("car", g, mat)])
-    assig.set_vdf("BPR")
-    assig.set_vdf_parameters({"alpha": "b", "beta": "power"})
-    assig.set_capacity_field("capacity")
-    assig.set_time_field("free_flow_time")
-    assig.set_algorithm("bfw")
-    assig.set_cores(1)
-    assig.max_iter = max_iter
-    assig.rgap_target = gap
-    assig.execute()
+    traj: list[tuple[float, int, float]] = []
+
+    class _Iterations(logging.Handler):  # bfw logs "iteration,rgap,stepsize" after each one
+        def emit(self, record: logging.LogRecord) -> None:
+            parts = record.getMessage().split(",")
+            if len(parts) == 3 and parts[0].isdigit():
+                traj.append((time.process_time() - t, int(parts[0]), float(parts[1])))
+
+    handler = _Iterations()
+    logging.getLogger("aequilibrae").addHandler(handler)
+    try:
+        L = net.links
+        g = Graph()
+        g.network = pd.DataFrame({
+            "link_id": np.arange(1, len(L) + 1), "a_node": L["init_node"].to_numpy(),
+            "b_node": L["term_node"].to_numpy(), "direction": 1,
+            "capacity": L["capacity"].to_numpy(float),
+            "free_flow_time": L["free_flow_time"].to_numpy(float),
+            "b": L["b"].to_numpy(float), "power": L["power"].to_numpy(float)})
+        zones = np.arange(1, net.n_zones + 1)
+        g.prepare_graph(zones)
+        g.set_graph("free_flow_time")
+        g.set_skimming(["free_flow_time"])
+        g.set_blocked_centroid_flows(net.first_thru_node > 1)
+        mat = AequilibraeMatrix()
+        mat.create_empty(zones=len(zones), matrix_names=["demand"], memory_only=True)
+        mat.index[:] = zones
+        M = np.zeros((len(zones), len(zones)))
+        M[od["origin"].to_numpy() - 1, od["dest"].to_numpy() - 1] = od["demand"].to_numpy()
+        mat.matrices[:, :, 0] = M
+        mat.computational_view(["demand"])
+        assig = TrafficAssignment()
+        assig.set_classes([TrafficClass("car", g, mat)])
+        assig.set_vdf("BPR")
+        assig.set_vdf_parameters({"alpha": "b", "beta": "power"})
+        assig.set_capacity_field("capacity")
+        assig.set_time_field("free_flow_time")
+        assig.set_algorithm("bfw")
+        assig.set_cores(1)
+        assig.max_iter = max_iter
+        assig.rgap_target = gap
+        assig.execute()
+    finally:
+        logging.getLogger("aequilibrae").removeHandler(handler)
     dt = time.process_time() - t
     res = assig.results()
     flow = res["matched_flow_ab"].reindex(np.arange(1, len(L) + 1)).fillna(0.0).to_numpy() \
@@ -212,7 +267,8 @@ def _run_aequilibrae(net: TntpNetwork, od: pd.DataFrame, gap: float, max_iter: i
     cost = (L["free_flow_time"].to_numpy() * (1 + L["b"].to_numpy() * (flow / L["capacity"].to_numpy())
                                                 ** L["power"].to_numpy()))
     rep = assig.report()
-    return dt, int(rep["iteration"].max()), float(rep["rgap"].iloc[-1]), float(flow @ cost), flow
+    return {"cpu": dt, "iterations": int(rep["iteration"].max()), "gap": float(rep["rgap"].iloc[-1]),
+            "tstt": float(flow @ cost), "flow": flow, "max_iter": max_iter, "trajectory": traj}
 
 
 def main() -> None:
@@ -222,16 +278,21 @@ def main() -> None:
     ap.add_argument("--gaps", default="1e-4,1e-6")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--max-iter", type=int, default=20_000)
+    ap.add_argument("--aeq-max-iter", type=int, default=2_000,
+                    help="AequilibraE's iteration cap (bfw at ~0.5 s CPU per iteration on the city)")
     ap.add_argument("--n-buildings", type=int, default=80_000)
     ap.add_argument("--no-aequilibrae", action="store_true")
+    ap.add_argument("--fresh-aequilibrae", action="store_true",
+                    help=f"run AequilibraE again instead of reusing its result cached in {CACHE}")
     ap.add_argument("--ours", default="gp", help="citytwin algorithms to run: gp, bfw or gp,bfw")
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
-    logging.getLogger("aequilibrae").setLevel(logging.ERROR)
+    logging.getLogger("aequilibrae").setLevel(logging.INFO)  # its iteration log is read
     logging.getLogger("citytwin").setLevel(logging.ERROR)  # the warm-up runs stop early
     nets = ["sf", "grid"] if args.quick else args.nets.split(",")
     repeat = 1 if args.quick else args.repeat
-    gaps = [float(g) for g in args.gaps.split(",")]
+    gaps = sorted((float(g) for g in args.gaps.split(",")), reverse=True)
+    CACHE.mkdir(exist_ok=True)
     for name in nets:
         if name == "sf":
             d = Path(args.data)
@@ -251,31 +312,39 @@ def main() -> None:
             ref, label = None, f"synthetic({args.n_buildings}) roads"
             print(f"[{label}: network ready in {time.perf_counter() - t:.1f} s]")
         print(f"\n{label}: {net.n_nodes} nodes, {len(net.links)} links, {net.n_zones} zones, "
-              f"{len(od)} OD pairs, demand {od['demand'].sum():,.0f}")
-        for alg in args.ours.split(","):
+              f"{len(od)} OD pairs, demand {od['demand'].sum():,.0f}", flush=True)
+        algs = args.ours.split(",")
+        for alg in algs:
             run_citytwin(net, od, 1e-1, 2, alg)  # JIT warm-up
-        solvers = [(f"citytwin-{alg}", functools.partial(run_citytwin, algorithm=alg))
-                   for alg in args.ours.split(",")]
+        aeq = None
         if not args.no_aequilibrae:
-            solvers.append(("aequilibrae", run_aequilibrae))
+            aeq = run_aequilibrae(net, od, gaps, args.aeq_max_iter,
+                                  None if args.fresh_aequilibrae else CACHE)
+            src = f"cached from {aeq['date']}" if "cached" in aeq else "measured now"
+            print(f"  aequilibrae bfw, one run to {gaps[-1]:.0e} (cap {aeq['max_iter']} "
+                  f"iterations, 1 core, {src}): {aeq['cpu']:.1f} s CPU, {aeq['iterations']} "
+                  f"iterations, gap reached {aeq['gap']:.2e}, load average "
+                  f"{aeq['load_start'][0]:.1f} -> {aeq['load_end'][0]:.1f}", flush=True)
         for gap in gaps:
-            row = {}
-            for who, fn in solvers:
-                runs = [fn(net, od, gap, args.max_iter) for _ in range(repeat)]
+            for alg in algs:
+                la = os.getloadavg()[0]
+                runs = [run_citytwin(net, od, gap, args.max_iter, alg) for _ in range(repeat)]
                 cpu = statistics.median(r[0] for r in runs)
                 _, it, g, tstt, flow = runs[0]
-                row[who] = (cpu, flow)
                 extra = f", TSTT {tstt / BEST - 1:+.1e} vs best known, max |flow - best| " \
                         f"{np.abs(flow - ref).max():.2f}" if ref is not None else f", TSTT {tstt:,.1f}"
-                print(f"  gap {gap:.0e} {who:13s}: {cpu:8.3f} s CPU (median of {repeat}), "
-                      f"{it:5d} iterations, gap reached {g:.2e}{extra}")
-            if "aequilibrae" in row:
-                c2, f2 = row["aequilibrae"]
-                for who, (c1, f1) in row.items():
-                    if who != "aequilibrae":
-                        print(f"  gap {gap:.0e} {who} / aequilibrae CPU: {c1 / c2:.3f}x; "
-                              f"max |flow difference| {np.abs(f1 - f2).max():.2f} "
-                              f"(mean flow {f2.mean():.0f})", flush=True)
+                print(f"  gap {gap:.0e} citytwin-{alg:4s}: {cpu:8.2f} s CPU (median of {repeat}), "
+                      f"{it:5d} iterations, gap reached {g:.2e}{extra}, load average {la:.1f}",
+                      flush=True)
+                if aeq is None:
+                    continue
+                at = aeq["at_gap"].get(f"{gap:.0e}")
+                c2, what = (at[0], f"reached at {at[0]:.1f} s CPU, iteration {at[1]}") if at else \
+                    (aeq["cpu"], f"NOT reached: {aeq['gap']:.2e} after {aeq['cpu']:.1f} s CPU")
+                f2 = aeq["flow"]
+                print(f"  gap {gap:.0e} aequilibrae  : {what}; citytwin-{alg} / aequilibrae CPU "
+                      f"{cpu / c2:.3f}x; max |flow difference| to aequilibrae's last iterate "
+                      f"{np.abs(flow - f2).max():.2f} (mean flow {f2.mean():.0f})", flush=True)
 
 
 if __name__ == "__main__":

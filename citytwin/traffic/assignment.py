@@ -75,7 +75,8 @@ class UEResult:
     cost: np.ndarray  # link travel time at ``flow`` (time units of the net file)
     tstt: float  # total system travel time sum(flow * time)
     # relative gap per iteration: measured at the flows (always the last one; every one for
-    # bfw), or for gp between measurements the estimate its path sweep makes on the way
+    # bfw), or for gp between measurements the estimate its path sweep makes on the way,
+    # scaled by the ratio of the last measured gap to its estimate
     gaps: list[float] = field(default_factory=list)
     iterations: int = 0
     total_cost: float = 0.0  # sum(flow * generalized cost); equals tstt without toll/distance
@@ -206,6 +207,22 @@ def _aon(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from, cost
 
 
 @nb.njit(cache=True)
+def _pow(r, p):  # pragma: no cover - compiled
+    """``r ** p`` by multiplications when ``p`` is a small whole number (BPR's usual 4: a
+    libm ``pow`` per link update is most of a sweep's time), else ``pow``."""
+    if p == 4.0:
+        r2 = r * r
+        return r2 * r2
+    k = int(p)
+    if k == p and 0 <= k <= 16:
+        out = 1.0
+        for _ in range(k):
+            out *= r
+        return out
+    return r ** p
+
+
+@nb.njit(cache=True)
 def _dir_deriv(tau, x, d, t0, cap, b, pw, fixed):  # pragma: no cover - compiled
     """g(tau) = sum(c(x + tau d) d) and its derivative sum(c'(x + tau d) d^2)."""
     g = 0.0
@@ -218,10 +235,10 @@ def _dir_deriv(tau, x, d, t0, cap, b, pw, fixed):  # pragma: no cover - compiled
         if xi < 0.0:
             xi = 0.0
         r = xi / cap[i]
-        g += (t0[i] * (1.0 + b[i] * r ** pw[i]) + fixed[i]) * di
+        g += (t0[i] * (1.0 + b[i] * _pow(r, pw[i])) + fixed[i]) * di
         if b[i] > 0.0:
             rs = max(r, 1e-9)
-            h += t0[i] * b[i] * pw[i] * rs ** (pw[i] - 1.0) / cap[i] * di * di
+            h += t0[i] * b[i] * pw[i] * _pow(rs, pw[i] - 1.0) / cap[i] * di * di
     return g, h
 
 
@@ -258,9 +275,96 @@ def _bpr1(e, xe, t0, cap, b, pw, fixed):  # pragma: no cover - compiled
     if xe < 0.0:
         xe = 0.0
     r = xe / cap[e]
-    c = t0[e] * (1.0 + b[e] * r ** pw[e]) + fixed[e]
     rs = max(r, 1e-9)
-    return c, t0[e] * b[e] * pw[e] * rs ** (pw[e] - 1.0) / cap[e]
+    d1 = _pow(rs, pw[e] - 1.0)  # (r^(p-1), a hair above 0 at r = 0)
+    rp = d1 * r if r >= 1e-9 else _pow(r, pw[e])
+    c = t0[e] * (1.0 + b[e] * rp) + fixed[e]
+    return c, t0[e] * b[e] * pw[e] * d1 / cap[e]
+
+
+@nb.njit(cache=True)
+def _shift_od(k, q, od_head, plinks, pstart, plen, pflow, pnext, x, cost, der, mark, stamp,
+              t0, cap, b, pw, fixed):  # pragma: no cover - compiled
+    """Flow of OD pair ``k`` (demand ``q``) from every costlier path of its set to the cheapest
+    by the Newton step ``(c_p - c_min) / sum of cost derivatives on the links not shared``;
+    link costs and derivatives updated as flow moves, paths left without flow dropped.
+    Returns (stamp, sum f_p c_p - q c_min, sum f_p c_p) before the shift."""
+    best = -1
+    # the cheapest path at the current costs is the target
+    cmin = np.inf
+    fc = 0.0
+    p = od_head[k]
+    while p >= 0:
+        c = 0.0
+        st = pstart[p]
+        for j in range(plen[p]):
+            c += cost[plinks[st + j]]
+        fc += pflow[p] * c
+        if c < cmin:
+            cmin = c
+            best = p
+        p = pnext[p]
+    stamp += 1
+    sb = stamp  # best's links carry sb
+    bst = pstart[best]
+    for j in range(plen[best]):
+        mark[plinks[bst + j]] = sb
+    prev = -1
+    p = od_head[k]
+    while p >= 0:
+        nxt = pnext[p]
+        if p == best:
+            prev = p
+            p = nxt
+            continue
+        st = pstart[p]
+        cp = 0.0
+        s2 = 0.0
+        stamp += 1
+        sp = stamp  # shared links get sp
+        for j in range(plen[p]):
+            e = plinks[st + j]
+            cp += cost[e]
+            if mark[e] == sb:
+                mark[e] = sp
+            else:
+                s2 += der[e]
+        cb = 0.0  # from the current costs (they moved with earlier shifts)
+        for j in range(plen[best]):
+            e = plinks[bst + j]
+            cb += cost[e]
+            if mark[e] != sp:
+                s2 += der[e]
+        f = pflow[p]
+        if cp > cb and s2 > 0.0:
+            delta = (cp - cb) / s2
+            if delta > f:
+                delta = f
+            for j in range(plen[p]):  # shared links keep their flow: only the others move
+                e = plinks[st + j]
+                if mark[e] != sp:
+                    x[e] -= delta
+                    cost[e], der[e] = _bpr1(e, x[e], t0, cap, b, pw, fixed)
+            for j in range(plen[best]):
+                e = plinks[bst + j]
+                if mark[e] != sp:
+                    x[e] += delta
+                    cost[e], der[e] = _bpr1(e, x[e], t0, cap, b, pw, fixed)
+                mark[e] = sb
+            pflow[best] += delta
+            pflow[p] = f - delta
+        else:
+            for j in range(plen[best]):
+                mark[plinks[bst + j]] = sb
+        if pflow[p] <= 0.0:  # drop a path without flow
+            if prev < 0:
+                od_head[k] = nxt
+            else:
+                pnext[prev] = nxt
+        else:
+            prev = p
+        p = nxt
+    return stamp, fc - q * cmin, fc
 
 
 @nb.njit(cache=True)
@@ -362,77 +466,10 @@ def _gp_sweep(origins, dptr, dnode, ddem, indptr, nbr_link, nbr_node, link_from,
                     c += cost[plinks[pstart[best] + j]]
                 total += ddem[k] * c
                 continue
-            # the cheapest path at the current costs is the target
-            cmin = np.inf
-            fc = 0.0
-            p = od_head[k]
-            while p >= 0:
-                c = 0.0
-                st = pstart[p]
-                for j in range(plen[p]):
-                    c += cost[plinks[st + j]]
-                fc += pflow[p] * c
-                if c < cmin:
-                    cmin = c
-                    best = p
-                p = pnext[p]
-            excess += fc - ddem[k] * cmin
+            stamp, ex, fc = _shift_od(k, ddem[k], od_head, plinks, pstart, plen, pflow, pnext,
+                                      x, cost, der, mark, stamp, t0, cap, b, pw, fixed)
+            excess += ex
             total += fc
-            stamp += 1
-            sb = stamp  # best's links carry sb
-            bst = pstart[best]
-            for j in range(plen[best]):
-                mark[plinks[bst + j]] = sb
-            prev = -1
-            p = od_head[k]
-            while p >= 0:
-                nxt = pnext[p]
-                if p == best:
-                    prev = p
-                    p = nxt
-                    continue
-                st = pstart[p]
-                cp = 0.0
-                s2 = 0.0
-                stamp += 1
-                sp = stamp  # shared links get sp
-                for j in range(plen[p]):
-                    e = plinks[st + j]
-                    cp += cost[e]
-                    if mark[e] == sb:
-                        mark[e] = sp
-                    else:
-                        s2 += der[e]
-                cb = 0.0  # from the current costs (they moved with earlier shifts)
-                for j in range(plen[best]):
-                    e = plinks[bst + j]
-                    cb += cost[e]
-                    if mark[e] != sp:
-                        s2 += der[e]
-                    mark[e] = sb
-                f = pflow[p]
-                if cp > cb and s2 > 0.0:
-                    delta = (cp - cb) / s2
-                    if delta > f:
-                        delta = f
-                    for j in range(plen[p]):
-                        e = plinks[st + j]
-                        x[e] -= delta
-                        cost[e], der[e] = _bpr1(e, x[e], t0, cap, b, pw, fixed)
-                    for j in range(plen[best]):
-                        e = plinks[bst + j]
-                        x[e] += delta
-                        cost[e], der[e] = _bpr1(e, x[e], t0, cap, b, pw, fixed)
-                    pflow[best] += delta
-                    pflow[p] = f - delta
-                if pflow[p] <= 0.0:  # drop a path without flow
-                    if prev < 0:
-                        od_head[k] = nxt
-                    else:
-                        pnext[prev] = nxt
-                else:
-                    prev = p
-                p = nxt
     return plinks, pstart, plen, pflow, pnext, excess, total
 
 
@@ -583,19 +620,30 @@ def _gp(P: _Problem, res: UEResult, gap: float, max_iter: int) -> np.ndarray:
     scratch = np.empty(P.m)
     P.aon(P.cost(x), scratch)  # raises on OD pairs without a path
     estimate = np.inf
+    ratio = 1.0  # measured gap / the sweep's own estimate, at the last measurement
+    since = 0  # sweeps since the last measurement
     for it in range(max_iter + 1):
-        # the exact gap needs a shortest-path sweep of its own: measured at the start, at the
-        # end and whenever the estimate of the previous sweep comes near the target
-        if it == 1 or it == max_iter or (it > 1 and estimate <= 2.0 * gap):
+        # The exact gap needs a shortest-path sweep of its own (on a large net as dear as the
+        # path sweep). The sweep's own estimate (each OD pair's excess as the sweep reaches
+        # it) runs low by a factor that changes slowly (others' shifts after an origin's turn),
+        # so it is scaled by the last measured ratio; the gap is measured at the start, at
+        # the end, after the second sweep (a first ratio), when the scaled estimate nears the
+        # target and at least every 10 sweeps.
+        predicted = estimate * ratio
+        if it in (1, 2) or (it > 2 and (it == max_iter or predicted <= 1.5 * gap or since >= 10)):
             cost = P.cost(x)
             sptt = P.aon(cost, scratch)
             total = float(x @ cost)
-            if _record(res, it, 1.0 - sptt / total if total > 0 else 0.0, gap) \
-                    or it == max_iter:
+            g = 1.0 - sptt / total if total > 0 else 0.0
+            if _record(res, it, g, gap) or it == max_iter:
                 break
+            if estimate > 0 and np.isfinite(estimate):
+                ratio = max(g / estimate, 1.0)
+            since = 0
         elif it > 1:
-            _record(res, it, estimate, 0.0)
+            _record(res, it, predicted, 0.0)
             res.converged = False
+        since += 1
         cost = P.cost(x)
         der = _bpr_deriv(x, P.t0, P.cap, P.b, P.pw)
         plinks, pstart, plen, pflow, pnext, exc, tot = _gp_sweep(
