@@ -133,7 +133,9 @@ class Session:
             return out
         for p in sorted(self.root.iterdir()):
             man = p / "manifest.json"
-            if not p.is_dir() or p.is_symlink() or not man.is_file():
+            # a dot folder is a run being written (the worker's temporary folder, renamed
+            # into place when complete): not a run yet, and gone in a moment
+            if p.name.startswith(".") or not p.is_dir() or p.is_symlink() or not man.is_file():
                 continue
             try:
                 m = json.loads(man.read_text())

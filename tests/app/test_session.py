@@ -54,3 +54,15 @@ def test_two_sessions_do_not_share_runs(config: AppConfig) -> None:
         assert "mine" not in key
     with pytest.raises(InputError):
         b.resolve_result("sessions/" + a.session_id + "/mine-s0-1")
+
+
+def test_a_run_being_written_is_not_listed(config: AppConfig) -> None:
+    """A worker writes into a dot folder and renames it when complete: that folder (with its
+    manifest already there) is no run - listing it made the Experiments page read a folder
+    that vanished a moment later (FileNotFoundError, found by the planner-flow browser test)."""
+    s = Session(config)
+    write_results(s.root, ".exp__p000-s1-3.tmp-123-abc", scenario="exp", seed=1,
+                  kpis={"traffic": {"x": 1.0}})
+    write_results(s.root, "exp__p001-s1-4", scenario="exp", seed=1, kpis={"traffic": {"x": 2.0}})
+    assert [r.run_id for r in s.runs()] == ["exp__p001-s1-4"]
+    assert list(s.results()) == ["exp__p001-s1-4"]

@@ -212,12 +212,12 @@ def Page():
     kpi = solara.use_reactive(None)
     error = ""
     results: dict[str, dict[str, Any]] = {}
-    try:
-        for name in chosen.value:
-            if name in available:
+    for name in chosen.value:
+        if name in available:
+            try:
                 results[name] = load_results(app.session.resolve_result(name))
-    except CitytwinError as exc:
-        error = str(exc)
+            except (CitytwinError, OSError) as exc:  # e.g. a folder removed meanwhile
+                error = f"{name}: {exc}"
     kpis = sorted({k for r in results.values() for k in r["kpis"]["kpi"]})
     current = kpi.value if kpi.value in kpis else (kpis[0] if kpis else None)
     fig = solara.use_memo(lambda: outcome_figure(results, current) if current else None,
