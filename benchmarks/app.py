@@ -17,7 +17,9 @@ with plotly's SVG and WebGL polygons and with a matplotlib raster image (the ins
 choices; lonboard/pydeck/ipyleaflet are not installed): Python build time, bytes sent,
 browser draw time. The load average is printed before and after (the machine is shared:
 figures from a loaded machine are upper bounds). ``--shots DIR`` writes a screenshot per
-planner step. Prints figures; asserts nothing.
+step measured here and then runs the planner-flow browser test, which writes one per planner
+step (``flow-NN-*.png``). ``--city FILE`` measures only the first map of another city (e.g.
+``citytwin synth --buildings 100000``). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from _appharness import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
-MAP = (".citytwin-city-map .js-plotly-plot .scatterlayer .trace, "
-       ".citytwin-city-map .js-plotly-plot .gl-container canvas")  # SVG or WebGL traces
+MAP = ".citytwin-city-map canvas.citytwin-canvas[data-drawn]"  # drawn once (canvasmap.py)
 
 
 def _descendants(root: int) -> list[int]:
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", type=Path, default=None,
                     help="serve the citytwin package in this folder instead (e.g. an older "
                          "commit: git archive REV citytwin | tar -x -C DIR)")
+    ap.add_argument("--city", type=Path, default=None,
+                    help="serve this city file as the default city (e.g. the 100k synthetic "
+                         "city: citytwin synth --buildings 100000); implies --first-map-only")
     ap.add_argument("--first-map-only", action="store_true",
                     help="measure only the page opens (e.g. to compare with an older app)")
     ap.add_argument("--profile", action="store_true",
@@ -241,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             render([int(v) for v in args.render.split(",")])
         print("load average (1, 5, 15 min) after: " + _load())
         return 0
+    if args.city is not None:
+        args.first_map_only = True
     shots = args.shots
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
@@ -254,14 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="citytwin-app-bench-"))
     results = tmp / "results"
     results.mkdir()
-    if args.results:
+    data_dir = city_name = None
+    if args.city is not None:  # a folder holding just that city (no runs needed)
+        data_dir = tmp / "data"
+        data_dir.mkdir()
+        (data_dir / args.city.name).symlink_to(args.city.resolve())
+        for side in args.city.parent.glob(args.city.name + ".*"):  # its build cache, if any
+            (data_dir / side.name).symlink_to(side.resolve())
+        city_name = args.city.name
+    elif args.results:
         for name in ("baseline", "ev_40"):
             shutil.copytree(args.results / name, results / name)
     else:
         _runs(results, ["baseline", "ev_40"])
-    shutil.copytree(results / "baseline", results / "baseline_copy")
+    if args.city is None:
+        shutil.copytree(results / "baseline", results / "baseline_copy")
     t = time.perf_counter()
-    srv = AppServer(results=results, log=tmp / "server.log", code=args.code)
+    srv = AppServer(results=results, log=tmp / "server.log", code=args.code, data=data_dir,
+                    city=city_name)
     print(f"server answering after {time.perf_counter() - t:.1f} s")
     try:
         with sync_playwright() as pw:
@@ -285,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                     if i == 0 and kind == "cold" and not args.first_map_only:
                         shot(page, "1-city-map")
                         page.locator(".v-tab", has_text="Scenarios").first.click()
-                        page.wait_for_selector(".citytwin-scenario-map .js-plotly-plot",
+                        page.wait_for_selector(".citytwin-scenario-map canvas[data-drawn]",
                                                timeout=60_000)
                         shot(page, "2-scenario-levers-and-map")
                         sc = []
@@ -365,6 +381,20 @@ def main(argv: list[str] | None = None) -> int:
         print("load average (1, 5, 15 min) after: " + _load())
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    if shots and not args.first_map_only:
+        # the whole planner flow (street by name, stations by click, both runs, compare,
+        # difference maps, reload, a 2 x 2 experiment and a cancelled one) on the small city:
+        # the browser test writes a flow-NN-*.png per step
+        import subprocess
+
+        print("planner flow screenshots: tests/app/test_browser.py::test_planner_flow")
+        rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-x", "-s",
+                              str(ROOT / "tests" / "app" / "test_browser.py")
+                              + "::test_planner_flow"],
+                             env={**os.environ, "CITYTWIN_SHOTS": str(shots.resolve())},
+                             cwd=ROOT)
+        print(f"planner flow: {'passed' if rc == 0 else f'FAILED (exit {rc})'}; "
+              f"screenshots in {shots}")
     return 0
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from citytwin.app.canvasmap import MapPayload
     from citytwin.app.maps import CityMapData
     from citytwin.city import City
 
-__all__ = ["load_city", "load_map_data", "city_figure_cached", "load_results", "results_cached",
-           "clear_caches"]
+__all__ = ["load_city", "load_map_data", "city_figure_cached", "city_layers_cached",
+           "load_results", "results_cached", "clear_caches"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,30 @@ def city_figure_cached(path: Path, *, layers: tuple[str, ...],
     return fig
 
 
+_payloads: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def city_layers_cached(path: Path, *, layers: tuple[str, ...],
+                       closed_edges: tuple[int, ...] = (), color_by: str = "use") -> MapPayload:
+    """The canvas map layers of a city (``citytwin.app.canvasmap.city_layers``), built once
+    per city, layer set, colouring and closures and shared by every page (read-only)."""
+    from citytwin.app.canvasmap import city_layers
+
+    data = load_map_data(path)
+    key = (_key(path), layers, closed_edges, color_by)
+    with _lock:
+        hit = _payloads.get(key)
+        if hit is not None:
+            _payloads.move_to_end(key)
+            return hit
+    payload = city_layers(data, layers=layers, closed_edges=closed_edges, color_by=color_by)
+    with _lock:
+        _payloads[key] = payload
+        while len(_payloads) > 32:
+            _payloads.popitem(last=False)
+    return payload
+
+
 def results_cached(path: Path) -> bool:
     """Whether :func:`load_results` has ``path`` in memory (answers without reading it)."""
     try:
@@ -129,3 +154,4 @@ def clear_caches() -> None:
         _cities.clear()
         _results.clear()
         _figures.clear()
+        _payloads.clear()

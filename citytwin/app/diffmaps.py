@@ -4,7 +4,7 @@ interventions of B drawn on top (closed streets, new stations, failed assets).""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,9 @@ import plotly.graph_objects as go
 from citytwin.app.compare_view import link_congestion, response_points, transformer_loading
 from citytwin.app.maps import CityMapData, _layout, _segments, basemap_traces, scale_bar
 from citytwin.errors import InputError
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["DIFF_KINDS", "difference_values", "difference_figure", "hex_cells",
            "intervention_traces", "scale_bar"]
@@ -128,7 +131,8 @@ def difference_figure(mapdata: CityMapData, diff: pd.DataFrame, kind: str, *, ti
     return fig
 
 
-def intervention_traces(spec: dict[str, Any], city: Any, mapdata: CityMapData) -> list[go.Scatter]:
+def intervention_traces(spec: dict[str, Any], city: City,
+                        mapdata: CityMapData) -> list[go.Scatter]:
     """Traces of a result's interventions (from its manifest ``spec``): closed streets in
     black, new stations as stars, failed power assets as crosses."""
     from citytwin.network import edits

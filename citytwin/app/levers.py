@@ -15,14 +15,17 @@ import json
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from citytwin.errors import ScenarioError
 
+if TYPE_CHECKING:
+    from citytwin.city import City
+
 __all__ = ["FieldSpec", "LEVERS", "lever_fields", "lever_values", "set_lever", "remove_lever",
-           "to_toml", "street_names"]
+           "lever_items", "remove_item", "item_label", "to_toml", "street_names"]
 
 # form title per lever; "fleet" is the [fleet] section, the others intervention tags
 LEVERS: dict[str, str] = {
@@ -171,7 +174,41 @@ def remove_lever(data: dict[str, Any], lever: str, *, street: str | None = None)
     return out
 
 
-def street_names(city: Any) -> list[str]:
+def lever_items(data: dict[str, Any], lever: str) -> list[tuple[int, dict[str, Any]]]:
+    """The interventions of type ``lever`` with their positions in ``data["interventions"]``
+    (a form lists each closure, station or failure with its own Remove)."""
+    return [(n, i) for n, i in enumerate(_items(data)) if i.get("type") == lever]
+
+
+def remove_item(data: dict[str, Any], index: int) -> dict[str, Any]:
+    """A copy of ``data`` without the intervention at position ``index`` (only that one)."""
+    items = _items(data)
+    if not 0 <= index < len(items):
+        raise ScenarioError(f"interventions: no item {index} (have {len(items)})",
+                            source="scenario form")
+    out = dict(data)
+    out["interventions"] = items[:index] + items[index + 1:]
+    return out
+
+
+def item_label(item: dict[str, Any]) -> str:
+    """One line naming an intervention item (what a planner sees beside its Remove)."""
+    t = item.get("type")
+    if t == "close_road":
+        if item.get("street"):
+            return f"street {item['street']}"
+        return f"road link(s) {', '.join(str(e) for e in item.get('edges') or [])}"
+    if t == "add_station":
+        kind = str(item.get("kind", "station")).replace("_", " ")
+        return (f"{kind} {item.get('name', '')!s} at {float(item.get('lat', 0)):.5f} N, "
+                f"{float(item.get('lon', 0)):.5f} E")
+    if t == "asset_failure":
+        return (f"{item.get('asset')} fails at hour {float(item.get('at_h', 0)):g} for "
+                f"{float(item.get('duration_h', 0)):g} h")
+    return ", ".join(f"{k} {v}" for k, v in item.items() if k != "type")
+
+
+def street_names(city: City) -> list[str]:
     """Sorted distinct street names of the city's roads (for the autocomplete)."""
     names: set[str] = set()
     for *_, d in city.roads.edges(data=True):

@@ -10,10 +10,13 @@ it exactly as it validates a TOML file).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citytwin.app.maps import CityMapData, nearest_feature
 from citytwin.errors import InputError
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["MODES", "MapEdit", "click_lever"]
 
@@ -35,7 +38,7 @@ class MapEdit:
     message: str
 
 
-def click_lever(mode: str, city: Any, data: CityMapData, x: float, y: float, *,
+def click_lever(mode: str, city: City, data: CityMapData, x: float, y: float, *,
                 m_per_px: float = 1.0, station_kind: str = "fire_station",
                 station_name: str = "new station", fail_at_h: float = 8.0,
                 fail_hours: float = 4.0) -> MapEdit:

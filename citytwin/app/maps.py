@@ -27,6 +27,7 @@ __all__ = [
     "city_figure",
     "COLOR_BY",
     "footprint_traces",
+    "footprint_classes",
     "basemap_traces",
     "nearest_feature",
     "rings_xy",
@@ -262,10 +263,10 @@ def basemap_traces(data: CityMapData, *, gl: bool = False) -> list[Any]:
     return out
 
 
-def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = False
-                     ) -> list[Any]:
-    """Building footprints, one trace per class of ``color_by`` (use, or 5 quantile bins of
-    a quantity)."""
+def footprint_classes(data: CityMapData, *, color_by: str = "use"
+                      ) -> list[tuple[str, str, np.ndarray]]:
+    """The footprint rows (of ``data.fp_x``) per class of ``color_by`` (use, or 5 quantile
+    bins of a quantity): ``(legend name, colour, boolean row mask)`` per non-empty class."""
     from citytwin.errors import InputError
 
     if color_by not in COLOR_BY:
@@ -281,8 +282,7 @@ def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = Fal
         for use, color in USE_COLORS.items():
             sel = row_use == use
             if sel.any():
-                out.append(polygon_trace(data.fp_x[sel], data.fp_y[sel], name=use, color=color,
-                                         gl=gl))
+                out.append((use, color, sel))
         return out
     vals = pd.to_numeric(b[color_by], errors="coerce").to_numpy(float)
     finite = vals[np.isfinite(vals)]
@@ -297,10 +297,17 @@ def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = Fal
     for k in range(len(edges) - 1):
         sel = row_cls == k
         if sel.any():
-            out.append(polygon_trace(data.fp_x[sel], data.fp_y[sel],
-                                     name=f"{COLOR_BY[color_by]} {edges[k]:,.0f}–{edges[k + 1]:,.0f}",
-                                     color=_SEQUENTIAL[k % 5], gl=gl))
+            out.append((f"{COLOR_BY[color_by]} {edges[k]:,.0f}–{edges[k + 1]:,.0f}",
+                        _SEQUENTIAL[k % 5], sel))
     return out
+
+
+def footprint_traces(data: CityMapData, *, color_by: str = "use", gl: bool = False
+                     ) -> list[Any]:
+    """Building footprints, one trace per class of ``color_by`` (use, or 5 quantile bins of
+    a quantity)."""
+    return [polygon_trace(data.fp_x[sel], data.fp_y[sel], name=name, color=color, gl=gl)
+            for name, color, sel in footprint_classes(data, color_by=color_by)]
 
 
 #: above this many buildings the footprints are one raster image (measured with
@@ -409,20 +416,11 @@ def city_figure(data: CityMapData, *, layers: Sequence[str] = LAYERS,
 
 
 def scale_bar(fig: go.Figure, mapdata: CityMapData) -> None:
-    """A round-length scale bar in the lower left of the city (a shape in metres, so it keeps
-    its meaning when zoomed)."""
-    x0, y0, x1, y1 = mapdata.extent
-    width = x1 - x0
-    if width <= 0:
-        return
-    length = next((v for v in (5000, 2000, 1000, 500, 200, 100, 50, 20, 10) if v <= width / 4),
-                  10)
-    ybar = y0 - 0.03 * (y1 - y0 + 1)
-    fig.add_shape(type="line", x0=x0, x1=x0 + length, y0=ybar, y1=ybar,
-                  line=dict(color="black", width=3), name="scale bar")
-    fig.add_annotation(x=x0 + length / 2, y=ybar, text=f"{length:g} m" if length < 1000
-                       else f"{length / 1000:g} km", showarrow=False, yshift=10,
-                       font=dict(size=11), name="scale bar")
+    """Ask for a scale bar: :class:`citytwin.app.plotview.PlotView` draws a round length in
+    the plot's lower left and measures it again after every pan or zoom (a shape in metres
+    could be panned off the plot). ``mapdata`` is the city drawn (the bar needs equal axes)."""
+    if mapdata.extent[2] > mapdata.extent[0]:
+        fig.update_layout(meta={"citytwin_scalebar": True})
 
 
 def nearest_feature(city: City, data: CityMapData, x: float, y: float, *, tol_m: float,

@@ -88,11 +88,35 @@ export default {
         box.dataset.drawn = String(mine);
       }
     };
+    // a map's scale bar (layout.meta.citytwin_scalebar): an HTML bar in the plot's lower
+    // left, re-measured after every pan or zoom, so it is never panned off the plot
+    const bar = document.createElement("div");
+    bar.className = "citytwin-scale-bar";
+    bar.style.cssText = "position:absolute;z-index:4;display:none;font-size:11px;" +
+      "text-align:center;background:#fffc;padding:0 4px;pointer-events:none";
+    el.appendChild(bar);
+    const placeBar = () => {
+      const fl = box._fullLayout;
+      if (!fl || !fl.xaxis || !(fl.meta && fl.meta.citytwin_scalebar)) { bar.style.display = "none"; return; }
+      const mpp = Math.abs(fl.xaxis.p2d(1) - fl.xaxis.p2d(0));
+      if (!(mpp > 0)) return;
+      const want = 120 * mpp, p = Math.pow(10, Math.floor(Math.log10(want)));
+      const m = [5, 2, 1].map((k) => k * p).find((v) => v <= want) || p;
+      const px = m / mpp;
+      bar.innerHTML = (m >= 1000 ? m / 1000 + " km" : m + " m") +
+        "<div style='height:0;border-top:3px solid #000;width:" + px.toFixed(0) + "px'></div>";
+      bar.style.left = (fl._size.l + 8) + "px";
+      bar.style.top = (fl._size.t + fl._size.h - 30) + "px";
+      bar.style.display = "block";
+    };
     const onChange = () => { draw(); };
     model.on("change:figure_json", onChange);
     model.on("change:overlay_json", onChange);
     await draw();
     timing.drawn_ms = performance.now();
+    placeBar();
+    box.on("plotly_afterplot", placeBar);
+    box.on("plotly_relayout", placeBar);
     let down = null;
     // plotly covers the page with a "drag cover" on mousedown, so the mouseup lands there:
     // listen on the document (capture), for presses that started on this plot

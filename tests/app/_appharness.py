@@ -26,9 +26,11 @@ class AppServer:
     """``citytwin app`` as a child process; ``url`` once it answers HTTP."""
 
     def __init__(self, *, results: Path, data: Path | None = None, log: Path,
-                 timeout: float = 120.0, code: Path | None = None) -> None:
+                 timeout: float = 120.0, code: Path | None = None,
+                 city: str | None = None) -> None:
         """``code``: a folder holding another ``citytwin`` package to serve (benchmarks
-        compare an older app this way); default this checkout."""
+        compare an older app this way); default this checkout. ``city``: the default city
+        file inside ``data``."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.data = Path(data) if data is not None else ROOT / "geodata"
@@ -36,6 +38,8 @@ class AppServer:
                "--host", "127.0.0.1", "--results", str(results)]
         if data is not None:
             cmd += ["--data", str(data)]
+        if city is not None:
+            cmd += ["--city", city]
         self.log_path = Path(log)
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

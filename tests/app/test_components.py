@@ -9,6 +9,7 @@ from pathlib import Path
 import ipyvuetify as v
 import solara
 
+from citytwin.app.canvasmap import CanvasMap
 from citytwin.app.config import AppConfig
 from citytwin.app.data import load_city, load_map_data
 from citytwin.app.maps import nearest_feature
@@ -78,10 +79,11 @@ def test_pages_without_a_workspace_are_private(config: AppConfig) -> None:
 
 def test_city_page_map_click_inspect_and_close(config: AppConfig) -> None:
     rc, state = _render(city.Page, config)
-    view = rc.find(PlotView).widget
-    names = [t.name for t in view.figure.data]
+    view = rc.find(CanvasMap).widget
+    names = [lay["name"] for lay in json.loads(view.meta_json)["layers"]]
     assert "roads" in names and "residential" in names and "fire station" in names
-    assert json.loads(view.figure_json)["data"], "the figure is sent to the browser"
+    assert view.payload is not None and view.buffer == view.payload.buffer
+    assert len(view.buffer) > 0, "the coordinates are sent to the browser"
     # a click inside a residential footprint (data coordinates, as the browser sends them)
     c = load_city(Path(config.data_dir) / config.city)
     bid = int(c.buildings.index[(c.buildings["use"] == "residential").to_numpy()][0])
@@ -103,9 +105,9 @@ def test_city_page_map_click_inspect_and_close(config: AppConfig) -> None:
     assert state.closed_edges.value == [edge]
     # the layer toggle removes the building footprints
     rc.find(v.Checkbox, label="buildings").widget.v_model = False
-    view = rc.find(PlotView).widget
-    assert "residential" not in [t.name for t in view.figure.data]
-    assert any(t.name == "closed" for t in view.figure.data)
+    view = rc.find(CanvasMap).widget
+    names = [lay["name"] for lay in json.loads(view.meta_json)["layers"]]
+    assert "residential" not in names and "closed" in names
 
 
 def test_scenario_map_clicks_edit_the_draft_and_toml(config: AppConfig, tmp_path: Path) -> None:
@@ -120,7 +122,7 @@ def test_scenario_map_clicks_edit_the_draft_and_toml(config: AppConfig, tmp_path
     area = rc.find(v.Textarea).widget
     area.v_model = json.dumps({"name": "mine", "duration_h": 2, "traffic": {}, "energy": {
         "power_flow_numba": False}, "emergency": {}})
-    view = rc.find(PlotView).widget
+    view = rc.find(CanvasMap).widget
     c = load_city(Path(config.data_dir) / config.city)
     data = load_map_data(Path(config.data_dir) / config.city)
     named = data.road_mid[data.road_mid["name"].astype(str).str.len() > 0].iloc[0]
@@ -128,8 +130,8 @@ def test_scenario_map_clicks_edit_the_draft_and_toml(config: AppConfig, tmp_path
     draft = json.loads(area.v_model)
     assert draft["interventions"] == [{"type": "close_road", "street": named["name"]}]
     assert "Closed the street" in _alerts(rc)
-    assert [t.name for t in rc.find(PlotView).widget.overlays] == ["closed roads"]
-    assert "closed roads" in rc.find(PlotView).widget.overlay_json
+    over = json.loads(rc.find(CanvasMap).widget.overlay_json)
+    assert [o["name"] for o in over] == ["closed roads"] and over[0]["kind"] == "line"
     modes = rc.find(v.BtnToggle).widgets
     mode = next(w for w in modes if len(w.children) == len(MODES))
     mode.v_model = list(MODES).index("add_station")

@@ -129,3 +129,21 @@ def test_an_edited_shipped_scenario_is_renamed() -> None:
     assert json.loads(edited_name(changed, shipped))["name"] == "baseline-edited"
     renamed = draft_text({**json.loads(changed), "name": "mine"})
     assert json.loads(edited_name(renamed, shipped))["name"] == "mine"  # the planner's name
+
+
+def test_remove_one_station_of_several_keeps_the_others() -> None:
+    from citytwin.app.levers import item_label, lever_items, remove_item
+
+    data: dict = {"name": "two", "interventions": [{"type": "heat_wave", "delta_c": 3.0}]}
+    for n, lon in ((1, 24.94), (2, 24.95), (3, 24.96)):
+        data = set_lever(data, "add_station", {"kind": "fire_station", "name": f"s{n}",
+                                               "lon": lon, "lat": 60.17})
+    items = lever_items(data, "add_station")
+    assert [i["name"] for _, i in items] == ["s1", "s2", "s3"]
+    assert "s2" in item_label(items[1][1]) and "60.17000 N" in item_label(items[1][1])
+    out = remove_item(data, items[1][0])  # the middle station only
+    assert [i["name"] for _, i in lever_items(out, "add_station")] == ["s1", "s3"]
+    assert lever_values(out, "heat_wave") == {"delta_c": 3.0}
+    assert len(data["interventions"]) == 4  # the draft passed in is not changed
+    with pytest.raises(ScenarioError):
+        remove_item(data, 9)

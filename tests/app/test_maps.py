@@ -48,7 +48,7 @@ def test_layers_toggle_traces(tiny) -> None:
     # the basemap is the city's own land use (no tiles): grass green, commercial built-up
     assert {"basemap: green", "basemap: built"} <= set(names)
     assert names.index("basemap: green") < names.index("roads")  # underneath
-    assert any(a.text.endswith("m") for a in full.layout.annotations)  # the scale bar
+    assert full.layout.meta == {"citytwin_scalebar": True}  # PlotView draws the scale bar
     assert full.layout.dragmode == "pan"
     by_area = city_figure(data, color_by="floor_area_m2")
     assert any("floor area" in (t.name or "") for t in by_area.data)
@@ -156,7 +156,7 @@ def test_difference_maps_sign_legend_overlays(tiny) -> None:
                             overlays=intervention_traces(spec, city, data))
     names = [t.name for t in fig.data]
     assert "closed roads" in names and any("pp" in str(n) for n in names)  # legend in pp
-    assert fig.layout.annotations[0].text.endswith(("m", "km"))  # the scale bar
+    assert fig.layout.meta == {"citytwin_scalebar": True}  # the scale bar (PlotView)
     # hex cells: nearby points share a cell, far ones do not
     q, r, _, _ = hex_cells(np.array([0.0, 10.0, 5000.0]), np.array([0.0, 10.0, 0.0]))
     assert (q[0], r[0]) == (q[1], r[1]) != (q[2], r[2])
@@ -183,3 +183,43 @@ def test_many_buildings_are_one_raster_image(tiny, monkeypatch) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     b = city.buildings.geometry.iloc[0].representative_point()
     assert nearest_feature(city, data, b.x, b.y, tol_m=1.0)[0] == "building"
+
+
+def test_canvas_layers_carry_the_city_coordinates(tiny) -> None:
+    """The canvas map's binary buffer decodes to the map arrays (relative to the lower left
+    corner, float32), one footprint layer per colour class, closures in their own layer."""
+    import json
+
+    from citytwin.app.canvasmap import city_layers, trace_layers
+    from citytwin.app.diffmaps import intervention_traces
+    from citytwin.app.maps import footprint_classes
+
+    city, data = tiny
+    p = city_layers(data, closed_edges=[0, 1])
+    meta = json.loads(p.meta_json)
+    x0, y0 = meta["origin"]
+    assert (x0, y0) == (data.extent[0], data.extent[1])
+    rx, ry = p.coords("roads")
+    np.testing.assert_allclose(rx, data.road_x - x0, atol=0.01)
+    np.testing.assert_allclose(ry, data.road_y - y0, atol=0.01)
+    classes = footprint_classes(data)
+    assert classes and all(p.layer(name)["fill"] == color for name, color, _ in classes)
+    # every ring without its closing vertex (the canvas closes the path), NaN between rings
+    n_rings = int(np.isnan(data.fp_x).sum())
+    assert sum(p.layer(name)["n"] for name, _, _ in classes) == len(data.fp_x) - n_rings
+    fx, fy = p.coords(classes[0][0])
+    ring = fx[:int(np.flatnonzero(np.isnan(fx))[0])]
+    assert len(ring) >= 3 and (ring[0], fy[0]) != (ring[-1], fy[len(ring) - 1])
+    cx, _ = p.coords("closed")
+    assert np.isfinite(cx).sum() == 4  # two links, two ends each
+    by_jobs = city_layers(data, color_by="jobs", layers=("buildings",))
+    assert [lay["name"] for lay in by_jobs.layers if lay.get("legend")][0].startswith("jobs")
+    assert not any(lay["name"] == "roads" for lay in by_jobs.layers)
+    with pytest.raises(InputError, match="unknown map layers"):
+        city_layers(data, layers=("roads", "trees"))
+    # a draft's interventions become overlay layers in absolute metres
+    spec = {"interventions": [{"type": "add_station", "kind": "fire_station", "name": "n",
+                               "lon": 24.9, "lat": 60.2}]}
+    over = json.loads(trace_layers(intervention_traces(spec, city, data)))
+    assert over[0]["kind"] == "points" and over[0]["symbol"] == "star"
+    assert abs(over[0]["x"][0]) > 1000  # metres in the city's CRS, not degrees

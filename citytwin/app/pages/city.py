@@ -6,10 +6,10 @@ from typing import Any, cast
 
 import solara
 
+from citytwin.app.canvasmap import Map
 from citytwin.app.config import safe_join
-from citytwin.app.data import city_figure_cached, load_city, load_map_data
+from citytwin.app.data import city_layers_cached, load_city, load_map_data
 from citytwin.app.maps import COLOR_BY, LAYERS, inspect, nearest_feature
-from citytwin.app.plotview import Plot
 from citytwin.app.state import use_app
 from citytwin.app.upload import save_upload
 from citytwin.app.widgets import KeyValueTable, Para
@@ -47,8 +47,8 @@ def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
     app = use_app()
     path = solara.use_memo(lambda: safe_join(app.config.data_dir, city_file, what="city file"),
                            [city_file])
-    fig = solara.use_memo(
-        lambda: city_figure_cached(path, layers=tuple(layers),
+    payload = solara.use_memo(
+        lambda: city_layers_cached(path, layers=tuple(layers),
                                    closed_edges=tuple(sorted(set(closed_edges))),
                                    color_by=color_by),
         [path, tuple(layers), tuple(closed_edges), color_by])
@@ -62,7 +62,7 @@ def CityMap(city_file: str, layers: list[str], closed_edges: list[int],
             on_pick(*hit)
 
     with solara.Div(classes=["citytwin-city-map"]):
-        Plot(fig, on_click=on_click)
+        Map(payload, on_click=on_click)
 
 
 @solara.component

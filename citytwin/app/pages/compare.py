@@ -27,9 +27,9 @@ from citytwin.app.diffmaps import (
     intervention_traces,
 )
 from citytwin.app.glossary import SMALL_N, caveats, delta_colour, kpi_info
-from citytwin.app.maps import link_figure, point_value_figure
+from citytwin.app.maps import CityMapData, link_figure, point_value_figure
 from citytwin.app.plotview import Plot
-from citytwin.app.state import use_app
+from citytwin.app.state import AppState, use_app
 from citytwin.app.widgets import Heading
 from citytwin.errors import CitytwinError
 
@@ -170,7 +170,8 @@ def comparison_figures(results: dict[str, dict[str, Any]],
     return figs
 
 
-def result_maps(results: dict[str, dict[str, Any]], mapdata: Any) -> dict[str, list[go.Figure]]:
+def result_maps(results: dict[str, dict[str, Any]],
+                mapdata: CityMapData) -> dict[str, list[go.Figure]]:
     ff = mapdata.road_mid.set_index("edge_id")["speed_kph"]
     pos = mapdata.power_nodes.set_index("node")[["x", "y"]]
     out: dict[str, list[go.Figure]] = {"congestion": [], "transformers": [], "response": []}
@@ -297,7 +298,7 @@ def Page():
 
 
 @solara.component
-def CaveatsPanel(results: dict[str, dict[str, Any]], table: pd.DataFrame, app: Any):
+def CaveatsPanel(results: dict[str, dict[str, Any]], table: pd.DataFrame, app: AppState):
     """What the numbers above leave out, next to them (by domain)."""
     path = safe_join(app.config.data_dir, app.city.value, what="city file")
     facilities = solara.use_memo(lambda: load_city(path).facilities, [str(path)])
@@ -329,7 +330,7 @@ def map_columns(n: int) -> int:
 
 
 @solara.component
-def DifferencePanel(results: dict[str, dict[str, Any]], app: Any):
+def DifferencePanel(results: dict[str, dict[str, Any]], app: AppState):
     """B − A maps of two chosen results, interventions of B on top."""
     labels = list(results)
     a = solara.use_reactive(labels[0])

@@ -9,13 +9,18 @@ from typing import Any, cast
 
 import solara
 
+from citytwin.app.canvasmap import Map
 from citytwin.app.config import safe_join
-from citytwin.app.data import city_figure_cached, load_city, load_map_data
+from citytwin.app.data import city_layers_cached, load_city, load_map_data
 from citytwin.app.diffmaps import intervention_traces
 from citytwin.app.levers import (
     LEVERS,
+    MULTI,
+    item_label,
     lever_fields,
+    lever_items,
     lever_values,
+    remove_item,
     remove_lever,
     set_lever,
     street_names,
@@ -23,10 +28,9 @@ from citytwin.app.levers import (
 )
 from citytwin.app.mapedit import MODES, click_lever
 from citytwin.app.maps import LAYERS
-from citytwin.app.plotview import Plot
 from citytwin.app.scenario_form import draft_text, load_shipped, shipped_scenarios, validate_draft
 from citytwin.app.session import RunRecord
-from citytwin.app.state import use_app
+from citytwin.app.state import AppState, use_app
 from citytwin.app.widgets import Heading, Para
 from citytwin.errors import CitytwinError
 
@@ -108,6 +112,12 @@ def LeverForm(lever: str, text: solara.Reactive[str], streets: list[str]):
         street = values.value.get("street") if lever == "close_road" else None
         text.value = draft_text(remove_lever(_data_of(text.value), lever, street=street))
 
+    def remove_at(index: int) -> None:
+        try:
+            text.value = draft_text(remove_item(_data_of(text.value), index))
+        except CitytwinError as exc:
+            error.value = str(exc)
+
     active = lever_values(data, lever) is not None
     with solara.Card(classes=["citytwin-lever", f"citytwin-lever-{lever}"],
                      style={"margin-bottom": "6px", "padding": "6px"}):
@@ -139,8 +149,16 @@ def LeverForm(lever: str, text: solara.Reactive[str], streets: list[str]):
                                      on_value=lambda x, n=f.name: setv(n, x))
             solara.Button("Apply", on_click=apply, text=True, color="primary",
                           classes=[f"citytwin-apply-{lever}"])
-            if active:
+            if active and lever not in MULTI:
                 solara.Button("Remove", on_click=remove, text=True)
+        if lever in MULTI:
+            for index, item in lever_items(data, lever):  # each closure / station / failure
+                with solara.Row(style={"align-items": "center"},
+                                classes=["citytwin-lever-item"]):
+                    solara.Text(item_label(item), style={"font-size": "13px"})
+                    solara.Button("Remove", text=True, small=True,
+                                  on_click=lambda i=index: remove_at(i),
+                                  classes=["citytwin-remove-item"])
         if error.value:
             solara.Error(error.value)
 
@@ -160,7 +178,7 @@ def ScenarioMap(text: solara.Reactive[str]):
     overlay_key = json.dumps(data.get("interventions") or [], sort_keys=True, default=str)
     # only the interventions change with the draft: they are sent alone, on top of the city
 
-    base = city_figure_cached(path, layers=LAYERS)  # shared, serialised once per process
+    base = city_layers_cached(path, layers=LAYERS)  # shared by every page
 
     def build() -> list[Any]:
         try:
@@ -199,7 +217,7 @@ def ScenarioMap(text: solara.Reactive[str]):
     {"error": solara.Error, "success": solara.Success}.get(kind_, solara.Info)(
         msg, dense=True, classes=["citytwin-map-note"])
     with solara.Div(classes=["citytwin-scenario-map"]):
-        Plot(base, on_click=on_click, overlays=over)
+        Map(base, on_click=on_click, overlays=over)
 
 
 @solara.component
@@ -221,12 +239,12 @@ def edited_name(text: str, shipped: dict[str, Any] | None) -> str:
     return draft_text({**data, "name": f"{data['name']}-edited"})
 
 
-def _city_path(app: Any) -> str:
+def _city_path(app: AppState) -> str:
     """The city file's full path: a saved TOML names it so it runs from any folder."""
     return str(safe_join(app.config.data_dir, app.city.value, what="city file"))
 
 
-def _streets(app: Any) -> list[str]:
+def _streets(app: AppState) -> list[str]:
     from citytwin.app.config import safe_join
     from citytwin.app.data import load_city
 
