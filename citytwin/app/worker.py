@@ -18,6 +18,7 @@ hold the server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -32,7 +33,7 @@ from typing import Any
 
 from citytwin.errors import CitytwinError, InputError
 
-__all__ = ["main", "run_request", "check_city", "apply_limits", "limits"]
+__all__ = ["main", "run_request", "check_city", "apply_limits", "limits", "exit_message"]
 
 ENV_CPU = "CITYTWIN_APP_CPU_S"
 ENV_MEM = "CITYTWIN_APP_MEM_MB"
@@ -68,17 +69,16 @@ def limits(environ: Mapping[str, str] | None = None, *, check: bool = False) -> 
 
 
 def apply_limits(lim: dict[str, int] | None = None) -> None:
-    """Set this process's limits; exceeding one ends it with a JSON error line."""
+    """Set this process's CPU-time and memory limits (``resource.setrlimit``).
+
+    Past the CPU limit the kernel ends the process with ``SIGXCPU`` (its default action, so
+    it works inside C code - a SQLite query, a GDAL read - where a Python handler would never
+    run); :func:`main` runs the work in a child under these limits and turns the child's end
+    into a JSON error line. The wall-clock limit is kept by that supervising parent.
+    """
     lim = lim or limits()
-
-    def stop(signum: int, _frame: Any) -> None:
-        what = (f"CPU time limit of {lim['cpu_s']} s" if signum == signal.SIGXCPU
-                else f"wall-clock limit of {lim['wall_s']} s")
-        _emit(error=f"stopped: this request exceeded the app's {what}")
-        os._exit(3)
-
     if lim["cpu_s"] > 0:
-        signal.signal(signal.SIGXCPU, stop)
+        signal.signal(signal.SIGXCPU, signal.SIG_DFL)
         resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_s"], lim["cpu_s"] + 5))
     if lim["mem_mb"] > 0:
         nbytes = lim["mem_mb"] * 1024 * 1024
@@ -86,9 +86,73 @@ def apply_limits(lim: dict[str, int] | None = None) -> None:
         if hard != resource.RLIM_INFINITY:
             nbytes = min(nbytes, hard)
         resource.setrlimit(resource.RLIMIT_AS, (nbytes, hard))
-    if lim["wall_s"] > 0:
-        signal.signal(signal.SIGALRM, stop)
-        signal.alarm(lim["wall_s"])
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this process gets SIGKILL when its parent dies (a cancelled run's worker is
+    killed by the app; the work must not outlive it)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the call
+        os._exit(3)
+
+
+def exit_message(status: int, cpu_s: float, lim: dict[str, int]) -> str | None:
+    """The user's message for a work child that ended with wait ``status`` after ``cpu_s``
+    CPU seconds (None: it exited normally and said everything itself)."""
+    if os.WIFEXITED(status):
+        return None
+    sig = os.WTERMSIG(status)
+    if lim["cpu_s"] > 0 and (sig == signal.SIGXCPU or cpu_s >= lim["cpu_s"]):
+        return (f"stopped: this request exceeded the app's CPU time limit of {lim['cpu_s']} s "
+                f"(expected a city file or scenario that opens within it; "
+                f"{ENV_CHECK_CPU} / {ENV_CPU} set the limits)")
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = str(sig)
+    if lim["mem_mb"] > 0 and sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS,
+                                     signal.SIGKILL):
+        return (f"stopped ({name}): this request needs more memory than the app's limit of "
+                f"{lim['mem_mb']} MB ({ENV_MEM}), or it crashed")
+    return f"stopped by signal {name}"
+
+
+def _supervise(args: list[str], lim: dict[str, int]) -> int:
+    """Run :func:`_work` in a forked child under ``lim``; keep the wall-clock limit here and
+    say how the child ended if it could not say so itself (one JSON line)."""
+    sys.stdout.flush()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the work, under the limits
+        rc = 2
+        try:
+            _die_with_parent(parent)
+            apply_limits(lim)
+            rc = _work(args)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+    deadline = time.monotonic() + lim["wall_s"] if lim["wall_s"] > 0 else None
+    while True:
+        wpid, status, usage = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.wait4(pid, 0)
+            _emit(error=f"stopped: this request exceeded the app's wall-clock limit of "
+                        f"{lim['wall_s']} s")
+            return 3
+        time.sleep(0.1)
+    msg = exit_message(status, usage.ru_utime + usage.ru_stime, lim)
+    if msg is None:
+        return os.WEXITSTATUS(status)
+    _emit(error=msg)
+    return 3
 
 
 def _roots(request: dict[str, Any], out: Path) -> tuple[Path, ...]:
@@ -154,12 +218,18 @@ def main(argv: list[str] | None = None) -> int:
         _emit(error="usage: python -m citytwin.app.worker REQUEST.json OUT_DIR "
                     "| --check-city FILE")
         return 2
-    if argv is None:  # a real child process: limits apply to it alone
+    if argv is None:  # a real worker process: the work runs in a child under the limits
         try:
-            apply_limits(limits(check=args[0] == "--check-city"))
+            lim = limits(check=args[0] == "--check-city")
         except InputError as exc:
             _emit(error=str(exc))
             return 2
+        return _supervise(args, lim)
+    return _work(args)
+
+
+def _work(args: list[str]) -> int:
+    """Do what ``args`` ask; every error as one JSON line, never a traceback on stdout."""
     try:
         if args[0] == "--check-city":
             check_city(Path(args[1]))
@@ -170,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         _emit(error=str(exc))
         return 2
     except MemoryError:
-        _emit(error="stopped: this request needs more memory than the app allows")
+        _emit(error="stopped: this request needs more memory than the app's limit "
+                    f"({ENV_MEM})")
         return 3
     except Exception as exc:  # no traceback for the user: a short id to quote
         err_id = uuid.uuid4().hex[:8]

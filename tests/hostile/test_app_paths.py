@@ -85,14 +85,57 @@ def test_worker_refuses_incident_log_outside(cfg: AppConfig, tmp_path: Path) -> 
     assert not (Path(cfg.results_dir) / "run").exists()
 
 
+def _worker_with(body: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``python -m citytwin.app.worker --check-city`` as the app starts it, with the city
+    check replaced by ``body`` (in the forked work child, under the limits)."""
+    code = ("import sys\nimport citytwin.app.worker as w\n"
+            f"def check(p):\n    {body}\n"
+            "w.check_city = check\nsys.argv = ['w', '--check-city', 'x.gpkg']\n"
+            "sys.exit(w.main())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env}, cwd=tmp_path)
+
+
 def test_worker_cpu_limit_stops_a_runaway_request(tmp_path: Path) -> None:
-    code = ("from citytwin.app.worker import apply_limits\n"
-            "apply_limits({'cpu_s': 1, 'mem_mb': 0, 'wall_s': 0})\n"
-            "while True: pass\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = _worker_with("while True: pass", {"CITYTWIN_APP_CHECK_CPU_S": "1"}, tmp_path)
     assert proc.returncode == 3
     assert "CPU time limit of 1 s" in json.loads(proc.stdout.splitlines()[-1])["error"]
+
+
+def test_worker_cpu_limit_stops_a_query_inside_c_code(tmp_path: Path) -> None:
+    """A Python signal handler never runs while SQLite counts (the CPU-heavy SQL view of
+    issue 13): the kernel ends the work child and the supervisor says why."""
+    body = ("import sqlite3; sqlite3.connect(':memory:').execute('WITH RECURSIVE c(x) AS "
+            "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000000) "
+            "SELECT count(*) FROM c').fetchall()")
+    proc = _worker_with(body, {"CITYTWIN_APP_CHECK_CPU_S": "2"}, tmp_path)
+    assert proc.returncode == 3, proc.stderr[-500:]
+    assert "CPU time limit of 2 s" in json.loads(proc.stdout.splitlines()[-1])["error"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_worker_wall_limit_and_parent_death(tmp_path: Path) -> None:
+    proc = _worker_with("import time; time.sleep(60)", {"CITYTWIN_APP_CHECK_WALL_S": "2"},
+                        tmp_path)
+    assert proc.returncode == 3
+    assert "wall-clock limit of 2 s" in json.loads(proc.stdout.splitlines()[-1])["error"]
+    # killing the worker (a cancelled run) kills its work child too
+    import time
+
+    started, marker = tmp_path / "started", tmp_path / "alive"
+    code = ("import sys, time\nimport citytwin.app.worker as w\n"
+            f"def check(p):\n    open({str(started)!r}, 'w').write('x'); time.sleep(3); "
+            f"open({str(marker)!r}, 'w').write('x')\n"
+            "w.check_city = check\nsys.argv = ['w', '--check-city', 'x']\nsys.exit(w.main())\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists()
+    child.kill()
+    child.wait()
+    time.sleep(4)
+    assert not marker.exists()
 
 
 def test_worker_memory_limit_is_a_message(tmp_path: Path) -> None:
