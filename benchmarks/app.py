@@ -264,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.city is not None:  # a folder holding just that city (no runs needed)
         data_dir = tmp / "data"
         data_dir.mkdir()
-        (data_dir / args.city.name).symlink_to(args.city.resolve())
-        for side in args.city.parent.glob(args.city.name + ".*"):  # its build cache, if any
-            (data_dir / side.name).symlink_to(side.resolve())
+        shutil.copy2(args.city, data_dir / args.city.name)  # the app refuses symlinks out
         city_name = args.city.name
     elif args.results:
         for name in ("baseline", "ev_40"):

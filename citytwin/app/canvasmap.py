@@ -100,25 +100,20 @@ export default {
     (window.__citytwinPlots = window.__citytwinPlots || []).push(timing);
     let meta = null, layers = [], overlays = [], view = null, extentKey = "", seq = 0;
 
-    const pathOf = (L, ox, oy) => {
-      const p = new Path2D();
-      const x = L.x, y = L.y, n = x.length;
+    // a Path2D from an SVG path string: Chromium builds it natively in linear time, while
+    // moveTo/lineTo calls on a Path2D grew quadratically (measured: 100k footprints 80 s
+    // that way, 0.4 s this way; filling it then takes ~10 ms)
+    const pathOf = (L) => {
+      const x = L.x, y = L.y, n = x.length, poly = L.kind !== "line", parts = [];
       let open = false;
-      if (L.kind === "line") {
-        for (let i = 0; i < n; i++) {
-          const a = x[i], b = y[i];
-          if (a !== a) { open = false; continue; }
-          if (open) p.lineTo(a - ox, b - oy); else { p.moveTo(a - ox, b - oy); open = true; }
-        }
-      } else {
-        let start = -1;
-        for (let i = 0; i <= n; i++) {
-          const a = i < n ? x[i] : NaN;
-          if (a !== a) { if (start >= 0) p.closePath(); start = -1; continue; }
-          if (start < 0) { p.moveTo(a - ox, y[i] - oy); start = i; } else p.lineTo(a - ox, y[i] - oy);
-        }
+      for (let i = 0; i < n; i++) {
+        const a = x[i];
+        if (a !== a) { if (open && poly) parts.push("Z"); open = false; continue; }
+        parts.push((open ? "L" : "M") + a.toFixed(1) + " " + y[i].toFixed(1));
+        open = true;
       }
-      return p;
+      if (open && poly) parts.push("Z");
+      return new Path2D(parts.join(""));
     };
 
     const load = () => {
@@ -126,7 +121,7 @@ export default {
       const buf = f32(model.get("buffer"));
       layers = (meta.layers || []).map((L) => {
         const out = { ...L, x: buf.subarray(L.off, L.off + L.n), y: buf.subarray(L.off + L.n, L.off + 2 * L.n) };
-        if (L.kind !== "points") out.path = pathOf(out, 0, 0);
+        if (L.kind !== "points") out.path = pathOf(out);
         return out;
       });
       const key = JSON.stringify(meta.extent || []);
@@ -148,7 +143,7 @@ export default {
       overlays = JSON.parse(model.get("overlay_json") || "[]").map((L) => {
         const out = { ...L, x: Float32Array.from(L.x, (v) => (v === null ? NaN : v - o[0])),
                       y: Float32Array.from(L.y, (v) => (v === null ? NaN : v - o[1])) };
-        if (L.kind !== "points") out.path = pathOf(out, 0, 0);
+        if (L.kind !== "points") out.path = pathOf(out);
         return out;
       });
     };

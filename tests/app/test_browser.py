@@ -1,7 +1,9 @@
-"""The whole planner flow in a real (headless) Chromium: open the app, pick a city, edit a
-lever in the form, close a street by clicking the map, run it and the baseline, compare, see
-the difference map; a reload finds the runs again, and a page opened without a workspace sees
-none of them (each page's runs are private)."""
+"""The whole planner flow in a real (headless) Chromium: open the app (footprints, scale bar,
+wheel zoom), pick a city, edit a lever in the form, close a street by name (autocomplete),
+place stations by clicking the map and remove one of them, run it and the baseline, compare,
+open the difference maps; a reload finds the runs again, a 2 x 2 experiment runs from the UI
+with its progress shown and a second one is cancelled; a page opened without a workspace sees
+none of the runs (each page's runs are private)."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ pytestmark = [
 ]
 
 SMALL = ROOT / "tests" / "data" / "dormitory.gpkg"  # 200 buildings, 3,600 trips, a grid
-MAP = ".citytwin-city-map .js-plotly-plot"
-MAP_DRAWN = f"{MAP} .scatterlayer .trace"
-SCEN_MAP = ".citytwin-scenario-map .js-plotly-plot"
+MAP = ".citytwin-city-map canvas.citytwin-canvas"
+MAP_DRAWN = f"{MAP}[data-drawn]"
+SCEN_MAP = ".citytwin-scenario-map canvas.citytwin-canvas"
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +57,12 @@ def _choose(page, select_class: str, option: str) -> None:
 
 
 def _click_map_at(page, selector: str, x: float, y: float) -> None:
-    """Click the plotly map under ``selector`` at data coordinates (x, y) (metres), once it is
-    in view and drawn (its "drawing…" note hidden)."""
+    """Click the canvas map under ``selector`` at data coordinates (x, y) (metres), once it
+    is in view and drawn."""
     page.locator(selector).scroll_into_view_if_needed()
-    page.wait_for_function(
-        """(sel) => { const gd = document.querySelector(sel);
-             const note = gd && gd.parentElement.querySelector('.citytwin-plot-loading');
-             return note && note.style.display == 'none' && gd._fullLayout; }""",
-        arg=selector, timeout=60_000)
-    px, py = page.evaluate(
-        """([sel, x, y]) => { const gd = document.querySelector(sel);
-             const fl = gd._fullLayout, bb = gd.getBoundingClientRect();
-             return [bb.left + fl._size.l + fl.xaxis.d2p(x), bb.top + fl._size.t + fl.yaxis.d2p(y)]; }""",
-        [selector, x, y])
+    page.wait_for_selector(f"{selector}[data-drawn]", timeout=60_000)
+    px, py = page.evaluate("([sel, x, y]) => document.querySelector(sel).__citytwinMap.d2p(x, y)",
+                           [selector, x, y])
     page.mouse.click(px, py)
 
 
@@ -98,6 +93,15 @@ def test_planner_flow(server: AppServer, browser, tmp_path: Path) -> None:
         raise
 
 
+def _shot(page, name: str) -> None:
+    """A screenshot of this step into $CITYTWIN_SHOTS (``benchmarks/app.py --shots DIR``)."""
+    folder = os.environ.get("CITYTWIN_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(Path(folder) / f"flow-{name}.png"), full_page=True)
+
+
 def _planner_flow(server: AppServer, browser, pages: list) -> None:
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     a = ctx.new_page()
@@ -108,9 +112,20 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     print(f"first map drawn after {time.perf_counter() - t0:.1f} s")
     a.wait_for_function("location.search.includes('workspace=w-')", timeout=30_000)
     workspace_url = a.url
-    # footprints, not dots: the buildings are filled polygons; a scale bar is drawn
-    assert a.locator(f"{MAP} .scatterlayer .trace .js-fill").count() > 0
-    assert "m" in (a.locator(f"{MAP} .annotation-text").first.text_content() or "")
+    # footprints coloured by use are in the legend; the scale bar shrinks when wheel-zoomed in
+    legend = a.locator(".citytwin-city-map .citytwin-map-legend").inner_text()
+    assert "residential" in legend and "fire station" in legend and "MV feeders" in legend
+    before = a.locator(MAP).get_attribute("data-scale") or ""
+    box = a.locator(MAP).bounding_box()
+    a.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(5):
+        a.mouse.wheel(0, -400)
+    a.wait_for_function(f"document.querySelector('{MAP}').dataset.scale != '{before}'",
+                        timeout=10_000)
+    after = a.locator(MAP).get_attribute("data-scale") or ""
+    assert before.endswith(" m") and after.endswith(" m")
+    assert float(after.split()[0]) < float(before.split()[0])
+    _shot(a, "01-city-map-zoomed")
     # pick the small city: its map replaces Helsinki's
     _choose(a, "citytwin-city-select", "dormitory.gpkg")
     a.wait_for_selector("text=/ 200 buildings/", timeout=60_000)
@@ -120,27 +135,51 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     assert "workspace=" in a.url  # the workspace travels with the page change
     a.click(".citytwin-run-button")
     a.wait_for_selector("text=Started run baseline-s1-1", timeout=60_000)
+    _shot(a, "02-baseline-started")
     # edit a lever in the form: demand scale 1.2
     demand = a.locator(".citytwin-lever-demand_growth")
     demand.locator("input").first.fill("1.2")
     demand.locator(".citytwin-apply-demand_growth").click()
     a.wait_for_selector(".citytwin-lever-demand_growth >> text=Demand scale · set", timeout=30_000)
-    # close a street by clicking the map: the middle of a link of "Street H2"
+    # close a street by name: type part of it, pick it from the autocomplete, apply
+    road = a.locator(".citytwin-lever-close_road")
+    road.locator(".citytwin-street input[type=text]").fill("Street H")
+    a.locator(".menuable__content__active .v-list-item", has_text="Street H2").first.click()
+    road.locator(".citytwin-apply-close_road").click()
+    a.wait_for_selector(".citytwin-lever-close_road .citytwin-lever-item >> text=street Street H2",
+                        timeout=30_000)
+    a.wait_for_selector(".citytwin-scenario-map .citytwin-map-legend >> text=closed roads",
+                        timeout=30_000)
+    _shot(a, "03-street-closed-by-name")
+    # place two stations by clicking the map, then remove the first one (only that one)
+    a.locator(".citytwin-map-mode .v-btn", has_text="place station").first.click()
     x, y = _street_point(server.data / "dormitory.gpkg", "Street H2")
-    a.wait_for_selector(f"{SCEN_MAP} .scatterlayer .trace", timeout=60_000)
-    _click_map_at(a, SCEN_MAP, x, y)
-    a.wait_for_selector("text=Closed the street 'Street H2'", timeout=30_000)
-    a.wait_for_selector(f"{SCEN_MAP} .legend >> text=closed roads", timeout=30_000)
-    # the TOML view shows both edits
+    for k, dx in ((1, 0.0), (2, 60.0)):
+        _click_map_at(a, SCEN_MAP, x + dx, y + 40.0)
+        a.wait_for_selector(f"text=Placed fire station 'new station {k}'", timeout=30_000)
+        _shot(a, f"04-station-{k}-placed")
+    stations = a.locator(".citytwin-lever-add_station .citytwin-lever-item")
+    stations.nth(1).wait_for(timeout=30_000)
+    assert stations.count() == 2
+    stations.first.locator(".citytwin-remove-item").click()
+    a.wait_for_function("document.querySelectorAll('.citytwin-lever-add_station "
+                        ".citytwin-lever-item').length == 1", timeout=30_000)
+    assert "new station 2" in stations.first.inner_text()
+    a.wait_for_selector(".citytwin-scenario-map .citytwin-map-legend >> text=new stations",
+                        timeout=30_000)
+    _shot(a, "05-one-station-removed")
+    # the TOML view shows every edit
     a.locator(".v-expansion-panel-header", has_text="as TOML").click()
     toml = a.locator(".citytwin-toml").inner_text()
     assert 'street = "Street H2"' in toml and "factor = 1.2" in toml
+    assert 'name = "new station 2"' in toml and "new station 1" not in toml
     a.click(".citytwin-run-button")
     a.wait_for_selector("text=Started run baseline-edited-s1-2", timeout=60_000)
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
                         timeout=300_000)
     assert a.locator(".citytwin-run-failed").count() == 0
-    # compare with the baseline: KPI table and the congestion difference map
+    _shot(a, "06-both-runs-done")
+    # compare with the baseline: KPI table and the difference maps
     a.locator(".v-tab", has_text="Compare").first.click()
     _choose(a, "citytwin-compare-select", "baseline-s1-1")
     _choose(a, "citytwin-compare-select", "baseline-edited-s1-2")
@@ -149,15 +188,63 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
                         timeout=90_000)
     header = a.locator(".citytwin-kpi-table table thead").inner_text()
     assert "baseline-s1-1" in header and "Δ baseline-edited-s1-2" in header
-    a.locator(".citytwin-diff-kind .v-btn", has_text="congestion").first.click()
-    a.wait_for_selector(".citytwin-diff-map .js-plotly-plot .scatterlayer .trace",
-                        timeout=90_000)
-    legend = a.locator(".citytwin-diff-map .legend").first.text_content() or ""
-    assert "pp" in legend and "closed roads" in legend  # B − A classes, the closure on top
+    _shot(a, "07-compare-kpis")
+    kinds = [k for k in a.locator(".citytwin-diff-kind .v-btn").all_inner_texts()
+             if k.strip().lower() != "none"]
+    assert any("congestion" in k.lower() for k in kinds), kinds
+    titles = {"congestion": "free flow", "transformers": "transformer loading",
+              "response": "response time"}
+    for kind in kinds:
+        a.locator(".citytwin-diff-kind .v-btn", has_text=kind.strip()).first.click()
+        a.wait_for_function(
+            "(t) => { const g = document.querySelector('.citytwin-diff-map .gtitle');"
+            " return g && g.textContent.includes(t) &&"
+            " document.querySelector('.citytwin-diff-map .legend'); }",
+            arg=titles[kind.strip().lower()], timeout=90_000)
+        legend = a.locator(".citytwin-diff-map .legend").first.text_content() or ""
+        # B − A classes with the interventions of B on top
+        assert "closed roads" in legend and "new stations" in legend, (kind, legend)
+    # the difference map's scale bar stays inside the plot when the map is panned away
+    gd = a.locator(".citytwin-diff-map .js-plotly-plot")
+    gb = gd.bounding_box()
+    a.mouse.move(gb["x"] + gb["width"] / 2, gb["y"] + gb["height"] / 2)
+    a.mouse.down()
+    a.mouse.move(gb["x"] + gb["width"] - 5, gb["y"] + 5, steps=8)
+    a.mouse.up()
+    a.wait_for_timeout(500)
+    bar = a.locator(".citytwin-diff-map .citytwin-scale-bar")
+    bb = bar.bounding_box()
+    assert bar.is_visible() and bar.inner_text().strip().endswith("m")
+    assert gb["x"] <= bb["x"] and bb["y"] + bb["height"] <= gb["y"] + gb["height"]
+    _shot(a, "08-difference-map-panned")
     # reload: the runs are listed again from the workspace named in the address
     a.goto(workspace_url.replace("/?", "/scenarios?"))
     a.wait_for_function("document.querySelectorAll('.citytwin-run-done').length == 2",
                         timeout=60_000)
+    _shot(a, "09-reloaded-runs-listed")
+    # a 2 x 2 experiment from the UI on the small city: progress shown until all four are done
+    a.goto(workspace_url)
+    a.wait_for_selector(MAP_DRAWN, timeout=90_000)
+    _choose(a, "citytwin-city-select", "dormitory.gpkg")
+    a.wait_for_selector("text=/ 200 buildings/", timeout=60_000)
+    a.locator(".v-tab", has_text="Experiments").first.click()
+    a.wait_for_selector(".citytwin-run-experiment", timeout=60_000)
+    a.click(".citytwin-run-experiment")
+    status = a.locator(".citytwin-experiment-status")
+    status.wait_for(timeout=60_000)
+    assert "ui_experiment: 4 runs" in status.inner_text()
+    assert a.locator(".citytwin-define-experiment .v-progress-linear").count() == 1
+    _shot(a, "10-experiment-progress")
+    a.wait_for_selector(".citytwin-experiment-status >> text=4 done", timeout=600_000)
+    _shot(a, "11-experiment-done")
+    # a second one, cancelled at once: its runs say so
+    a.locator(".citytwin-experiment-name input").fill("cancel_me")
+    a.keyboard.press("Enter")
+    a.click(".citytwin-run-experiment")
+    a.wait_for_selector(".citytwin-experiment-status >> text=cancel_me: 4 runs", timeout=60_000)
+    a.click(".citytwin-cancel-experiment")
+    a.wait_for_selector(".citytwin-experiment-status >> text=4 cancelled", timeout=60_000)
+    _shot(a, "12-experiment-cancelled")
     # another page without ?workspace= gets its own private workspace: none of these runs
     b = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     pages.append(b)

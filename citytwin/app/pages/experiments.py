@@ -179,7 +179,8 @@ def DefineExperiment():
     with solara.Card("Define and run an experiment", classes=["citytwin-define-experiment"]):
         with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
             solara.Select("Base scenario", values=names, value=base, style={"max-width": "220px"})
-            solara.InputText("Name", value=exp_name, style={"max-width": "180px"})
+            solara.InputText("Name", value=exp_name, style={"max-width": "180px"},
+                             classes=["citytwin-experiment-name"])
         for key, vals, n in ((k1, v1, 1), (k2, v2, 2)):
             with solara.Row(style={"align-items": "center"}):
                 solara.Select(f"Factor {n}", values=keys, value=key,
