@@ -7,6 +7,12 @@ batch) never sees half a run. A previous result is swapped out atomically (Linux
 ``renameat2(RENAME_EXCHANGE)``), or replaced file by file under a journal that the next writer
 rolls back after a kill (:func:`remove_stale_temp`): a kill -9 at any moment leaves either
 the previous complete result or the new one, never a mix.
+
+Temp and backup folders are named ``.NAME.tmp-<pid>@<host>-<hex>`` (``.old-`` for backups):
+a writer on this host is dead when its pid is; a folder of another host (a Dask cluster's
+workers sharing the results folder) is only taken as stale once nothing in it changed for
+:data:`FOREIGN_TEMP_AGE_S` (a day; a writer only fills its temp folder while it writes the
+tables, seconds to minutes), since its pid means nothing here.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
+import socket
 import sys
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +43,7 @@ import pandas as pd
 from citytwin.errors import InputError
 
 __all__ = ["Results", "TABLES", "empty_table", "versions", "atomic_write_dir", "unit_of",
-           "check_output_dir", "remove_stale_temp"]
+           "check_output_dir", "remove_stale_temp", "FOREIGN_TEMP_AGE_S", "host_tag", "temp_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +128,58 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: Age (seconds since the last change inside it) after which another host's temp or backup
+#: folder is taken as left by a dead writer.
+FOREIGN_TEMP_AGE_S = 24 * 3600.0
+
+
+@functools.cache
+def host_tag() -> str:
+    """This host's name as used in temp folder names (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "host"
+
+
+def temp_tag() -> str:
+    """``<pid>@<host>``: who writes a temp folder (see :func:`remove_stale_temp`)."""
+    return f"{os.getpid()}@{host_tag()}"
+
+
+def _writer_of(name: str, marker: str) -> tuple[int, str] | None:
+    """(pid, host) of a temp folder name; a name without ``@host`` (older citytwin) is this
+    host's; None when the name is not a temp folder's."""
+    try:
+        tag = name.rsplit(marker, 1)[1].rsplit("-", 1)[0]
+        pid_s, _, host = tag.partition("@")
+        return int(pid_s), host or host_tag()
+    except (IndexError, ValueError):
+        return None
+
+
+def _last_change(path: Path) -> float:
+    """Newest mtime of ``path`` and the entries directly in it."""
+    times = [path.lstat().st_mtime]
+    with os.scandir(path) as it:
+        for e in it:
+            try:
+                times.append(e.stat(follow_symlinks=False).st_mtime)
+            except OSError:
+                continue
+    return max(times)
+
+
+def _writer_gone(p: Path, marker: str, *, foreign_age_s: float) -> bool:
+    who = _writer_of(p.name, marker)
+    if who is None:
+        return False
+    pid, host = who
+    if host == host_tag():
+        return not _pid_alive(pid)
+    try:
+        return time.time() - _last_change(p) > foreign_age_s
+    except OSError:
+        return False
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -129,11 +190,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp(folder: str | Path) -> list[Path]:
-    """Clean up after writers killed beside ``folder`` (their pid no longer alive): remove
-    ``.NAME.tmp-<pid>-*`` dirs, roll back an interrupted replace-in-place from its
-    ``.NAME.old-<pid>-*`` backup (journal inside), put back a previous result whose swap was
-    cut between its two renames, and remove the other ``.old`` dirs. Returns what was removed."""
+def remove_stale_temp(folder: str | Path, *,
+                      foreign_age_s: float = FOREIGN_TEMP_AGE_S) -> list[Path]:
+    """Clean up after writers killed beside ``folder`` (on this host: their pid no longer
+    alive; another host's: nothing changed in the folder for ``foreign_age_s``): remove
+    ``.NAME.tmp-<pid>@<host>-*`` dirs, roll back an interrupted replace-in-place from its
+    ``.NAME.old-<pid>@<host>-*`` backup (journal inside), put back a previous result whose
+    swap was cut between its two renames, and remove the other ``.old`` dirs. Returns what
+    was removed."""
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
@@ -142,11 +206,7 @@ def remove_stale_temp(folder: str | Path) -> list[Path]:
         for marker in (".tmp-", ".old-"):
             if marker not in p.name:
                 continue
-            try:
-                pid = int(p.name.rsplit(marker, 1)[1].split("-")[0])
-            except (IndexError, ValueError):
-                continue
-            if not p.is_dir() or _pid_alive(pid):
+            if not p.is_dir() or not _writer_gone(p, marker, foreign_age_s=foreign_age_s):
                 continue
             target = folder / p.name[1:].rsplit(marker, 1)[0]
             if marker == ".old-" and (p / MERGE_JOURNAL).is_file() and target.is_dir():
@@ -306,9 +366,9 @@ def atomic_write_dir(target: Path, write: Any, *, force: bool = False) -> Path:
     """
     target = check_output_dir(target, force=force)  # (cleans up after killed writers)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pid = os.getpid()
-    tmp = target.parent / f".{target.name}.tmp-{pid}-{uuid.uuid4().hex[:8]}"
-    backup = target.parent / f".{target.name}.old-{pid}-{uuid.uuid4().hex[:8]}"
+    tag = temp_tag()
+    tmp = target.parent / f".{target.name}.tmp-{tag}-{uuid.uuid4().hex[:8]}"
+    backup = target.parent / f".{target.name}.old-{tag}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         write(tmp)

@@ -125,3 +125,42 @@ def test_racing_writers_leave_one_complete_result(tmp_path) -> None:
     assert Results.is_complete(out) and (out / MANIFEST).is_file()
     Results.read(out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_temp_names_carry_the_host_and_another_hosts_temp_waits_its_age(tmp_path) -> None:
+    """A Dask cluster's workers share the results folder: another host's pid says nothing
+    here, so its temp folder is kept until nothing in it changed for FOREIGN_TEMP_AGE_S."""
+    import time
+
+    from citytwin.results import FOREIGN_TEMP_AGE_S, host_tag, remove_stale_temp, temp_tag
+
+    seen: list[str] = []
+    atomic_write_dir(tmp_path / "res", lambda tmp: seen.append(tmp.name) or (
+        tmp / "x.txt").write_text("x"))
+    assert seen[0].startswith(f".res.tmp-{temp_tag()}-") and "@" + host_tag() in seen[0]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # another host's writer, with a pid that is dead *here*: fresh, so it is kept
+    live_elsewhere = tmp_path / f".a.tmp-{dead.pid}@other-node-7-0badcafe"
+    live_elsewhere.mkdir()
+    (live_elsewhere / "kpis.parquet").write_bytes(b"being written")
+    old_elsewhere = tmp_path / f".b.tmp-{os.getpid()}@other-node-7-0ddba11"
+    old_elsewhere.mkdir()
+    (old_elsewhere / "kpis.parquet").write_bytes(b"left")
+    then = time.time() - FOREIGN_TEMP_AGE_S - 60
+    for p in (old_elsewhere / "kpis.parquet", old_elsewhere):
+        os.utime(p, (then, then))
+    # this host: dead pid removed at once, live pid kept, whatever the age
+    mine_dead = tmp_path / f".c.tmp-{dead.pid}@{host_tag()}-deadbeef"
+    mine_live = tmp_path / f".d.tmp-{temp_tag()}-cafe0000"
+    for p in (mine_dead, mine_live):
+        p.mkdir()
+        os.utime(p, (then, then))
+    removed = remove_stale_temp(tmp_path)
+    assert sorted(removed) == sorted([old_elsewhere, mine_dead])
+    assert live_elsewhere.exists() and mine_live.exists()
+    assert FOREIGN_TEMP_AGE_S == 24 * 3600
+    # a recent change inside an old folder keeps it (a writer still filling it)
+    os.utime(live_elsewhere, (then, then))
+    assert remove_stale_temp(tmp_path) == [] and live_elsewhere.exists()
+    assert remove_stale_temp(tmp_path, foreign_age_s=0.0) == [live_elsewhere]
