@@ -72,7 +72,9 @@ def safe_join(root: Path, *parts: str, what: str = "path") -> Path:
         path = path / safe_name(part, what=what)
     resolved = path.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
-        raise InputError(f"{what} {'/'.join(parts)!r} resolves outside {root_resolved}")
+        raise InputError(f"{what} {'/'.join(parts)!r} is not allowed: it resolves outside "
+                         f"{root_resolved} (expected a file inside that folder; links "
+                         "pointing out of it are refused)")
     return resolved
 
 
