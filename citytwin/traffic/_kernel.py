@@ -11,6 +11,9 @@ A per-vehicle mesoscopic queue model in the style of MATSim's QSim, advanced in 
   vehicles departing onto a link wait at its upstream node and take part in that node's fair
   queuing as one more incoming stream, weighted by the entered link's capacity (and limited to
   it), so a departure onto a saturated link gets its capacity-proportional share;
+* a link takes in at most its capacity (through traffic and departures draw on one inflow
+  bucket: the kinematic-wave supply of a link in free flow), so the excess of a merge waits
+  upstream, where in a FIFO diverge it holds the other branch too;
 * a head vehicle that waited ``stuck_s`` for space is pushed through (gridlock resolution);
 * space freed at a link's downstream end reaches the upstream end only after length / wave speed
   (holes travel backwards at the kinematic-wave speed), kept as a ring of hole release times.
@@ -272,6 +275,15 @@ def run_steps(
                         continue
                     forced[h] += 1
                     counters[2] += 1
+                else:
+                    # the next link's supply in free flow is its capacity (the kinematic-wave
+                    # receiving flow): through traffic and departures share one inflow bucket
+                    _top_up(f, step_no, acc_in, acc_in_last, cap_step, burst_in)
+                    if acc_in[f] < 1.0 - 1e-9:
+                        active[best] = False
+                        continue
+                    acc_in[f] -= 1.0
+                    used_in[f] += 1
                 _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
                           hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
                           enter_t)
