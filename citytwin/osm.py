@@ -21,16 +21,16 @@ import pyogrio
 import shapely
 
 from citytwin.errors import GeodataError
+from citytwin.layers import POWER_VALUES
 
 __all__ = ["osm_layers", "import_osm"]
 
 log = logging.getLogger(__name__)
 
 _ROAD_COLS = ["osmid", "name", "highway", "oneway", "maxspeed", "lanes", "junction"]
-_POWER_VALUES = [
-    "substation", "transformer", "line", "minor_line", "cable", "tower", "pole",
-    "cable_distribution_cabinet", "box", "switch", "plant", "generator",
-]
+#: The ``power=*`` values read from an extract: the layer check's list, so what is read is
+#: exactly what the power layer keeps (one list, in :mod:`citytwin.layers`).
+_POWER_VALUES = list(POWER_VALUES)
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
