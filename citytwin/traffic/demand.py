@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays, travel_times
@@ -54,25 +55,76 @@ def _check_buildings(b: pd.DataFrame, arrays: RoadArrays) -> None:
         raise InputError(problems, source="city.buildings")
 
 
+@njit(cache=True)
+def _gravity_totals(E, attraction, dest_pos):
+    """Per row r: sum_j attraction[j] * E[r, dest_pos[j]], added in building order."""
+    out = np.empty(E.shape[0])
+    for r in range(E.shape[0]):
+        s = 0.0
+        for j in range(dest_pos.shape[0]):
+            s += attraction[j] * E[r, dest_pos[j]]
+        out[r] = s
+    return out
+
+
+@njit(cache=True)
+def _gravity_pick(E, attraction, dest_pos, rows, x_off, x, out):
+    """For row ``rows[q]`` and each draw ``x[x_off[q]:x_off[q+1]]``: the first building whose
+    running weight sum exceeds the draw (``searchsorted(cumsum, x, side="right")``, clipped)."""
+    nb = dest_pos.shape[0]
+    for q in range(rows.shape[0]):
+        r = rows[q]
+        lo, hi = x_off[q], x_off[q + 1]
+        order = np.argsort(x[lo:hi], kind="mergesort")
+        k = 0
+        s = 0.0
+        j = 0
+        while k < hi - lo:
+            xv = x[lo + order[k]]
+            while j < nb:
+                ns = s + attraction[j] * E[r, dest_pos[j]]
+                if ns > xv:
+                    break
+                s = ns
+                j += 1
+            out[lo + order[k]] = min(j, nb - 1)
+            k += 1
+
+
 def _choose(rng: np.random.Generator, origins: np.ndarray, attraction: np.ndarray,
             dest_pos: np.ndarray, arrays: RoadArrays, beta_per_min: float,
             batch: int = 128) -> np.ndarray:
-    """For every entry of ``origins`` (node positions) pick a building index by gravity."""
+    """For every entry of ``origins`` (node positions) pick a building index by gravity.
+
+    The weight of building k from node i is ``attraction_k exp(-beta t(i, node_k) / 60)``; the
+    exponential is taken once per road node rather than per building, and the running sums over
+    the buildings (in their order, as ``numpy.cumsum`` adds them) are walked by a compiled loop
+    instead of being stored, so no (origins x buildings) array exists."""
     out = np.full(origins.shape[0], -1, dtype=np.int64)
     if attraction.sum() <= 0 or origins.size == 0:
         return out
+    attraction = np.ascontiguousarray(attraction, dtype=float)
+    dest_pos = np.ascontiguousarray(dest_pos, dtype=np.int64)
     u, inv = np.unique(origins, return_inverse=True)
+    by_root = np.argsort(inv, kind="stable")  # entries of each origin node, in input order
+    bounds = np.searchsorted(inv[by_root], np.arange(u.shape[0] + 1))
     for b0 in range(0, u.shape[0], batch):
         roots = u[b0: b0 + batch]
-        T = travel_times(arrays, roots)[:, dest_pos]  # (roots, buildings)
-        W = attraction[None, :] * np.exp(-beta_per_min * np.where(np.isfinite(T), T, np.inf) / 60.0)
-        cum = np.cumsum(W, axis=1)
-        for r in range(roots.shape[0]):
-            who = np.flatnonzero(inv == b0 + r)
-            if who.size == 0 or cum[r, -1] <= 0:
-                continue
-            draws = rng.random(who.size) * cum[r, -1]
-            out[who] = np.minimum(np.searchsorted(cum[r], draws, side="right"), cum.shape[1] - 1)
+        T = travel_times(arrays, roots)  # (roots, nodes)
+        E = np.exp(-beta_per_min * np.where(np.isfinite(T), T, np.inf) / 60.0)
+        total = _gravity_totals(E, attraction, dest_pos)
+        counts = np.diff(bounds[b0: b0 + roots.shape[0] + 1])
+        rows = np.flatnonzero((counts > 0) & (total > 0))
+        if rows.size == 0:
+            continue
+        # one draw per entry, root by root in order (the same stream as one call per root)
+        x = rng.random(int(counts[rows].sum())) * np.repeat(total[rows], counts[rows])
+        x_off = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(counts[rows], out=x_off[1:])
+        picked = np.empty(x.shape[0], dtype=np.int64)
+        _gravity_pick(E, attraction, dest_pos, rows.astype(np.int64), x_off, x, picked)
+        who = np.concatenate([by_root[bounds[b0 + r]: bounds[b0 + r + 1]] for r in rows])
+        out[who] = picked
     return out
 
 
