@@ -343,7 +343,7 @@ def main() -> None:
                     (aeq["cpu"], f"NOT reached: {aeq['gap']:.2e} after {aeq['cpu']:.1f} s CPU")
                 f2 = aeq["flow"]
                 print(f"  gap {gap:.0e} aequilibrae  : {what}; citytwin-{alg} / aequilibrae CPU "
-                      f"{cpu / c2:.3f}x; max |flow difference| to aequilibrae's last iterate "
+                      f"{cpu / c2:.2g}x; max |flow difference| to aequilibrae's last iterate "
                       f"{np.abs(flow - f2).max():.2f} (mean flow {f2.mean():.0f})", flush=True)
 
 
