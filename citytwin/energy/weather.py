@@ -166,7 +166,12 @@ def read_weather(path: Path | str) -> Weather:
     path = Path(path)
     if not path.exists():
         raise InputError([f"weather file does not exist: {path}"], source=str(path))
-    df = pd.read_csv(path, comment="#")
+    try:
+        df = pd.read_csv(path, comment="#")
+    except (OSError, ValueError) as exc:  # not UTF-8 text, not CSV, no columns at all
+        raise InputError([f"cannot read as a CSV of weather ({type(exc).__name__}: "
+                          f"{str(exc)[:160]}); expected UTF-8 text with columns time, temp_c"],
+                         source=str(path)) from None
     problems: list[str] = []
     tcol = next((c for c in ("temp_c", "temperature_c") if c in df.columns), None)
     if "time" not in df.columns:

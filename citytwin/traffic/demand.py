@@ -139,7 +139,12 @@ def _apply_od_factors(t: pd.DataFrame, p: TrafficParams, arrays: RoadArrays,
     path = Path(str(p.od_factors))
     if not path.is_file():
         raise InputError([f"od_factors: file not found: {path}"], source="TrafficParams")
-    f = pd.read_parquet(path)
+    try:
+        f = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # not Parquet (pyarrow's ArrowInvalid is a ValueError)
+        raise InputError([f"od_factors: {path.name}: cannot read as Parquet ({exc}); expected "
+                          "the od_factors.parquet citytwin calibrate writes"],
+                         source="TrafficParams") from None
     need = [c for c in ("origin", "dest", "od_factor") if c not in f.columns]
     if need:
         raise InputError([f"od_factors: {path.name}: missing columns {need} (expected origin, "
