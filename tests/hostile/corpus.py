@@ -86,6 +86,17 @@ def _incident_log(content: str, suffix: str = ".csv") -> Callable[[Path], Path]:
     return write
 
 
+def _data_file(section: str, key: str, content: bytes, name: str) -> Callable[[Path], Path]:
+    """A scenario whose ``[section] key`` names a file written with ``content``."""
+    def write(folder: Path) -> Path:
+        f = folder / name
+        f.write_bytes(content)
+        p = folder / "s.toml"
+        p.write_text(HEAD + f'[{section}]\n{key} = "{f}"\n', encoding="utf-8")
+        return p
+    return write
+
+
 SCENARIO_CASES: list[Case] = [
     # syntax and encoding
     ("empty file", _bytes(b"")),
@@ -171,6 +182,15 @@ SCENARIO_CASES: list[Case] = [
     ("incident_log wrong columns", _incident_log("a,b\n1,2\n")),
     ("incident_log empty", _incident_log("")),
     ("incident_log parquet that is text", _incident_log("hello", ".parquet")),
+    ("weather missing file", _text('[energy]\nweather = "nope.csv"\n')),
+    ("weather file that is a PNG", _data_file("energy", "weather",
+                                              b"\x89PNG\r\n\x1a\n\x00\x00", "w.csv")),
+    ("weather file with other columns", _data_file("energy", "weather",
+                                                   b"username,password_hash\nroot,x\n", "w.csv")),
+    ("od_factors missing file", _text('[traffic]\nod_factors = "nope.parquet"\n')),
+    ("od_factors a CSV", _data_file("traffic", "od_factors", b"origin,dest\n1,2\n", "od.csv")),
+    ("od_factors parquet that is text", _data_file("traffic", "od_factors", b"hello",
+                                                   "od.parquet")),
 ]
 
 #: Cases whose documented outcome is a repair: the run succeeds (docs/ or this module).
