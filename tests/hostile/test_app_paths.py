@@ -245,3 +245,25 @@ def test_upload_check_has_its_own_limits() -> None:
     assert limits({}, check=True)["cpu_s"] == 600
     with pytest.raises(InputError, match="CITYTWIN_APP_CPU_S='lots'"):
         limits({"CITYTWIN_APP_CPU_S": "lots"})
+
+
+def test_city_choice_refuses_and_keeps_the_city(cfg: AppConfig, tmp_path: Path) -> None:
+    """What the City page's select writes into: a refused value never becomes the city."""
+    import solara
+
+    from citytwin.app.state import CityChoice
+
+    (Path(cfg.data_dir) / "broken.gpkg").write_bytes(b"not a geopackage")
+    (Path(cfg.data_dir) / "out.gpkg").symlink_to(TINY)  # outside the data folder
+    refused = solara.reactive("")
+    city = CityChoice(solara.reactive("tiny.gpkg"), config=cfg, refused=refused)
+    for value in ("out.gpkg", "../tiny.gpkg", "nope.gpkg", "/etc/passwd"):
+        city.set(value)
+        assert city.value == "tiny.gpkg"
+        assert refused.value.startswith(f"city file {value!r} is not allowed: expected one of")
+    city.value = "broken.gpkg"  # listed, but it does not open
+    assert city.value == "tiny.gpkg" and "broken.gpkg" in refused.value
+    assert "Traceback" not in refused.value
+    (Path(cfg.data_dir) / "copy.gpkg").write_bytes(TINY.read_bytes())
+    city.set("copy.gpkg")
+    assert city.value == "copy.gpkg" and refused.value == ""
