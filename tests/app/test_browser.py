@@ -206,12 +206,21 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
         assert "closed roads" in legend and "new stations" in legend, (kind, legend)
     # the difference map's scale bar stays inside the plot when the map is panned away
     gd = a.locator(".citytwin-diff-map .js-plotly-plot")
+    gd.scroll_into_view_if_needed()
+    a.wait_for_function("() => { const s = document.querySelector("
+                        "'.citytwin-diff-map .citytwin-plot-loading');"
+                        " return s && s.style.display == 'none'; }", timeout=60_000)
+    a.wait_for_timeout(1000)
     gb = gd.bounding_box()
+    x_range = ("() => document.querySelector('.citytwin-diff-map .js-plotly-plot')"
+               "._fullLayout.xaxis.range.slice()")
+    before_pan = a.evaluate(x_range)
     a.mouse.move(gb["x"] + gb["width"] / 2, gb["y"] + gb["height"] / 2)
     a.mouse.down()
     a.mouse.move(gb["x"] + gb["width"] - 5, gb["y"] + 5, steps=8)
     a.mouse.up()
     a.wait_for_timeout(500)
+    assert a.evaluate(x_range)[0] < before_pan[0]  # dragged right: the view moved west
     bar = a.locator(".citytwin-diff-map .citytwin-scale-bar")
     bb = bar.bounding_box()
     assert bar.is_visible() and bar.inner_text().strip().endswith("m")

@@ -183,3 +183,22 @@ def test_single_run_groups_match_citytwin_compare(tmp_path: Path) -> None:
                                                       kpis=kp[0]))}
     pooled = kpi_table(two, group_by="scenario")
     assert (pooled.n == 4).any() and pooled["ci_low"].notna().any()
+
+
+def test_comparison_tables_are_shared_per_results_objects(two_scenarios: dict) -> None:
+    """A comparison seen before (same labels, same cached results objects) is a lookup; other
+    results objects under the same labels are computed afresh."""
+    from citytwin.app.pages.compare import _shared
+
+    calls: list[int] = []
+
+    def build() -> list[int]:
+        calls.append(1)
+        return [len(calls)]
+
+    pick = {k: two_scenarios[k] for k in ("baseline-s0", "ev-s0")}
+    first = _shared(("test",), pick, build)
+    assert _shared(("test",), dict(pick), build) is first and len(calls) == 1
+    copies = {k: dict(v) for k, v in pick.items()}  # equal content, other objects
+    assert _shared(("test",), copies, build) == [2] and len(calls) == 2
+    assert _shared(("other",), pick, build) == [3]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,12 +232,20 @@ def Page():
 
     key = tuple(results)
     table = solara.use_memo(
-        lambda: kpi_table(results, group_by=group.value) if len(results) >= 1 else None,
+        lambda: _shared(("kpis", group.value), results,
+                        lambda: kpi_table(results, group_by=group.value))
+        if len(results) >= 1 else None,
         [key, group.value])
-    names = solara.use_memo(lambda: series_names(results), [key])
+    table_html = solara.use_memo(
+        lambda: _shared(("html", group.value), results, lambda: kpi_table_html(table))
+        if table is not None else "", [key, group.value])
+    names = solara.use_memo(lambda: _shared(("names",), results,
+                                            lambda: series_names(results)), [key])
     current = series.value if series.value in names else (_default_series(names) if names else "")
-    figs = solara.use_memo(lambda: comparison_figures(results, only=current) if current else [],
-                           [key, current])
+    figs = solara.use_memo(
+        lambda: _shared(("series", current), results,
+                        lambda: comparison_figures(results, only=current)) if current else [],
+        [key, current])
 
     solara.Title("citytwin · Compare")
     refused = solara.use_reactive("")
@@ -265,7 +276,7 @@ def Page():
             return
     with solara.Div(classes=["citytwin-kpi-table"]):
         Heading("KPIs (mean [95 % CI]; Δ vs the first)")
-        solara.HTML(tag="div", unsafe_innerHTML=kpi_table_html(table),
+        solara.HTML(tag="div", unsafe_innerHTML=table_html,
                     style="max-height: 520px; overflow: auto; font-size: 13px")
         CaveatsPanel(results, table, app)
     with solara.Row():
@@ -310,6 +321,32 @@ def CaveatsPanel(results: dict[str, dict[str, Any]], table: pd.DataFrame, app: A
         for domain, lines in notes.items():
             solara.Warning(f"{'All' if domain == 'all' else domain.capitalize()}: "
                            + "; ".join(lines), dense=True)
+
+
+_shared_lock = threading.Lock()
+_shared_cache: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+
+
+def _shared(what: tuple[Any, ...], results: dict[str, dict[str, Any]],
+            build: Callable[[], Any]) -> Any:
+    """``build()`` for these results, shared by every page of the process (the last 64):
+    the tables and figures of a comparison depend only on the results (cached per folder by
+    ``data.load_results``, so the same objects) and their labels; switching back to a
+    comparison seen before is then a lookup. Keyed by the labels and the results objects'
+    identities; the objects are kept with the entry so an identity is never reused."""
+    objs = tuple(results.values())
+    key = (*what, tuple(results), tuple(id(o) for o in objs))
+    with _shared_lock:
+        hit = _shared_cache.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], objs, strict=True)):
+            _shared_cache.move_to_end(key)
+            return hit[1]
+    value = build()
+    with _shared_lock:
+        _shared_cache[key] = (objs, value)
+        while len(_shared_cache) > 64:
+            _shared_cache.popitem(last=False)
+    return value
 
 
 def limit_choice(values: list[str]) -> tuple[list[str], str]:
