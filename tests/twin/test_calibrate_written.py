@@ -68,8 +68,14 @@ def test_written_scenario_carries_od_factors_and_report_fit_is_its_rerun(biased_
     plain = cal.with_updates(traffic={**cal.traffic.model_dump(), "od_factors": None})
     counts = load_observations(obs, city, start=pd.Timestamp(spec.start),
                                duration_s=spec.duration_s)["counts"].table
+    again = _rerun_traffic_fit(cal, city, counts)
+    assert again["geh_mean"] == pytest.approx(rerun["geh_mean"], rel=1e-12)
     no_od = _rerun_traffic_fit(plain, city, counts)
     assert rerun["n_trips"] != no_od["n_trips"]
-    assert rerun["geh_mean"] < no_od["geh_mean"]
-    assert rerun["share_geh_lt5"] >= no_od["share_geh_lt5"]
+    # one fresh draw of 1,400 trips on 60 buildings is noisier than the OD gain (measured: per-seed
+    # GEH 1.32-1.44 with the factors, 1.34-1.51 without), so the gain is judged on paired seeds
+    with_od = [_rerun_traffic_fit(cal.with_updates(seed=s), city, counts)["geh_mean"] for s in range(4, 10)]
+    without = [_rerun_traffic_fit(plain.with_updates(seed=s), city, counts)["geh_mean"] for s in range(4, 10)]
+    assert np.mean(with_od) < np.mean(without)
+    assert sum(a < b for a, b in zip(with_od, without, strict=True)) >= 4
     assert "written scenario rerun" in (out / "report.md").read_text()
