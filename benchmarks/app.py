@@ -38,7 +38,10 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from _appharness import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
-MAP = ".citytwin-city-map canvas.citytwin-canvas[data-drawn]"  # drawn once (canvasmap.py)
+MAP = (".citytwin-city-map canvas.citytwin-canvas[data-drawn], "  # drawn (canvasmap.py)
+       # the plotly map of older apps (--code): SVG or WebGL traces
+       ".citytwin-city-map .js-plotly-plot .scatterlayer .trace, "
+       ".citytwin-city-map .js-plotly-plot .gl-container canvas")
 
 
 def _descendants(root: int) -> list[int]:
