@@ -488,18 +488,16 @@ def _building_transformers(power: nx.Graph, n: int) -> list[str | None]:
 
 def _atomic_pickle(obj: object, target: Path) -> None:
     """Pickle ``obj`` to ``target`` through a temp file renamed into place; temp files of
-    writers killed before (``NAME.tmp-<pid>-*``, pid no longer alive) are removed first."""
-    from citytwin.results import _pid_alive
+    writers killed before (``NAME.tmp-<pid>@<host>-*``: on this host a dead pid, another host's
+    untouched for :data:`citytwin.results.FOREIGN_TEMP_AGE_S` — a cache folder shared by a
+    cluster) are removed first."""
+    from citytwin.results import temp_tag, writer_gone
 
     target.parent.mkdir(parents=True, exist_ok=True)
     for old in target.parent.glob("*.tmp-*"):
-        try:
-            pid = int(old.name.rsplit(".tmp-", 1)[1].split("-")[0])
-        except (IndexError, ValueError):
-            continue
-        if old.is_file() and not _pid_alive(pid):
+        if old.is_file() and writer_gone(old, ".tmp-"):
             old.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.tmp-{temp_tag()}-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -43,7 +43,8 @@ import pandas as pd
 from citytwin.errors import InputError
 
 __all__ = ["Results", "TABLES", "empty_table", "versions", "atomic_write_dir", "unit_of",
-           "check_output_dir", "remove_stale_temp", "FOREIGN_TEMP_AGE_S", "host_tag", "temp_tag"]
+           "check_output_dir", "remove_stale_temp", "FOREIGN_TEMP_AGE_S", "host_tag", "temp_tag",
+           "writer_gone"]
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,10 @@ def _writer_of(name: str, marker: str) -> tuple[int, str] | None:
 
 
 def _last_change(path: Path) -> float:
-    """Newest mtime of ``path`` and the entries directly in it."""
+    """Newest mtime of ``path`` and (a folder) the entries directly in it."""
     times = [path.lstat().st_mtime]
+    if not path.is_dir():
+        return times[0]
     with os.scandir(path) as it:
         for e in it:
             try:
@@ -167,7 +170,9 @@ def _last_change(path: Path) -> float:
     return max(times)
 
 
-def _writer_gone(p: Path, marker: str, *, foreign_age_s: float) -> bool:
+def writer_gone(p: Path, marker: str, *, foreign_age_s: float = FOREIGN_TEMP_AGE_S) -> bool:
+    """Whether the writer of the temp file or folder ``p`` (named ``…<marker><pid>@<host>-…``) is
+    gone: on this host its pid is dead, another host's wrote nothing for ``foreign_age_s``."""
     who = _writer_of(p.name, marker)
     if who is None:
         return False
@@ -206,7 +211,7 @@ def remove_stale_temp(folder: str | Path, *,
         for marker in (".tmp-", ".old-"):
             if marker not in p.name:
                 continue
-            if not p.is_dir() or not _writer_gone(p, marker, foreign_age_s=foreign_age_s):
+            if not p.is_dir() or not writer_gone(p, marker, foreign_age_s=foreign_age_s):
                 continue
             target = folder / p.name[1:].rsplit(marker, 1)[0]
             if marker == ".old-" and (p / MERGE_JOURNAL).is_file() and target.is_dir():
