@@ -53,6 +53,8 @@ def serve(*, port: int, host: str, data: Path, results: Path, city: str = "helsi
     if not config.city_path.is_file():
         raise InputError(f"city file {config.city_path} not found (expected a file inside {data})")
     os.environ.update(config.to_env())
+    # offline by design: no usage reporting from Solara's server
+    os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     threading.Thread(target=_warm, args=(config.city_path,), daemon=True,
                      name="citytwin-warm").start()
     from solara.__main__ import cli as solara_cli
@@ -70,10 +72,10 @@ def serve(*, port: int, host: str, data: Path, results: Path, city: str = "helsi
 def _warm(path: Path) -> None:
     """Load the default city and its map arrays while the server starts (first map fast)."""
     try:
-        from citytwin.app.data import city_figure_cached
+        from citytwin.app.data import city_layers_cached
         from citytwin.app.maps import LAYERS
 
-        city_figure_cached(path, layers=LAYERS)
+        city_layers_cached(path, layers=LAYERS)  # the City and Scenarios pages' first map
     except Exception:  # the page shows the real error when it loads the city itself
         log.warning("could not preload %s", path, exc_info=True)
 
