@@ -1,175 +1,93 @@
-"""Route choice on shared shortest-path trees, searched only as far as their trips need.
+"""Route choice on shared shortest-path trees (``scipy.sparse.csgraph`` + a numba path walker).
 
-One Dijkstra search serves every trip leaving the same origin (or, when there are fewer distinct
-destinations, every trip bound for the same destination, searching the reversed graph). Each
-search stops as soon as the last of its trips' other ends is settled, so a tree costs what its
-longest trip needs rather than the whole network, and routes are read off it (edge by edge, the
-cheapest of parallel links) inside the same compiled loop.
-
-Ties are broken canonically: nodes are settled in (distance, node position) order and a node's
-tree edge is the first that reaches its final distance in that order (for parallel links, the
-first in edge-id order). The tree of a node is therefore the same whether the search stops at
-its targets, at a cost ``limit`` or runs over the whole network, and every route is a shortest
-one (its cost equals ``scipy.sparse.csgraph.dijkstra``'s distance; tested).
+One Dijkstra tree serves every trip leaving the same origin (or, when there are fewer distinct
+destinations, every trip bound for the same destination, using a tree on the reversed graph).
+Trees are computed in batches so memory stays bounded, and the edge sequence of each trip is read
+off its tree by a compiled walker that picks the cheapest of parallel edges.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from scipy.sparse import csgraph
 
 from citytwin.network.routing import RoadArrays
 
-__all__ = ["route_trips", "out_csr", "in_csr"]
+__all__ = ["route_trips", "out_csr"]
 
 
 def out_csr(arrays: RoadArrays) -> tuple[np.ndarray, np.ndarray]:
     """Outgoing edge ids grouped by from-node: (offsets (n+1,), edge ids (m,))."""
-    return _group(arrays.edge_from, arrays.n_nodes)
-
-
-def in_csr(arrays: RoadArrays) -> tuple[np.ndarray, np.ndarray]:
-    """Incoming edge ids grouped by to-node: (offsets (n+1,), edge ids (m,)); cached."""
-    hit = arrays.__dict__.get("_in_csr_cache")
-    if hit is None:
-        hit = _group(arrays.edge_to, arrays.n_nodes)
-        object.__setattr__(arrays, "_in_csr_cache", hit)
-    return hit
-
-
-def _group(node_of_edge: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(node_of_edge, kind="stable")
-    off = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(off, node_of_edge + 1, 1)
+    order = np.argsort(arrays.edge_from, kind="stable")
+    off = np.zeros(arrays.n_nodes + 1, dtype=np.int64)
+    np.add.at(off, arrays.edge_from + 1, 1)
     return np.cumsum(off), order.astype(np.int64)
 
 
 @njit(cache=True)
-def _less(hd, hn, i, j):
-    return hd[i] < hd[j] or (hd[i] == hd[j] and hn[i] < hn[j])
+def _edge_between(a, b, out_off, out_edges, edge_to, cost):
+    best = -1
+    bc = np.inf
+    for j in range(out_off[a], out_off[a + 1]):
+        e = out_edges[j]
+        if edge_to[e] == b and cost[e] < bc:
+            bc = cost[e]
+            best = e
+    return best
 
 
 @njit(cache=True)
-def _push(hd, hn, size, d, v):
-    i = size
-    hd[i] = d
-    hn[i] = v
-    while i > 0:
-        p = (i - 1) >> 1
-        if _less(hd, hn, i, p):
-            hd[i], hd[p] = hd[p], hd[i]
-            hn[i], hn[p] = hn[p], hn[i]
-            i = p
-        else:
-            break
-    return size + 1
-
-
-@njit(cache=True)
-def _pop(hd, hn, size):
-    """Remove the root (the caller has read it); returns the new size."""
-    size -= 1
-    hd[0] = hd[size]
-    hn[0] = hn[size]
-    i = 0
+def _walk(pred, row, src, dst, reverse, buf):
+    """Node sequence src -> dst into ``buf``; returns its length (0 if unreachable)."""
+    n = 0
+    if reverse:  # tree rooted at dst on the reversed graph: pred[v] is the next node towards dst
+        cur = src
+        while True:
+            buf[n] = cur
+            n += 1
+            if cur == dst:
+                return n
+            cur = pred[row, cur]
+            if cur < 0 or n >= buf.shape[0]:
+                return 0
+    cur = dst
     while True:
-        c = 2 * i + 1
-        if c >= size:
+        buf[n] = cur
+        n += 1
+        if cur == src:
             break
-        if c + 1 < size and _less(hd, hn, c + 1, c):
-            c += 1
-        if _less(hd, hn, c, i):
-            hd[i], hd[c] = hd[c], hd[i]
-            hn[i], hn[c] = hn[c], hn[i]
-            i = c
-        else:
-            break
-    return size
+        cur = pred[row, cur]
+        if cur < 0 or n >= buf.shape[0]:
+            return 0
+    # reverse in place
+    for i in range(n // 2):
+        tmp = buf[i]
+        buf[i] = buf[n - 1 - i]
+        buf[n - 1 - i] = tmp
+    return n
 
 
 @njit(cache=True)
-def _route_all(n, off, edges, nbr, back, weight, roots, trip_order, root_start, ends, reverse,
-               limit, lens_out):
-    """One search per root (``off``/``edges``: the CSR of the links leaving a node, towards
-    ``nbr[e]``); the route of each trip is walked back from its other end along the tree links
-    (``back[e]``: the node a link leads back to). Writes each trip's route length into
-    ``lens_out`` and returns the edge ids, trips in ``trip_order`` order."""
-    hd = np.empty(edges.shape[0] + 1)
-    hn = np.empty(edges.shape[0] + 1, dtype=np.int64)
-    dist = np.empty(n)
-    pred = np.full(n, -1, dtype=np.int64)
-    stamp = np.zeros(n, dtype=np.int64)  # == r + 1: dist/pred valid for root r
-    done = np.zeros(n, dtype=np.int64)  # == r + 1: settled for root r
-    want = np.zeros(n, dtype=np.int64)  # == r + 1: a target of root r
-    out = np.empty(max(16, 8 * trip_order.shape[0]), dtype=np.int64)
-    used = 0
-    for r in range(roots.shape[0]):
-        mark = r + 1
-        root = roots[r]
-        n_want = 0
-        for j in range(root_start[r], root_start[r + 1]):
-            t = ends[trip_order[j]]
-            if t != root and want[t] != mark:
-                want[t] = mark
-                n_want += 1
-        if n_want > 0:
-            size = _push(hd, hn, 0, 0.0, root)
-            stamp[root] = mark
-            dist[root] = 0.0
-            pred[root] = -1
-            while size > 0:
-                d = hd[0]
-                v = hn[0]
-                size = _pop(hd, hn, size)
-                if done[v] == mark or d > dist[v]:
-                    continue
-                done[v] = mark
-                if want[v] == mark:
-                    n_want -= 1
-                    if n_want == 0:
-                        break
-                for k in range(off[v], off[v + 1]):
-                    w = weight[k]
-                    if not w < np.inf:
-                        continue
-                    u = nbr[edges[k]]
-                    nd = d + w
-                    if nd > limit or done[u] == mark:
-                        continue
-                    if stamp[u] != mark or nd < dist[u]:
-                        stamp[u] = mark
-                        dist[u] = nd
-                        pred[u] = edges[k]
-                        size = _push(hd, hn, size, nd, u)
-        for j in range(root_start[r], root_start[r + 1]):
-            i = trip_order[j]
-            t = ends[i]
-            if t == root or done[t] != mark:
-                lens_out[i] = 0
-                continue
-            k = 0
-            cur = t
-            while cur != root:
-                k += 1
-                cur = back[pred[cur]]
-            if used + k > out.shape[0]:
-                grown = np.empty(max(2 * out.shape[0], used + k), dtype=np.int64)
-                grown[:used] = out[:used]
-                out = grown
-            cur = t
-            if reverse:  # the walk from the origin runs forwards along the route
-                for q in range(k):
-                    e = pred[cur]
-                    out[used + q] = e
-                    cur = back[e]
-            else:  # the walk from the destination runs backwards
-                for q in range(k - 1, -1, -1):
-                    e = pred[cur]
-                    out[used + q] = e
-                    cur = back[e]
-            lens_out[i] = k
-            used += k
-    return out[:used]
+def _extract(pred, rows, src, dst, reverse, out_off, out_edges, edge_to, cost):
+    k = rows.shape[0]
+    nn = pred.shape[1]
+    buf = np.empty(nn + 1, dtype=np.int64)
+    lens = np.zeros(k, dtype=np.int64)
+    for i in range(k):
+        n = _walk(pred, rows[i], src[i], dst[i], reverse, buf)
+        lens[i] = n - 1 if n > 1 else 0
+    off = np.zeros(k + 1, dtype=np.int64)
+    for i in range(k):
+        off[i + 1] = off[i] + lens[i]
+    edges = np.empty(off[k], dtype=np.int64)
+    for i in range(k):
+        if lens[i] == 0:
+            continue
+        n = _walk(pred, rows[i], src[i], dst[i], reverse, buf)
+        for j in range(n - 1):
+            edges[off[i] + j] = _edge_between(buf[j], buf[j + 1], out_off, out_edges, edge_to, cost)
+    return off, edges
 
 
 def route_trips(
@@ -185,57 +103,57 @@ def route_trips(
     """Fastest routes for trips ``src[i] -> dst[i]`` (node positions) under link ``cost`` (s).
 
     Returns ``(offsets, edges)``: the edge ids of trip ``i`` are ``edges[offsets[i]:offsets[i+1]]``;
-    an empty route means unreachable (or ``src == dst``). Links of non-finite cost are never
-    used; a cost of 0 counts as 1e-9 s (as in :meth:`RoadArrays.matrix`).
+    an empty route means unreachable (or ``src == dst``).
 
-    Each search stops once its trips' other ends are settled; ``limit`` (s) stops it at that
-    cost too (trips it leaves without a route are routed again without it, so the result never
-    depends on ``limit``: ties are broken canonically, see the module). ``batch`` is kept for
-    callers of the earlier batched scipy version and unused (a search holds one tree only).
+    ``limit`` (s) stops each tree at that cost (Dijkstra settles nodes in cost order, so every
+    route found is still the shortest); the trips it leaves without a route are routed again
+    with unbounded trees, so the result is the same as without a limit, only faster when most
+    trips are shorter than ``limit``.
     """
-    del batch
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     k = src.shape[0]
     if k == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cost = np.asarray(cost, dtype=float)
+    out_off, out_edges = csr if csr is not None else out_csr(arrays)
+    mat = arrays.matrix(cost)
     u_src = np.unique(src)
     u_dst = np.unique(dst)
-    reverse = bool(u_dst.shape[0] < u_src.shape[0])
+    reverse = u_dst.shape[0] < u_src.shape[0]
+    roots, key = (u_dst, dst) if reverse else (u_src, src)
     if reverse:
-        off, edges = in_csr(arrays)
-        nbr, back = arrays.edge_from, arrays.edge_to
-        roots, key, ends = u_dst, dst, src
-    else:
-        off, edges = csr if csr is not None else out_csr(arrays)
-        nbr, back = arrays.edge_to, arrays.edge_from
-        roots, key, ends = u_src, src, dst
-    weight = cost[edges]
-    weight = np.where(np.isfinite(weight), np.maximum(weight, 1e-9), np.inf)
+        mat = mat.T.tocsr()
     lens = np.zeros(k, dtype=np.int64)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (trips in flat order, flat edge ids)
-    todo = np.arange(k)
-    for lim in ((np.inf,) if limit is None else (float(limit), np.inf)):
-        root_idx = np.searchsorted(roots, key[todo])
-        by_root = np.argsort(root_idx, kind="stable")
-        order = todo[by_root].astype(np.int64)
-        sorted_idx = root_idx[by_root]
-        used_roots = np.unique(sorted_idx)
-        starts = np.append(np.searchsorted(sorted_idx, used_roots), todo.shape[0]).astype(np.int64)
-        flat = _route_all(arrays.n_nodes, off, edges, nbr, back, weight, roots[used_roots],
-                          order, starts, ends, reverse, lim, lens)
-        parts.append((order, flat))
-        todo = np.flatnonzero((lens == 0) & (src != dst))
-        todo = todo[np.isin(todo, order)] if lim < np.inf else todo[:0]
-        if todo.size == 0:
-            break
-        parts[-1] = (order[~np.isin(order, todo)], flat)  # routes of the missed trips are empty
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    root_idx = np.searchsorted(roots, key)
+    for b0 in range(0, roots.shape[0], batch):
+        sel_roots = roots[b0 : b0 + batch]
+        _, pred = csgraph.dijkstra(mat, directed=True, indices=sel_roots, return_predecessors=True,
+                                   limit=np.inf if limit is None else float(limit))
+        trips = np.flatnonzero((root_idx >= b0) & (root_idx < b0 + batch))
+        if trips.shape[0] == 0:
+            continue
+        off, edges = _extract(
+            pred, (root_idx[trips] - b0).astype(np.int64), src[trips], dst[trips], reverse,
+            out_off, out_edges, arrays.edge_to, cost,
+        )
+        lens[trips] = np.diff(off)
+        parts.append((trips, off, edges))
+    if limit is not None:  # beyond the limit: again with whole trees
+        miss = np.flatnonzero((lens == 0) & (src != dst))
+        if miss.size:
+            off, edges = route_trips(arrays, src[miss], dst[miss], cost=cost, batch=batch,
+                                     csr=(out_off, out_edges))
+            lens[miss] = np.diff(off)
+            parts.append((miss, off, edges))
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     out = np.empty(offsets[-1], dtype=np.int64)
-    for trips, flat in parts:  # each part's routes, concatenated in its order, to their slots
-        ln = lens[trips]
-        flat_start = np.cumsum(ln) - ln
-        out[np.repeat(offsets[trips] - flat_start, ln) + np.arange(flat.shape[0])] = flat
+    for trips, off, edges in parts:
+        # scatter each batch's routes to their global slots
+        starts = offsets[trips]
+        ln = np.diff(off)
+        idx = np.repeat(starts - off[:-1], ln) + np.arange(off[-1])
+        out[idx] = edges
     return offsets, out
