@@ -62,7 +62,16 @@ def case_scale(n: int) -> dict:
     t, c = time.perf_counter(), time.process_time()
     model = CityModel(spec, city=city)
     out["setup_wall_s"] = time.perf_counter() - t
+    out["setup_cpu_s"] = time.process_time() - c
+    cpu: dict[str, float] = {}
+    for name, engine in model.engines.items():  # CPU per domain: each engine's advance timed
+        def timed(until_s, _adv=engine.advance, _name=name):
+            c0 = time.process_time()
+            _adv(until_s)
+            cpu[_name] = cpu.get(_name, 0.0) + time.process_time() - c0
+        engine.advance = timed
     model.run()
+    out["cpu_by_domain"] = cpu
     out["run_wall_s"] = time.perf_counter() - t
     out["run_cpu_s"] = time.process_time() - c
     out["rss_mb"] = _rss_mb()
@@ -145,7 +154,9 @@ def main() -> None:
               f"peak RSS {r['build_rss_mb']:7.0f} MB")
         print(f"  24 h run   wall {r['run_wall_s']:7.1f} s  CPU {r['run_cpu_s']:7.1f} s  "
               f"peak RSS {r['rss_mb']:7.0f} MB (three domains, baseline settings; set-up "
-              f"{r['setup_wall_s']:.1f} s)")
+              f"{r['setup_wall_s']:.1f} s, CPU {r['setup_cpu_s']:.1f} s)")
+        print("  CPU by domain (advance) " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in r["cpu_by_domain"].items()))
         print(f"  traffic    {r['trips']} trips, forced through {100 * r['forced_share']:.2f} %, "
               f"completed {100 * r['completed_share']:.1f} %, mean delay "
               f"{r['mean_delay_s']:.1f} s", flush=True)
