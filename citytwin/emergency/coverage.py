@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ def _arrays(city: City) -> RoadArrays:
 
 
 def coverage_map(
-    city: Any,
+    city: City,
     *,
     kinds: Sequence[str] = ("fire_station",),
     cost: np.ndarray | None = None,

@@ -30,6 +30,7 @@ from citytwin.network.routing import RoadArrays, road_arrays
 from citytwin.rng import stream
 
 if TYPE_CHECKING:  # pragma: no cover
+    from citytwin.city import City
     pass
 
 __all__ = ["EmergencyEngine", "run_emergency", "requirements_for"]
@@ -672,7 +673,7 @@ class EmergencyEngine:
 
 
 def run_emergency(
-    city: Any,
+    city: City,
     params: EmergencyParams | None = None,
     *,
     seed: int,

@@ -14,7 +14,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from spopt.locate import LSCP, MCLP
 from citytwin.emergency.coverage import _arrays, coverage_times
 from citytwin.emergency.params import StationSpec
 from citytwin.errors import InputError
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["SitingResult", "site_stations", "solve_mclp", "solve_lscp",
            "brute_force_mclp", "brute_force_lscp"]
@@ -95,7 +98,7 @@ def brute_force_lscp(cost: np.ndarray, *, radius: float) -> tuple[int, list[tupl
     raise ValueError("brute_force_lscp: some client is not coverable")
 
 
-def _to_lonlat(city: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _to_lonlat(city: City, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     crs = getattr(city, "crs", None)
     if crs is None:
         return np.full(len(x), np.nan), np.full(len(x), np.nan)
@@ -148,7 +151,7 @@ def _grid_pick(x: np.ndarray, y: np.ndarray, w: np.ndarray, cell: float) -> np.n
 
 
 def site_stations(
-    city: Any,
+    city: City,
     *,
     new: int,
     kind: str = "fire_station",

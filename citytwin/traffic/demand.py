@@ -17,7 +17,7 @@ matrix (:func:`trips_from_od`).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays, travel_times
 from citytwin.rng import stream
 from citytwin.traffic.params import TrafficParams
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["generate_demand", "trips_from_od"]
 
@@ -182,7 +185,7 @@ def _apply_od_factors(t: pd.DataFrame, p: TrafficParams, arrays: RoadArrays,
     return out.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
 
 
-def generate_demand(city: Any, params: TrafficParams | None = None, *, seed: int,
+def generate_demand(city: City, params: TrafficParams | None = None, *, seed: int,
                     arrays: RoadArrays | None = None) -> pd.DataFrame:
     """One day of car trips: ``vehicle_id``, ``origin_node``, ``dest_node``, ``depart_s``,
     ``purpose`` (work/home/other), ``origin_building``, ``dest_building``."""

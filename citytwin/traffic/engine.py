@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from citytwin.engine import StandaloneModel
+from citytwin.engine import Host, StandaloneModel
 from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 from citytwin.network.routing import RoadArrays, road_arrays
@@ -26,6 +26,9 @@ from citytwin.traffic import _kernel as K
 from citytwin.traffic.agents import Vehicle
 from citytwin.traffic.params import TrafficParams
 from citytwin.traffic.paths import out_csr, route_trips
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["TrafficEngine", "run_traffic", "prepare_trips"]
 
@@ -102,7 +105,7 @@ class TrafficEngine:
 
     domain: ClassVar[str] = "traffic"
 
-    def __init__(self, model: Any, params: TrafficParams | None = None, *,
+    def __init__(self, model: Host, params: TrafficParams | None = None, *,
                  trips: pd.DataFrame | None = None,
                  routes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.model = model
@@ -502,7 +505,7 @@ class TrafficEngine:
             raise AssertionError("; ".join(problems))
 
 
-def run_traffic(city: Any, params: TrafficParams | None = None, *, seed: int,
+def run_traffic(city: City, params: TrafficParams | None = None, *, seed: int,
                 trips: pd.DataFrame | None = None, duration_s: float | None = None,
                 routes: tuple[np.ndarray, np.ndarray] | None = None,
                 fleet: Fleet | None = None, start: Any = None) -> TrafficEngine:

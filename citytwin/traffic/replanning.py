@@ -10,7 +10,7 @@ these prescribed routes (no within-day re-routing, so the iterations isolate lea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from citytwin.rng import stream
 from citytwin.traffic.engine import TrafficEngine, run_traffic
 from citytwin.traffic.params import TrafficParams
 from citytwin.traffic.paths import route_trips
+
+if TYPE_CHECKING:
+    from citytwin.city import City
 
 __all__ = ["day_to_day", "DayToDay", "interval_costs"]
 
@@ -50,7 +53,7 @@ def _route_cost(off: np.ndarray, edges: np.ndarray, cost_rows: np.ndarray, row_o
     return np.bincount(trip_of_edge, weights=c, minlength=off.shape[0] - 1)
 
 
-def day_to_day(city: Any, params: TrafficParams | None = None, *, seed: int,
+def day_to_day(city: City, params: TrafficParams | None = None, *, seed: int,
                trips: pd.DataFrame | None = None, iterations: int = 5,
                replan_share: float = 0.1) -> DayToDay:
     """Simulate ``iterations`` days; after each, ``replan_share`` of the trips may switch route."""
