@@ -17,6 +17,7 @@ from citytwin.traffic.assignment import (
     read_tntp_trips,
     static_ue,
 )
+from tests.traffic._nets import lattice_links
 
 SF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tntp" / "SiouxFalls"
 BEST_TSTT = 7_480_225.34
@@ -95,20 +96,7 @@ def test_toll_and_distance_factors_are_honoured(kw, extra, algorithm):
 
 def _grid(side, power, seed):
     rng = np.random.default_rng(seed)
-    fr, to = [], []
-    for i in range(side):
-        for j in range(side):
-            a = i * side + j + 1
-            if j + 1 < side:
-                fr += [a, a + 1]
-                to += [a + 1, a]
-            if i + 1 < side:
-                fr += [a, a + side]
-                to += [a + side, a]
-    m = len(fr)
-    links = pd.DataFrame({"init_node": fr, "term_node": to, "capacity": rng.uniform(50, 300, m),
-                          "length": 1.0, "free_flow_time": rng.uniform(1, 3, m), "b": 0.15,
-                          "power": power, "speed": 0.0, "toll": 0.0, "link_type": 1})
+    links = lattice_links(side, rng, capacity=(50, 300), free_flow_time=(1, 3), length=1.0, power=power)
     n = side * side
     od = pd.DataFrame({"origin": rng.integers(1, n + 1, 30), "dest": rng.integers(1, n + 1, 30),
                        "demand": rng.uniform(50, 400, 30)})

@@ -17,24 +17,13 @@ from citytwin.traffic.assignment import (
     bpr_cost,
     static_ue,
 )
+from tests.traffic._nets import lattice_links
 
 
 def _lattice(side: int = 12, seed: int = 7) -> tuple[TntpNetwork, pd.DataFrame]:
     rng = np.random.default_rng(seed)
-    fr, to = [], []
-    for i in range(side):
-        for j in range(side):
-            a = i * side + j + 1
-            if j + 1 < side:
-                fr += [a, a + 1]
-                to += [a + 1, a]
-            if i + 1 < side:
-                fr += [a, a + side]
-                to += [a + side, a]
-    m = len(fr)
-    links = pd.DataFrame({"init_node": fr, "term_node": to, "capacity": rng.uniform(300, 900, m),
-                          "length": 0.2, "free_flow_time": rng.uniform(0.25, 0.35, m), "b": 0.15,
-                          "power": 4.0, "speed": 0.0, "toll": 0.0, "link_type": 1})
+    links = lattice_links(side, rng, capacity=(300, 900), free_flow_time=(0.25, 0.35), length=0.2,
+                          power=4.0)
     n = side * side
     zones = rng.choice(np.arange(1, n + 1), 16, replace=False)
     o, d = np.meshgrid(zones, zones, indexing="ij")
