@@ -526,14 +526,17 @@ class GridSolver:
         sgen = (np.zeros(self._n_sgen) if pv_kw is None else
                 np.bincount(self._b_sgen, weights=np.asarray(pv_kw, float), minlength=self._n_sgen) / 1000.0)
         t0 = time.perf_counter()
-        normal = not topo[0] and not topo[1]
-        fast = self._normal if normal else (self._fast if self._warm else None)
+        own = self._normal is not None and not topo[0] and not topo[1]
+        fast = self._normal if own else (self._fast if self._warm else None)
         if fast is not None:
             res = fast.solve(p_load, q_load, sgen)
             if res is not None:
                 self.last_runtime_s = time.perf_counter() - t0
                 self.last_method = "fast"
                 return self._collect_fast(res, p, sgen)
+            if own:  # the Z-bus iteration declined: pandapower from here on (it captures its own)
+                self._normal = None
+                self._warm = False
         if set(self._sub_ids) <= topo[0]:  # every infeed failed: the whole grid is dark
             self.last_runtime_s = time.perf_counter() - t0
             self.last_method = "none"

@@ -129,3 +129,20 @@ def test_a_run_of_the_grid_city_does_not_import_pandapower(tmp_path):
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_declined_own_solve_falls_back_to_pandapower_and_its_capture(small_city, monkeypatch):
+    """If the Z-bus iteration on the own model declines (returns None), the step is pandapower's,
+    and later steps use the fast solver captured from that run — not pandapower every step."""
+    solver = GridSolver(small_city)
+    ref = GridSolver(small_city, fast=False)
+    p = np.array([small_city.power.nodes[f"b{b}"]["design_kw"] for b in solver.building_ids])
+    assert solver._normal is not None
+    monkeypatch.setattr(solver._normal, "solve", lambda *a, **k: None)
+    first = solver.solve(p)
+    assert solver.last_method == "pandapower" and solver._normal is None
+    later = solver.solve(p * 0.8)
+    assert solver.last_method == "fast"
+    for got, want in ((first, ref.solve(p)), (later, ref.solve(p * 0.8))):
+        assert got.losses_kw == pytest.approx(want.losses_kw, rel=1e-7)
+        np.testing.assert_allclose(got.trafo_loading_pct, want.trafo_loading_pct, rtol=1e-7)
