@@ -90,7 +90,8 @@ def assembled(roads: nx.MultiDiGraph | None = None, *, buildings: pd.DataFrame |
               name: str = "assembled", crs: Any = None) -> City:
     """A City from hand-made parts (no file, no builder checks): what is not given is empty.
 
-    ``crs`` defaults to the road graph's ``crs`` attribute, else ETRS-TM35FIN (EPSG:3067). A
+    ``crs`` defaults to the road graph's ``crs`` attribute, else ETRS-TM35FIN (EPSG:3067), and is
+    written to the graph's ``crs`` attribute when that is missing (as the builders do). A
     ``buildings`` table without geometry stays without one (engines then use their documented
     defaults, e.g. the energy engine's Helsinki site).
     """
