@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from citytwin import examples
 from citytwin.fleet import Fleet
 from citytwin.network.routing import road_arrays
 from citytwin.traffic import TrafficParams, run_traffic
@@ -47,7 +47,7 @@ def run_citytwin(G, trips: pd.DataFrame, *, stuck_s: float, horizon_s: float,
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=stuck_s,
                            record_interval_s=3600.0, **routing)
     t0, c0 = time.perf_counter(), time.process_time()
-    eng = run_traffic(SimpleNamespace(roads=G), params, seed=0, trips=trips, duration_s=horizon_s,
+    eng = run_traffic(examples.assembled(G), params, seed=0, trips=trips, duration_s=horizon_s,
                       fleet=Fleet(ev_share=0.0))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tab = eng.trips_table().sort_values("trip_id")
@@ -92,7 +92,7 @@ def saturated_case(G, n: int, *, pulse_s: float = 1800.0, horizon_s: float = 108
     params = TrafficParams(jam_spacing_m=5.0, wave_speed_kph=18.0, stuck_s=1e9,
                            record_interval_s=horizon_s, route_refresh_s=1e9)
     c0 = time.process_time()
-    model = StandaloneModel(SimpleNamespace(roads=G), seed=0, duration_s=horizon_s,
+    model = StandaloneModel(examples.assembled(G), seed=0, duration_s=horizon_s,
                             fleet=Fleet(ev_share=0.0))
     eng = TrafficEngine(model, params, trips=trips)
     dis_c, vh_c = _citytwin_discharge(eng, bins_s, horizon_s)
@@ -204,6 +204,11 @@ def main() -> None:
                     help="UXsim platoon sizes to run (1 = per vehicle; 5 = the issue's reference)")
     ap.add_argument("--saturated", type=int, default=20_000,
                     help="trips of the saturated pulse case (0: skip)")
+    ap.add_argument("--saturated-grid", type=int, default=20,
+                    help="side of the saturated case's grid (10 with 15k-25k trips over "
+                         "--saturated-pulse-s 900: deep gridlock)")
+    ap.add_argument("--saturated-pulse-s", type=float, default=1800.0)
+    ap.add_argument("--saturated-horizon-s", type=float, default=10800.0)
     args = ap.parse_args()
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])
     G = grid_roads(20, 20, seed=42)
@@ -243,7 +248,10 @@ def main() -> None:
             print(f"  trip-level correlation {corr:.4f}; citytwin forced moves "
                   f"{int(k['trips_forced_through'])}")
     if args.saturated:
-        saturated_case(G, args.saturated)
+        Gs = G if args.saturated_grid == 20 else grid_roads(args.saturated_grid, args.saturated_grid,
+                                                              seed=42)
+        saturated_case(Gs, args.saturated, pulse_s=args.saturated_pulse_s,
+                       horizon_s=args.saturated_horizon_s)
 
 
 if __name__ == "__main__":
