@@ -90,8 +90,8 @@ def _med(xs: list[float]) -> str:
 def profile(path: Path) -> None:
     """Server-side steps of the first City map, in this process (cold, then cached)."""
     from citytwin.app import data as appdata
-    from citytwin.app.maps import LAYERS, city_figure, city_map_data
-    from citytwin.app.plotview import figure_json
+    from citytwin.app.canvasmap import city_layers
+    from citytwin.app.maps import LAYERS, city_map_data
     from citytwin.city import City
 
     t = time.perf_counter()
@@ -101,21 +101,19 @@ def profile(path: Path) -> None:
     md = city_map_data(city)
     t_md = time.perf_counter() - t
     t = time.perf_counter()
-    fig = city_figure(md, layers=LAYERS)
-    t_fig = time.perf_counter() - t
+    payload = city_layers(md, layers=LAYERS)
+    t_lay = time.perf_counter() - t
     t = time.perf_counter()
-    text = figure_json(fig)
-    t_json = time.perf_counter() - t
-    t = time.perf_counter()
-    appdata.city_figure_cached(path, layers=LAYERS)
+    appdata.city_layers_cached(path, layers=LAYERS)
     t_c1 = time.perf_counter() - t
     t = time.perf_counter()
-    figure_json(appdata.city_figure_cached(path, layers=LAYERS))
-    figure_json(appdata.city_figure_cached(path, layers=LAYERS))
+    appdata.city_layers_cached(path, layers=LAYERS)
+    appdata.city_layers_cached(path, layers=LAYERS)
     t_c2 = (time.perf_counter() - t) / 2
     print(f"server first map, {path.name}: city load {t_city:.2f} s, map arrays {t_md:.2f} s, "
-          f"figure {t_fig:.2f} s, JSON {t_json:.2f} s ({len(text) / 1e3:,.0f} kB); "
-          f"cached per process: first {t_c1:.2f} s, then {t_c2 * 1000:.1f} ms per page")
+          f"canvas layers {t_lay:.2f} s ({len(payload.buffer) / 1e3:,.0f} kB buffer, "
+          f"{len(payload.meta_json) / 1e3:,.0f} kB meta); cached per process: first {t_c1:.2f} s, "
+          f"then {t_c2 * 1000:.1f} ms per page")
 
 
 def render(counts: list[int]) -> None:

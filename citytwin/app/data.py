@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from citytwin.app.maps import CityMapData
     from citytwin.city import City
 
-__all__ = ["load_city", "load_map_data", "city_figure_cached", "city_layers_cached",
+__all__ = ["load_city", "load_map_data", "city_layers_cached",
            "load_results", "results_cached", "clear_caches"]
 
 log = logging.getLogger(__name__)
@@ -67,30 +67,6 @@ def load_city(path: Path) -> City:
 def load_map_data(path: Path) -> CityMapData:
     """The map arrays of the city in ``path``."""
     return _city_entry(path)[1]
-
-
-_figures: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-
-
-def city_figure_cached(path: Path, *, layers: tuple[str, ...],
-                       closed_edges: tuple[int, ...] = (), color_by: str = "use") -> Any:
-    """The City page figure (built once per city, layer set, colouring and closures;
-    read-only: shared by every page, and serialised once, see ``plotview.figure_json``)."""
-    from citytwin.app.maps import city_figure
-
-    data = load_map_data(path)
-    key = (_key(path), layers, closed_edges, color_by)
-    with _lock:
-        hit = _figures.get(key)
-        if hit is not None:
-            _figures.move_to_end(key)
-            return hit
-    fig = city_figure(data, layers=list(layers), closed_edges=closed_edges, color_by=color_by)
-    with _lock:
-        _figures[key] = fig
-        while len(_figures) > 32:
-            _figures.popitem(last=False)
-    return fig
 
 
 _payloads: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -153,5 +129,4 @@ def clear_caches() -> None:
     with _lock:
         _cities.clear()
         _results.clear()
-        _figures.clear()
         _payloads.clear()
