@@ -23,6 +23,7 @@ pandapower to 1e-7) for the following steps.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -127,17 +128,12 @@ def to_pandapower(
         pp.create_ext_grid(net, lay.bus[sub], vm_pu=ext_vm_pu, name=str(sub))
     for name, data in sorted(lay.trafo_types.items()):
         _ensure_trafo_type(net, name, data)
-    rows = lay.trafo_rows
-    if rows:
-        # one call per standard type, in layout order (the layout groups rows by type)
-        k = 0
-        while k < len(rows):
-            std = rows[k][1]
-            group = [r for r in rows[k:] if r[1] == std]
-            pp.create_transformers(net, [lay.bus[r[0]] for r in group], [lay.lv_bus[r[0]] for r in group],
-                                   std_type=std, name=[str(r[0]) for r in group],
-                                   parallel=[r[2] for r in group])
-            k += len(group)
+    # one call per standard type, in layout order (the layout groups its rows by type)
+    for std, rows in itertools.groupby(lay.trafo_rows, key=lambda r: r[1]):
+        group = list(rows)
+        pp.create_transformers(net, [lay.bus[r[0]] for r in group], [lay.lv_bus[r[0]] for r in group],
+                               std_type=std, name=[str(r[0]) for r in group],
+                               parallel=[r[2] for r in group])
     if lay.line_rows:
         pp.create_lines(net, [r[1] for r in lay.line_rows], [r[2] for r in lay.line_rows],
                         length_km=[r[3] for r in lay.line_rows], std_type=lay.cable,
