@@ -36,6 +36,7 @@ from citytwin.app.maps import (
     _segments,
     footprint_classes,
 )
+from citytwin.app.widgets import use_click_handler
 from citytwin.errors import InputError
 
 __all__ = ["CanvasMap", "MapPayload", "city_layers", "trace_layers", "Map"]
@@ -462,19 +463,12 @@ def Map(payload: MapPayload, on_click: Callable[[float, float, float], None] | N
                                 ["|".join(t.to_json() for t in over)])
     el = CanvasMap.element(buffer=payload.buffer, meta_json=payload.meta_json,
                            overlay_json=over_json, height=height)
-    handler = solara.use_ref(on_click)
-    handler.current = on_click
-
-    def attach() -> None:
-        w = solara.get_widget(el)
-        assert isinstance(w, CanvasMap)
-        w.click_handler = lambda x, y, m: handler.current and handler.current(x, y, m)
+    use_click_handler(el, CanvasMap, on_click)
 
     def keep() -> None:
         w = solara.get_widget(el)
         assert isinstance(w, CanvasMap)
         w.payload = payload
 
-    solara.use_effect(attach, [])
     solara.use_effect(keep, [payload])
     return el

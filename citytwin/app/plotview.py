@@ -27,6 +27,8 @@ import plotly.graph_objects as go
 import solara
 import traitlets
 
+from citytwin.app.widgets import use_click_handler
+
 __all__ = ["PlotView", "Plot", "PLOTLY_DIR", "plotly_src", "register_assets", "figure_json"]
 
 #: The folder holding plotly's own ``plotly.min.js`` (served as a static asset).
@@ -239,13 +241,7 @@ def Plot(fig: go.Figure, on_click: Callable[[float, float, float], None] | None 
     extra = solara.use_memo(lambda: overlay_json(over), [overlay_key(over)])
     el = PlotView.element(figure_json=text, overlay_json=extra, src=plotly_src(),
                           config=config or CONFIG)
-    handler = solara.use_ref(on_click)
-    handler.current = on_click
-
-    def attach() -> None:
-        w = solara.get_widget(el)
-        assert isinstance(w, PlotView)
-        w.click_handler = lambda x, y, m: handler.current and handler.current(x, y, m)
+    use_click_handler(el, PlotView, on_click)
 
     def keep_figure() -> None:
         w = solara.get_widget(el)
@@ -253,6 +249,5 @@ def Plot(fig: go.Figure, on_click: Callable[[float, float, float], None] | None 
         w.figure = fig
         w.overlays = list(over)
 
-    solara.use_effect(attach, [])
     solara.use_effect(keep_figure, [text, extra])
     return el

@@ -7,7 +7,7 @@ from typing import Any
 
 import solara
 
-__all__ = ["Heading", "Para", "KeyValueTable"]
+__all__ = ["Heading", "Para", "KeyValueTable", "use_click_handler"]
 
 
 @solara.component
@@ -28,3 +28,17 @@ def KeyValueTable(values: dict[str, Any]):
         f"<td style='padding:2px 8px'>{escape(str(v))}</td></tr>" for k, v in values.items()
     )
     solara.HTML(tag="table", unsafe_innerHTML=rows, style="font-size: 13px")
+
+
+def use_click_handler(el: Any, widget_cls: type[Any], on_click: Any) -> None:
+    """Route the map clicks ``(x, y, metres per pixel)`` of the widget behind ``el`` (an instance
+    of ``widget_cls``) to the latest ``on_click`` (a hook: call it in the same place each render)."""
+    handler = solara.use_ref(on_click)
+    handler.current = on_click
+
+    def attach() -> None:
+        w = solara.get_widget(el)
+        assert isinstance(w, widget_cls)
+        w.click_handler = lambda x, y, m: handler.current and handler.current(x, y, m)
+
+    solara.use_effect(attach, [])
