@@ -9,6 +9,8 @@
     .venv/bin/python benchmarks/scale.py                 # forced-through table + 10k
     .venv/bin/python benchmarks/scale.py --sizes 10000 100000
     .venv/bin/python benchmarks/scale.py --sizes         # forced-through table only
+    .venv/bin/python benchmarks/scale.py --sizes --cities synthetic100000 --shipped-only
+                                   # any synthetic<N>; shipped sample only (no sample-1.0 run)
 """
 
 from __future__ import annotations
@@ -84,20 +86,22 @@ def case_scale(n: int) -> dict:
     return out
 
 
-def case_forced(name: str) -> dict:
+def case_forced(name: str, shipped_only: bool = False) -> dict:
     """Traffic alone on one test city at its shipped settings, and at sample 1.0."""
     from citytwin import interventions
     from citytwin.scenario import load_scenario
     from citytwin.traffic import run_traffic
 
-    how, toml = CITIES[name]
+    how, toml = CITIES.get(name) or (f"synthetic:{name.removeprefix('synthetic')}",
+                                     ROOT / "scenarios" / "baseline.toml")
     city = _city(how)
     spec = load_scenario(toml)
     setup = interventions.apply(spec, city)
     params = setup.traffic
     assert params is not None
     out: dict = {"case": name, "buildings": len(city.buildings), "sample": params.sample}
-    for label, p in (("shipped", params), ("full", params.model_copy(update={"sample": 1.0}))):
+    runs = [("shipped", params), ("full", params.model_copy(update={"sample": 1.0}))]
+    for label, p in runs[: 1 if shipped_only else 2]:
         c = time.process_time()
         eng = run_traffic(setup.city, p, seed=int(spec.seed), fleet=setup.fleet,
                           duration_s=spec.duration_s + 4 * 3600)
@@ -122,26 +126,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000])
     ap.add_argument("--cities", nargs="*", default=list(CITIES))
+    ap.add_argument("--shipped-only", action="store_true",
+                    help="forced-through table: skip the sample-1.0 run (slow at 100k)")
     ap.add_argument("--_case", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._case:
-        kind, arg = args._case
-        print(json.dumps(case_scale(int(arg)) if kind == "scale" else case_forced(arg)))
+        kind, arg = args._case[:2]
+        print(json.dumps(case_scale(int(arg)) if kind == "scale"
+                         else case_forced(arg, shipped_only="shipped" in args._case[2:])))
         return
     if args.cities:
         print("| city | buildings | sample | trips | forced through | completed | mean delay s "
               "| full: trips | forced | mean delay s | delay sampled/full |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name in args.cities:
-            r = _sub(["forced", name])
+            r = _sub(["forced", name, *(["shipped"] if args.shipped_only else [])])
             if "error" in r:
                 print(f"| {name} | error: {r['error']} |")
                 continue
+            for k in ("trips", "forced_share", "mean_delay_s"):
+                r.setdefault(f"full_{k}", float("nan"))
             ratio = r["shipped_mean_delay_s"] / max(r["full_mean_delay_s"], 1e-9)
             print(f"| {name} | {r['buildings']} | {r['sample']:g} | {r['shipped_trips']} | "
                   f"{100 * r['shipped_forced_share']:.2f} % | "
                   f"{100 * r['shipped_completed_share']:.1f} % | "
-                  f"{r['shipped_mean_delay_s']:.2f} | {r['full_trips']} | "
+                  f"{r['shipped_mean_delay_s']:.2f} | {r['full_trips']:.0f} | "
                   f"{100 * r['full_forced_share']:.2f} % | {r['full_mean_delay_s']:.2f} | "
                   f"{ratio:.3f} |", flush=True)
     for n in args.sizes:
