@@ -1,20 +1,44 @@
-"""Route choice on shared shortest-path trees (``scipy.sparse.csgraph`` + a numba path walker).
+"""Route choice by one-to-one goal-directed search (A* with landmark lower bounds, "ALT").
 
-One Dijkstra tree serves every trip leaving the same origin (or, when there are fewer distinct
-destinations, every trip bound for the same destination, using a tree on the reversed graph).
-Trees are computed in batches so memory stays bounded, and the edge sequence of each trip is read
-off its tree by a compiled walker that picks the cheapest of parallel edges.
+Every trip ``src -> dst`` gets its own compiled A* search. Its lower bound of the remaining cost
+comes from a few landmarks: with free-flow distances ``d`` to and from a landmark ``L``, the
+triangle inequality gives ``d(v, t) >= d(v, L) - d(t, L)`` and ``d(v, t) >= d(L, t) - d(L, v)``.
+Sixteen landmark tables are computed once per :class:`RoadArrays` (scipy Dijkstra on the
+free-flow times, cached on the arrays); they stay valid under any cost that is nowhere below the
+free-flow time (the engine's link times never are), and a cost that is lower somewhere scales
+them down by its smallest cost / free-flow ratio, so the search stays exact whatever the cost.
+Unless ``cost`` is the free-flow time, each call adds tables of ``cost`` itself for four of the
+landmarks (eight whole trees, compiled), which bound tightly where the congestion is; a search
+uses the six landmarks that bound best at its origin.
+
+Gravity trips span the city, so a search stopped at its target alone saves little (tried and
+reverted: c28d1d6); the landmark bound steers the search towards the target and settles a small
+share of the network per trip (on the 100k synthetic city's engine costs ~740 of 12.8k nodes;
+equal-length blocks make many near-ties, which bound the gain). See ``benchmarks/routing.py``.
+
+Each route is a shortest one under ``cost`` (its cost equals ``scipy.sparse.csgraph.dijkstra``'s
+distance within float rounding; the cheapest of parallel links) and depends only on its own
+``(src, dst)`` and ``cost``: not on the other trips of the call, on ``batch`` or on ``limit``.
+Among exactly tied routes the search order decides (deterministically: heap entries ordered by
+bound, then by cost so far, larger first, then by node position).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 from scipy.sparse import csgraph
 
-from citytwin.network.routing import RoadArrays
+from citytwin.network.routing import RoadArrays, travel_times
 
-__all__ = ["route_trips", "out_csr"]
+__all__ = ["route_trips", "out_csr", "landmarks"]
+
+N_LANDMARKS = 16  # landmark tables: 2 x 16 x n float64 (3.3 MB for the 100k city's 12.8k nodes)
+N_ACTIVE = 6  # landmarks a search uses: the best ones at its origin
+N_COST_LANDMARKS = 4  # landmarks with tables of each call's cost
+_FAR = 1e30  # "unreachable" in the landmark tables (finite, so that FAR - FAR = 0)
+_MIN_COST = 1e-9  # as RoadArrays.matrix: a cost of 0 counts as 1e-9 s
 
 
 def out_csr(arrays: RoadArrays) -> tuple[np.ndarray, np.ndarray]:
@@ -25,75 +49,236 @@ def out_csr(arrays: RoadArrays) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(off), order.astype(np.int64)
 
 
-@njit(cache=True)
-def _edge_between(a, b, out_off, out_edges, edge_to, cost):
-    best = -1
-    bc = np.inf
-    for j in range(out_off[a], out_off[a + 1]):
-        e = out_edges[j]
-        if edge_to[e] == b and cost[e] < bc:
-            bc = cost[e]
-            best = e
-    return best
+def landmarks(arrays: RoadArrays, k: int = N_LANDMARKS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Landmark node positions and their free-flow distance tables, cached on ``arrays``:
+    ``(nodes (k,), from_l (n, k), to_l (n, k))`` with ``from_l[v, j]`` the time from landmark
+    ``j`` to ``v`` and ``to_l[v, j]`` the time from ``v`` to it (unreachable: 1e30).
+
+    Landmarks are picked farthest-first: each is the node whose round trip to the nearest
+    landmark chosen so far is the longest (the first: the farthest from node 0), so they spread
+    over the edges of the network, where they bound best. Closed links (non-finite free-flow
+    time) are not part of the tables' graph."""
+    hit = arrays.__dict__.get("_landmark_cache")
+    if hit is not None and hit[0].shape[0] == min(k, arrays.n_nodes):
+        return hit
+    n = arrays.n_nodes
+    k = min(k, n)
+    ff = np.maximum(np.asarray(arrays.freeflow_s, dtype=float), _MIN_COST)
+    mat = arrays.matrix(ff)
+    matT = mat.T.tocsr()
+    from_l = np.empty((n, k))
+    to_l = np.empty((n, k))
+    nodes = np.empty(k, dtype=np.int64)
+    d0 = travel_times(arrays, [0], cost=ff)[0]
+    nxt = int(np.argmax(np.where(np.isfinite(d0), d0, -1.0)))
+    score = np.full(n, np.inf)
+    for j in range(k):
+        nodes[j] = nxt
+        f = csgraph.dijkstra(mat, directed=True, indices=nxt)
+        t = csgraph.dijkstra(matT, directed=True, indices=nxt)
+        from_l[:, j] = np.where(np.isfinite(f), f, _FAR)
+        to_l[:, j] = np.where(np.isfinite(t), t, _FAR)
+        rt = f + t
+        score = np.minimum(score, np.where(np.isfinite(rt), rt, -1.0))
+        score[nodes[: j + 1]] = -1.0
+        nxt = int(np.argmax(score))
+    out = (nodes, np.ascontiguousarray(from_l), np.ascontiguousarray(to_l))
+    object.__setattr__(arrays, "_landmark_cache", out)
+    return out
 
 
 @njit(cache=True)
-def _walk(pred, row, src, dst, reverse, buf):
-    """Node sequence src -> dst into ``buf``; returns its length (0 if unreachable)."""
-    n = 0
-    if reverse:  # tree rooted at dst on the reversed graph: pred[v] is the next node towards dst
-        cur = src
-        while True:
-            buf[n] = cur
-            n += 1
-            if cur == dst:
-                return n
-            cur = pred[row, cur]
-            if cur < 0 or n >= buf.shape[0]:
-                return 0
-    cur = dst
-    while True:
-        buf[n] = cur
-        n += 1
-        if cur == src:
+def _less(a, b, fk, g):
+    """Search order of nodes ``a``, ``b``: smaller bound first, then larger cost so far (nearer
+    the target: among tied bounds this goes straight on), then smaller position."""
+    if fk[a] != fk[b]:
+        return fk[a] < fk[b]
+    if g[a] != g[b]:
+        return g[a] > g[b]
+    return a < b
+
+
+@njit(cache=True)
+def _up(heap, hpos, i, fk, g):
+    v = heap[i]
+    while i > 0:
+        p = (i - 1) >> 2
+        u = heap[p]
+        if not _less(v, u, fk, g):
             break
-        cur = pred[row, cur]
-        if cur < 0 or n >= buf.shape[0]:
-            return 0
-    # reverse in place
-    for i in range(n // 2):
-        tmp = buf[i]
-        buf[i] = buf[n - 1 - i]
-        buf[n - 1 - i] = tmp
-    return n
+        heap[i] = u
+        hpos[u] = i
+        i = p
+    heap[i] = v
+    hpos[v] = i
 
 
 @njit(cache=True)
-def _extract(pred, rows, src, dst, reverse, out_off, out_edges, edge_to, cost):
-    k = rows.shape[0]
-    nn = pred.shape[1]
-    buf = np.empty(nn + 1, dtype=np.int64)
-    lens = np.zeros(k, dtype=np.int64)
-    for i in range(k):
-        n = _walk(pred, rows[i], src[i], dst[i], reverse, buf)
-        lens[i] = n - 1 if n > 1 else 0
-    off = np.zeros(k + 1, dtype=np.int64)
-    for i in range(k):
-        off[i + 1] = off[i] + lens[i]
-    edges = np.empty(off[k], dtype=np.int64)
-    for i in range(k):
-        if lens[i] == 0:
+def _down(heap, hpos, i, size, fk, g):
+    v = heap[i]
+    while True:
+        c = 4 * i + 1
+        if c >= size:
+            break
+        best = c
+        for j in range(c + 1, min(c + 4, size)):
+            if _less(heap[j], heap[best], fk, g):
+                best = j
+        u = heap[best]
+        if not _less(u, v, fk, g):
+            break
+        heap[i] = u
+        hpos[u] = i
+        i = best
+    heap[i] = v
+    hpos[v] = i
+
+
+@njit(cache=True)
+def _bound(v, act, na, from_l, to_l, ft, tt):
+    h = 0.0
+    for a in range(na):
+        j = act[a]
+        x = to_l[v, j] - tt[a]
+        if x > h:
+            h = x
+        x = ft[a] - from_l[v, j]
+        if x > h:
+            h = x
+    return h
+
+
+@njit(cache=True)
+def _search_all(n, off, nbr, eid, w, src, dst, from_l, to_l, n_active, lens):
+    """A* for every pair ``src[i] -> dst[i]`` on the CSR (``off``, ``nbr``: head node, ``eid``:
+    edge id, ``w``: cost; inf = not passable). Writes route lengths into ``lens`` and returns the
+    edge ids of all routes, pair after pair."""
+    k = src.shape[0]
+    nl = from_l.shape[1]
+    na = min(n_active, nl)
+    g = np.empty(n)
+    fk = np.empty(n)
+    hv = np.empty(n)
+    pred = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.int64)  # == q + 1: g/fk/hv/pred valid for search q
+    done = np.zeros(n, dtype=np.int64)  # == q + 1: settled in search q
+    heap = np.empty(n, dtype=np.int64)  # 4-ary heap of node positions, ordered by _less
+    hpos = np.full(n, -1, dtype=np.int64)  # position in heap, -1: not in it
+    act = np.empty(nl, dtype=np.int64)
+    score = np.empty(nl)
+    ft = np.empty(nl)
+    tt = np.empty(nl)
+    out = np.empty(max(16, 16 * k), dtype=np.int64)
+    used = 0
+    unreachable = 0.25 * _FAR
+    for q in range(k):
+        s = src[q]
+        t = dst[q]
+        lens[q] = 0
+        if s == t:
             continue
-        n = _walk(pred, rows[i], src[i], dst[i], reverse, buf)
-        for j in range(n - 1):
-            edges[off[i] + j] = _edge_between(buf[j], buf[j + 1], out_off, out_edges, edge_to, cost)
-    return off, edges
+        mark = q + 1
+        # the landmarks bounding best at the origin
+        for j in range(nl):
+            a1 = to_l[s, j] - to_l[t, j]
+            a2 = from_l[t, j] - from_l[s, j]
+            score[j] = a1 if a1 > a2 else a2
+        order = np.argsort(-score, kind="mergesort")
+        for a in range(na):
+            act[a] = order[a]
+            ft[a] = from_l[t, order[a]]
+            tt[a] = to_l[t, order[a]]
+        h0 = _bound(s, act, na, from_l, to_l, ft, tt)
+        if h0 >= unreachable:
+            continue
+        seen[s] = mark
+        g[s] = 0.0
+        hv[s] = h0
+        fk[s] = h0
+        pred[s] = -1
+        heap[0] = s
+        hpos[s] = 0
+        size = 1
+        found = False
+        while size > 0:
+            v = heap[0]
+            hpos[v] = -1
+            size -= 1
+            if size > 0:
+                heap[0] = heap[size]
+                _down(heap, hpos, 0, size, fk, g)
+            done[v] = mark
+            if v == t:
+                found = True
+                break
+            gv = g[v]
+            for p in range(off[v], off[v + 1]):
+                c = w[p]
+                if not c < np.inf:
+                    continue
+                u = nbr[p]
+                nd = gv + c
+                if seen[u] == mark:
+                    if not nd < g[u]:
+                        continue
+                    if done[u] == mark:
+                        done[u] = 0  # reopened (only if the float bound is a hair inconsistent)
+                else:
+                    seen[u] = mark
+                    hv[u] = _bound(u, act, na, from_l, to_l, ft, tt)
+                    if hv[u] >= unreachable:  # u cannot reach t even on free-flow links
+                        g[u] = -1.0  # never improved on
+                        continue
+                g[u] = nd
+                fk[u] = nd + hv[u]
+                pred[u] = p
+                i = hpos[u]
+                if i < 0:
+                    i = size
+                    heap[i] = u
+                    size += 1
+                _up(heap, hpos, i, fk, g)
+        for i in range(size):
+            hpos[heap[i]] = -1
+        if not found:
+            continue
+        m = 0
+        cur = t
+        while cur != s:
+            m += 1
+            cur = _tail(pred[cur], off, n)
+        if used + m > out.shape[0]:
+            grown = np.empty(max(2 * out.shape[0], used + m), dtype=np.int64)
+            grown[:used] = out[:used]
+            out = grown
+        cur = t
+        for i in range(m - 1, -1, -1):
+            p = pred[cur]
+            out[used + i] = eid[p]
+            cur = _tail(p, off, n)
+        lens[q] = m
+        used += m
+    return out[:used]
+
+
+@njit(cache=True)
+def _tail(p, off, n):
+    """The from-node of CSR position ``p`` (binary search in ``off``)."""
+    lo = 0
+    hi = n
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if off[mid] <= p:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def route_trips(
     arrays: RoadArrays,
-    src: np.ndarray,
-    dst: np.ndarray,
+    src: ArrayLike,
+    dst: ArrayLike,
     *,
     cost: np.ndarray,
     batch: int = 256,
@@ -103,57 +288,126 @@ def route_trips(
     """Fastest routes for trips ``src[i] -> dst[i]`` (node positions) under link ``cost`` (s).
 
     Returns ``(offsets, edges)``: the edge ids of trip ``i`` are ``edges[offsets[i]:offsets[i+1]]``;
-    an empty route means unreachable (or ``src == dst``).
+    an empty route means unreachable (or ``src == dst``). Links of non-finite cost are never
+    used; a cost below 1e-9 s counts as 1e-9 s (as in :meth:`RoadArrays.matrix`).
 
-    ``limit`` (s) stops each tree at that cost (Dijkstra settles nodes in cost order, so every
-    route found is still the shortest); the trips it leaves without a route are routed again
-    with unbounded trees, so the result is the same as without a limit, only faster when most
-    trips are shorter than ``limit``.
+    Trips of the same ``(src, dst)`` share one search. ``batch`` and ``limit`` (s) are accepted
+    for the callers of the earlier shared-tree version and do not change anything: a search
+    ends at its target, and its route does not depend on the other trips of the call.
     """
+    del batch, limit
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     k = src.shape[0]
     if k == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    cost = np.asarray(cost, dtype=float)
-    out_off, out_edges = csr if csr is not None else out_csr(arrays)
-    mat = arrays.matrix(cost)
-    u_src = np.unique(src)
-    u_dst = np.unique(dst)
-    reverse = u_dst.shape[0] < u_src.shape[0]
-    roots, key = (u_dst, dst) if reverse else (u_src, src)
-    if reverse:
-        mat = mat.T.tocsr()
-    lens = np.zeros(k, dtype=np.int64)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    root_idx = np.searchsorted(roots, key)
-    for b0 in range(0, roots.shape[0], batch):
-        sel_roots = roots[b0 : b0 + batch]
-        _, pred = csgraph.dijkstra(mat, directed=True, indices=sel_roots, return_predecessors=True,
-                                   limit=np.inf if limit is None else float(limit))
-        trips = np.flatnonzero((root_idx >= b0) & (root_idx < b0 + batch))
-        if trips.shape[0] == 0:
-            continue
-        off, edges = _extract(
-            pred, (root_idx[trips] - b0).astype(np.int64), src[trips], dst[trips], reverse,
-            out_off, out_edges, arrays.edge_to, cost,
-        )
-        lens[trips] = np.diff(off)
-        parts.append((trips, off, edges))
-    if limit is not None:  # beyond the limit: again with whole trees
-        miss = np.flatnonzero((lens == 0) & (src != dst))
-        if miss.size:
-            off, edges = route_trips(arrays, src[miss], dst[miss], cost=cost, batch=batch,
-                                     csr=(out_off, out_edges))
-            lens[miss] = np.diff(off)
-            parts.append((miss, off, edges))
+    n = arrays.n_nodes
+    cost = np.maximum(np.asarray(cost, dtype=float), _MIN_COST)
+    out_off, out_edges = csr if csr is not None else _csr_cached(arrays, "out")
+    from_l, to_l = _tables(arrays, cost)
+    pair, inv = np.unique(src * n + dst, return_inverse=True)
+    inv = inv.reshape(-1)
+    lens_u = np.zeros(pair.shape[0], dtype=np.int64)
+    edges_u = _search_all(
+        n, out_off, np.ascontiguousarray(arrays.edge_to[out_edges]), out_edges,
+        np.ascontiguousarray(cost[out_edges]), pair // n, pair % n, from_l, to_l, N_ACTIVE, lens_u,
+    )
+    off_u = np.zeros(pair.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lens_u, out=off_u[1:])
+    lens = lens_u[inv]
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    out = np.empty(offsets[-1], dtype=np.int64)
-    for trips, off, edges in parts:
-        # scatter each batch's routes to their global slots
-        starts = offsets[trips]
-        ln = np.diff(off)
-        idx = np.repeat(starts - off[:-1], ln) + np.arange(off[-1])
-        out[idx] = edges
-    return offsets, out
+    idx = np.repeat(off_u[inv] - offsets[:-1], lens) + np.arange(offsets[-1])
+    return offsets, edges_u[idx]
+
+
+def _tables(arrays: RoadArrays, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Landmark tables bounding ``cost`` distances: the cached free-flow tables scaled by
+    :func:`_bound_scale`, and unless ``cost`` is the free-flow time, tables of ``cost`` itself
+    for the first ``N_COST_LANDMARKS`` landmarks (exact where the congestion is)."""
+    nodes, from_l, to_l = landmarks(arrays)
+    ff = np.maximum(np.asarray(arrays.freeflow_s, dtype=float), _MIN_COST)
+    alpha = _bound_scale(arrays, cost)
+    if np.array_equal(np.where(np.isfinite(ff), ff, np.inf), cost):  # free flow: exact already
+        return from_l * alpha, to_l * alpha
+    n, k0 = from_l.shape
+    k = min(N_COST_LANDMARKS, k0)
+    f_all = np.empty((n, k0 + k))
+    t_all = np.empty((n, k0 + k))
+    np.multiply(from_l, alpha, out=f_all[:, :k0])
+    np.multiply(to_l, alpha, out=t_all[:, :k0])
+    out_off, out_edges = _csr_cached(arrays, "out")
+    in_off, in_edges = _csr_cached(arrays, "in")
+    _trees(n, out_off, _csr_cached(arrays, "out_nbr"), np.ascontiguousarray(cost[out_edges]),
+           nodes[:k], f_all, k0)
+    _trees(n, in_off, _csr_cached(arrays, "in_nbr"), np.ascontiguousarray(cost[in_edges]),
+           nodes[:k], t_all, k0)
+    return f_all, t_all
+
+
+def _csr_cached(arrays: RoadArrays, which: str):
+    cache = arrays.__dict__.get("_paths_csr_cache")
+    if cache is None:
+        o_off, o_edges = out_csr(arrays)
+        order = np.argsort(arrays.edge_to, kind="stable")
+        i_off = np.zeros(arrays.n_nodes + 1, dtype=np.int64)
+        np.add.at(i_off, arrays.edge_to + 1, 1)
+        cache = {"out": (o_off, o_edges), "in": (np.cumsum(i_off), order.astype(np.int64)),
+                 "out_nbr": np.ascontiguousarray(arrays.edge_to[o_edges]),
+                 "in_nbr": np.ascontiguousarray(arrays.edge_from[order])}
+        object.__setattr__(arrays, "_paths_csr_cache", cache)
+    return cache[which]
+
+
+@njit(cache=True)
+def _trees(n, off, nbr, w, roots, out, col0):
+    """Whole Dijkstra trees from ``roots`` on the CSR: distance x (1 - 1e-9) (unreachable: 1e30)
+    into ``out[:, col0 + j]``."""
+    g = np.empty(n)
+    heap = np.empty(n, dtype=np.int64)
+    hpos = np.full(n, -1, dtype=np.int64)
+    for j in range(roots.shape[0]):
+        g[:] = np.inf
+        r = roots[j]
+        g[r] = 0.0
+        heap[0] = r
+        hpos[r] = 0
+        size = 1
+        while size > 0:
+            v = heap[0]
+            hpos[v] = -2  # settled
+            size -= 1
+            if size > 0:
+                heap[0] = heap[size]
+                _down(heap, hpos, 0, size, g, g)
+            gv = g[v]
+            for p in range(off[v], off[v + 1]):
+                u = nbr[p]
+                nd = gv + w[p]
+                if nd < g[u]:
+                    g[u] = nd
+                    i = hpos[u]
+                    if i < 0:
+                        i = size
+                        heap[i] = u
+                        size += 1
+                    _up(heap, hpos, i, g, g)
+        for v in range(n):
+            out[v, col0 + j] = g[v] * (1.0 - 1e-9) if g[v] < np.inf else _FAR
+            hpos[v] = -1
+    return out
+
+
+def _bound_scale(arrays: RoadArrays, cost: np.ndarray) -> float:
+    """The largest factor by which the free-flow landmark bounds stay below ``cost`` distances:
+    the smallest cost / free-flow ratio over the passable links (1 for the engine's link times,
+    which are never below free flow; 0, a plain Dijkstra, if a closed link is passable)."""
+    ff = np.maximum(np.asarray(arrays.freeflow_s, dtype=float), _MIN_COST)
+    ok = cost < np.inf
+    if not ok.any():
+        return 0.0
+    r = cost[ok] / ff[ok]  # ff inf (closed) with a finite cost: 0
+    a = float(r.min())
+    # a hair below the exact ratio: the tables' own float sums must not make a bound exceed a
+    # distance
+    return max(a * (1.0 - 1e-9), 0.0)
