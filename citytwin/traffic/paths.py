@@ -37,7 +37,7 @@ __all__ = ["route_trips", "out_csr", "landmarks"]
 N_LANDMARKS = 16  # landmark tables: 2 x 16 x n float64 (3.3 MB for the 100k city's 12.8k nodes)
 N_ACTIVE = 6  # landmarks a search uses: the best ones at its origin
 N_COST_LANDMARKS = 4  # landmarks with tables of a congested call's own cost
-CONGESTED = 1.03  # mean cost / free-flow ratio above which a call computes them
+CONGESTED = 1.03  # total cost / total free-flow time above which a call computes them
 _FAR = 1e30  # "unreachable" in the landmark tables (finite, so that FAR - FAR = 0)
 _MIN_COST = 1e-9  # as RoadArrays.matrix: a cost of 0 counts as 1e-9 s
 
@@ -324,8 +324,8 @@ def route_trips(
 
 def _tables(arrays: RoadArrays, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Landmark tables bounding ``cost`` distances: the cached free-flow tables scaled by
-    :func:`_bound_scale`, and when ``cost`` is congested (mean cost / free-flow ratio over the
-    passable links above ``CONGESTED``) or below free flow somewhere (the scaled tables bound
+    :func:`_bound_scale`, and when ``cost`` is congested (total cost / total free-flow time of
+    the passable links above ``CONGESTED``) or below free flow somewhere (the scaled tables bound
     less), tables of ``cost`` itself for the first ``N_COST_LANDMARKS`` landmarks, exact where
     the congestion is. (Near free flow they only crowd out the free-flow landmarks among a
     search's active ones: the 100k city's quiet hours settled ~10 % more nodes with them.)"""
@@ -404,7 +404,8 @@ def _trees(n, off, nbr, w, roots, out, col0):
 def _bound_scale(arrays: RoadArrays, cost: np.ndarray) -> tuple[float, float]:
     """The largest factor by which the free-flow landmark bounds stay below ``cost`` distances:
     the smallest cost / free-flow ratio over the passable links (1 for the engine's link times,
-    which are never below free flow; 0 if a closed link is passable), and the mean ratio."""
+    which are never below free flow; 0 if a closed link is passable), and the total cost over
+    the total free-flow time of the passable links."""
     ff = np.maximum(np.asarray(arrays.freeflow_s, dtype=float), _MIN_COST)
     ok = cost < np.inf
     if not ok.any():
@@ -413,4 +414,10 @@ def _bound_scale(arrays: RoadArrays, cost: np.ndarray) -> tuple[float, float]:
     a = float(r.min())
     # a hair below the exact ratio: the tables' own float sums must not make a bound exceed a
     # distance
-    return max(a * (1.0 - 1e-9), 0.0), float(r.mean())
+    # the network-wide slowdown: total cost / total free-flow time, the free-flow times taken as
+    # at least 1 s (the engine's link times are never below its 1 s step: half of central
+    # Helsinki's links are shorter, and their floor is no congestion)
+    both = ok & np.isfinite(ff)
+    slow = (float(cost[both].sum() / max(np.maximum(ff[both], 1.0).sum(), _MIN_COST))
+            if both.any() else 1.0)
+    return max(a * (1.0 - 1e-9), 0.0), slow
