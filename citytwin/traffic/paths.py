@@ -30,6 +30,7 @@ from numba import njit
 from numpy.typing import ArrayLike
 from scipy.sparse import csgraph
 
+from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, travel_times
 
 __all__ = ["route_trips", "out_csr", "landmarks"]
@@ -303,7 +304,15 @@ def route_trips(
     if k == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     n = arrays.n_nodes
+    for name, v in (("src", src), ("dst", dst)):
+        bad = np.flatnonzero((v < 0) | (v >= n))
+        if bad.size:  # the compiled search does not check its indices
+            raise InputError(f"{name}: node positions outside 0..{n - 1} at trips "
+                             f"{bad[:5].tolist()}", source="route_trips")
     cost = np.maximum(np.asarray(cost, dtype=float), _MIN_COST)
+    if cost.shape != (arrays.n_edges,):
+        raise InputError(f"cost: expected {arrays.n_edges} values (one per edge_id), got "
+                         f"{cost.shape}", source="route_trips")
     out_off, out_edges = csr if csr is not None else _csr_cached(arrays, "out")
     from_l, to_l = _tables(arrays, cost)
     pair, inv = np.unique(src * n + dst, return_inverse=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pytest
 
+from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays, travel_times
 from citytwin.traffic.grid import grid_roads
 from citytwin.traffic.paths import _tables, landmarks, route_trips
@@ -177,3 +179,14 @@ def test_landmark_bounds_never_exceed_the_distance():
         ok = np.isfinite(dist)
         assert (h[ok] <= dist[ok]).all()
         assert (h[ok] > 0.5 * dist[ok]).mean() > 0.5  # and they do bound (not all 0)
+
+
+def test_bad_node_positions_and_cost_length_are_input_errors():
+    """The compiled search does not check indices: out-of-range nodes must not reach it."""
+    a = road_arrays(grid_roads(3, 3, seed=1))
+    with pytest.raises(InputError, match="dst: node positions outside 0..8 at trips \\[1\\]"):
+        route_trips(a, [0, 1], [2, 9], cost=a.freeflow_s)
+    with pytest.raises(InputError, match="src"):
+        route_trips(a, [-1], [2], cost=a.freeflow_s)
+    with pytest.raises(InputError, match="cost: expected"):
+        route_trips(a, [0], [2], cost=a.freeflow_s[:-1])
