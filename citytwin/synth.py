@@ -4,9 +4,18 @@ the Helsinki zone) so that it goes through exactly the same loading path as real
 
 Layout: square blocks of ``block_m`` metres between streets; every ``arterial_every``-th street
 is a 4-lane ``primary`` arterial at 50 km/h, the others are 2-lane ``residential`` streets at
-30 km/h. Each block holds 8 lots (4 × 2) with one building each. Uses are drawn with a denser
-office/retail core; levels and construction years by use. Everything is vectorized and all
-randomness comes from ``citytwin.rng.stream(seed, "synth")``.
+30 km/h. A city at least ``2 * trunk_every`` blocks across (4 km at the defaults; the 10k city
+and smaller have none) also gets ``trunk`` roads, 6-lane dual carriageways at 80 km/h, one every
+``trunk_every`` streets (2 km) on an arterial line, grade-separated with interchanges only at
+arterials: a road hierarchy that grows with the city, as real ones do. Without it, a big city's
+trips (their lengths grow with its size under the gravity model) all crowd onto 50 km/h
+arterials: the 100k city jammed in its morning peak, ~30 % of trips forced through by the stuck
+timer. Each block holds 8 lots (4 × 2) with one building each. Uses are drawn with a denser
+office/retail core, a fifth of the city's width in radius but at most ``core_max_m`` (1 km, a
+CBD's size; the central Helsinki test city has 70k jobs on 1.6 km2) — a core growing with the city
+gave the 100k city a 16 km2 CBD of ~650k jobs, all reached by car at the demand's car share.
+Levels and construction years by use. Everything is vectorized and all randomness comes from
+``citytwin.rng.stream(seed, "synth")``.
 """
 
 from __future__ import annotations
@@ -50,12 +59,81 @@ def _frame(site: tuple[float, float] | None) -> tuple[str, tuple[float, float]]:
     return f"EPSG:{epsg}", (float(pt.x), float(pt.y))
 
 
+def _trunk_lines(k: int, arterial_every: int, trunk_every: int) -> np.ndarray:
+    """Street lines (0..k) that are trunk roads: none in a city under ``2 * trunk_every`` blocks
+    across, else one every ``trunk_every`` lines placed symmetrically about the centre, each on
+    the nearest arterial line and at least one arterial spacing from the edge."""
+    if trunk_every <= 0 or k < 2 * trunk_every:
+        return np.zeros(0, dtype=np.int64)
+    c = k / 2
+    m = np.arange(-(k // trunk_every) - 1, k // trunk_every + 1)
+    target = c + (m + 0.5) * trunk_every
+    line = np.rint(target / arterial_every).astype(np.int64) * arterial_every
+    return np.unique(line[(line >= arterial_every) & (line <= k - arterial_every)])
+
+
+def _streets(k: int, block_m: float, arterial_every: int, trunk_every: int, x0: float, y0: float,
+             crs: str) -> gpd.GeoDataFrame:
+    """The road layer: a (k+1) x (k+1) grid of streets, arterials and (big cities) trunk roads.
+
+    A trunk road runs along a whole street line, grade-separated: one straight line feature per
+    stretch between two interchanges (its crossings with arterial lines and the city edge), so
+    the residential streets it passes cross it without a junction (the road graph joins lines
+    at shared end points and vertices only)."""
+    idx = np.arange(k + 1)
+    gx, gy = np.meshgrid(idx, idx, indexing="ij")  # gx[i, j] = i
+    hi, hj = gx[:-1, :].ravel(), gy[:-1, :].ravel()  # horizontal: (i, j) -> (i+1, j)
+    vi, vj = gx[:, :-1].ravel(), gy[:, :-1].ravel()  # vertical: (i, j) -> (i, j+1)
+    # per segment: orientation (0 horizontal, 1 vertical), street line, start position along it
+    orient = np.concatenate([np.zeros(hi.size, np.int64), np.ones(vi.size, np.int64)])
+    line_no = np.concatenate([hj, vi])  # a horizontal segment lies on row j, a vertical on column i
+    along = np.concatenate([hi, vj])
+    trunk_lines = _trunk_lines(k, arterial_every, trunk_every)
+    trunk = np.isin(line_no, trunk_lines)
+    # trunk segments of one line between two interchanges become one feature
+    stretch = np.where(trunk, along // arterial_every, along)
+    key = np.stack([orient, line_no, stretch, trunk.astype(np.int64)], 1)
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    ng = first.size
+    a0 = np.full(ng, k + 1, dtype=np.int64)
+    a1 = np.zeros(ng, dtype=np.int64)
+    np.minimum.at(a0, group, along)
+    np.maximum.at(a1, group, along + 1)
+    order = np.argsort(first, kind="stable")  # features in the order of their first segment
+    o, ln, a0, a1 = orient[first][order], line_no[first][order], a0[order], a1[order]
+    tr = trunk[first][order]
+    sx = np.where(o == 0, a0, ln) * block_m + x0
+    sy = np.where(o == 0, ln, a0) * block_m + y0
+    ex = np.where(o == 0, a1, ln) * block_m + x0
+    ey = np.where(o == 0, ln, a1) * block_m + y0
+    coords = np.stack([np.stack([sx, sy], 1), np.stack([ex, ey], 1)], axis=1)
+    arterial = ~tr & ((ln % arterial_every) == 0)
+    cls = np.where(tr, "trunk", np.where(arterial, "primary", "residential"))
+    label = np.where(tr, "Trunk ", np.where(arterial, "Arterial ", "Street ")).astype(object)
+    return gpd.GeoDataFrame(
+        {
+            "osmid": np.arange(ng, dtype=np.int64),
+            "name": label + np.char.add(np.where(o == 0, "H", "V"), ln.astype(str)).astype(object),
+            "highway": cls,
+            "oneway": np.full(ng, "no"),
+            # trunk: a dual carriageway of 3 lanes each way at 80 km/h (OSM lanes count both)
+            "maxspeed": np.select([tr, arterial], [80, 50], 30).astype(np.int64),
+            "lanes": np.select([tr, arterial], [6, 4], 2).astype(np.int64),
+        },
+        geometry=shapely.linestrings(coords),
+        crs=crs,
+    )
+
+
 def synthetic_layers(
     n_buildings: int, *, seed: int = 0, block_m: float = 100.0, arterial_every: int = 5,
-    residential_only: bool = False, site: tuple[float, float] | None = None,
+    trunk_every: int = 20, core_max_m: float = 1000.0, residential_only: bool = False, site: tuple[float, float] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """Layers (roads, buildings, facilities, power) of a synthetic city of ``n_buildings``.
 
+    ``trunk_every``: streets between trunk roads (0: none); ``core_max_m``: largest radius of
+    the office core (see the module docstring).
     ``residential_only``: every building residential, no facility and no power layer (a
     dormitory suburb, for the build's job inference and the domains' "no stations" paths).
     ``site``: (lat, lon) of the city's south-west corner, in that place's UTM zone (default:
@@ -71,35 +149,8 @@ def synthetic_layers(
     k = max(2, int(np.ceil(np.sqrt(nblocks))))  # blocks per side
     crs, (x0, y0) = _frame(site)
 
-    # --- streets: (k+1) x (k+1) grid nodes, horizontal and vertical segments
-    idx = np.arange(k + 1)
-    gx, gy = np.meshgrid(idx, idx, indexing="ij")  # gx[i, j] = i
-    hi, hj = gx[:-1, :].ravel(), gy[:-1, :].ravel()  # horizontal: (i, j) -> (i+1, j)
-    vi, vj = gx[:, :-1].ravel(), gy[:, :-1].ravel()  # vertical: (i, j) -> (i, j+1)
-    sx = np.concatenate([hi, vi]) * block_m + x0
-    sy = np.concatenate([hj, vj]) * block_m + y0
-    ex = np.concatenate([hi + 1, vi]) * block_m + x0
-    ey = np.concatenate([hj, vj + 1]) * block_m + y0
-    coords = np.stack([np.stack([sx, sy], 1), np.stack([ex, ey], 1)], axis=1)
-    lines = shapely.linestrings(coords)
-    # a horizontal segment lies on street row j; a vertical one on street column i
-    line_no = np.concatenate([hj, vi])
-    arterial = (line_no % arterial_every) == 0
-    nseg = len(lines)
-    roads = gpd.GeoDataFrame(
-        {
-            "osmid": np.arange(nseg, dtype=np.int64),
-            "name": np.where(arterial, "Arterial ", "Street ").astype(object)
-            + np.concatenate([np.char.add("H", hj.astype(str)),
-                              np.char.add("V", vi.astype(str))]).astype(object),
-            "highway": np.where(arterial, "primary", "residential"),
-            "oneway": np.full(nseg, "no"),
-            "maxspeed": np.where(arterial, 50, 30).astype(np.int64),
-            "lanes": np.where(arterial, 4, 2).astype(np.int64),
-        },
-        geometry=lines,
-        crs=crs,
-    )
+    roads = _streets(k, block_m, arterial_every, trunk_every, x0, y0, crs)
+    nseg = len(roads)
 
     # --- lots: 8 per block (4 along x, 2 along y), first n_buildings in block order
     lot = np.arange(n_buildings)
@@ -119,7 +170,8 @@ def synthetic_layers(
     boxes = shapely.box(bx, by, bx + w, by + h)
 
     cx, cy = (bi + 0.5) / k - 0.5, (bj + 0.5) / k - 0.5
-    core = np.hypot(cx, cy) < 0.2
+    # the office/retail core: a fifth of the city's width in radius, at most ``core_max_m``
+    core = np.hypot(cx, cy) < min(0.2, core_max_m / (k * block_m))
     u = rng.random(n_buildings)
     use = np.where(
         core,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 
 from citytwin.city import City
 from citytwin.errors import InputError
@@ -31,8 +32,11 @@ def test_layers_are_plausible() -> None:
     assert b.sindex.query(b.geometry.iloc[:500], predicate="overlaps").size == 0
     shares = b["building"].value_counts(normalize=True)
     assert 0.5 < shares["residential"] < 0.8 and shares["office"] > 0.04
-    assert set(r["highway"]) == {"primary", "residential"}
-    assert 0.15 < (r["highway"] == "primary").mean() < 0.3
+    # 56 blocks (5.6 km) across: trunk roads on the arterial lines 20 and 40, in both directions
+    assert set(r["highway"]) == {"trunk", "primary", "residential"}
+    assert sorted(set(r.loc[r["highway"] == "trunk", "name"])) == [
+        "Trunk H20", "Trunk H40", "Trunk V20", "Trunk V40"]
+    assert 0.15 < r["highway"].isin(["primary", "trunk"]).mean() < 0.3
     assert (p["power"] == "substation").sum() == 2  # one per ~10k buildings
     kinds = f["kind"].value_counts()
     assert kinds["fire_station"] == 5 and kinds["hospital"] == 1 and kinds["police"] == 2
@@ -59,3 +63,41 @@ def test_synth_city_builds_through_the_normal_path(tmp_path: Path) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(InputError, match="n_buildings must be >= 1"):
         synthetic_layers(0)
+
+
+def test_small_cities_have_no_trunk_road() -> None:
+    for n in (48, 2000, 10_000):  # up to 36 blocks (3.6 km) across
+        r = synthetic_layers(n, seed=3)["roads"]
+        assert set(r["highway"]) == {"primary", "residential"}, n
+        assert (shapely.length(r.geometry.values) == 100.0).all()
+
+
+def test_trunk_roads_are_grade_separated_and_join_at_arterials() -> None:
+    r = synthetic_layers(40_000, seed=3)["roads"]  # 71 blocks across
+    trunk = r[r["highway"] == "trunk"]
+    assert sorted(set(trunk["name"].str[7:])) == ["25", "45", "5", "65"]
+    assert (trunk["maxspeed"] == 80).all() and (trunk["lanes"] == 6).all()
+    xy = shapely.get_coordinates(trunk.geometry.values).reshape(-1, 2, 2)
+    assert shapely.get_num_coordinates(trunk.geometry.values).max() == 2  # no interior vertex
+    x0, y0 = r.total_bounds[:2]
+    ends = np.rint((xy - [x0, y0]) / 100.0).astype(int)  # end points in street lines
+    along = np.where(ends[:, 0, 1] == ends[:, 1, 1], ends[..., 0].T, ends[..., 1].T)
+    # every trunk stretch ends at an arterial line (an interchange) or the city edge
+    assert ((along % 5 == 0) | (along == 71)).all()
+    city = City.from_layers(synthetic_layers(40_000, seed=3), name="s40k")
+    deg = {n: city.roads.degree(n) for n in city.roads.nodes}
+    # a residential street crossing a trunk road between interchanges meets nothing there:
+    # the node on the trunk line has only the crossing street's 2 x 2 directed links
+    node = next(n for n, d in city.roads.nodes(data=True)
+                if round((d["x"] - x0) / 100) == 12 and round((d["y"] - y0) / 100) == 25)
+    assert deg[node] == 4
+    assert {d["highway"] for _, _, d in city.roads.edges(node, data=True)} == {"residential"}
+
+
+def test_office_core_keeps_a_real_cbd_size() -> None:
+    b = synthetic_layers(100_000, seed=3)["buildings"]
+    c = b.geometry.centroid
+    r = np.hypot(c.x - c.x.mean(), c.y - c.y.mean())
+    office = b["building"] == "office"
+    # the dense office core is 1 km in radius (not a fifth of the 11 km city)
+    assert office[r < 900].mean() > 0.2 and office[(r > 1100) & (r < 2200)].mean() < 0.1
