@@ -84,20 +84,23 @@ _UTIL_TAU_S = 1800.0  # time constant of the links' utilisation estimate
 
 def sample_burst(rho: np.ndarray, sample: float) -> np.ndarray:
     """Extra sampled vehicles a link may pass at once at utilisation ``rho`` and ``sample``:
-    ``A ln(1/sample) (rho / (1 - rho)) ** 0.6``, 0 at sample 1.
+    ``(1 - sqrt(sample)) (1 + 0.6 (rho / (1 - rho)) ** 0.9 / sqrt(sample))``, 0 at sample 1.
 
-    The shape is fitted on a single bottleneck with Poisson arrivals: the depth at which a
-    sampled run has the full population's (M/D/1) mean delay, at samples 0.1 and 0.2 and
-    utilisations 0.3-0.92, is ~0.86 ln(1/sample) (rho/(1-rho)) ** 0.57. On street networks the
-    arrivals at a link are burstier than Poisson (upstream links release their bursts as
-    platoons), so A = 2 is set on the test cities' sampled-vs-full mean delay (Kotka, the
-    synthetic cities); ``benchmarks/scale.py`` prints how it does on each."""
+    The depth at which a sampled run has the full population's mean delay at a deterministic
+    server fed by Poisson arrivals. At low utilisation a sampled car waits only if another comes
+    within (1 - B) of a sampled service time, for (1 - B) of it at most: its mean wait
+    rho (1 - B)^2 / (2 sample mu) equals the full population's rho / (2 mu) at
+    B = 1 - sqrt(sample). The growth with rho / (1 - rho) is fitted on the single bottleneck
+    (``tests/traffic/test_sampling.py``: bisection on B per utilisation 0.05-0.92 at samples
+    0.1 and 0.2, full population = M/D/1); ``benchmarks/scale.py`` prints how sampled and
+    full runs compare on each test city."""
     r = np.clip(rho, 0.0, _RHO_MAX)
-    return _BURST_A * math.log(1.0 / sample) * (r / (1.0 - r)) ** 0.6
+    root = math.sqrt(sample)
+    return (1.0 - root) * (1.0 + _BURST_K * (r / (1.0 - r)) ** 0.9 / root)
 
 
 _RHO_MAX = 0.95
-_BURST_A = 2.0
+_BURST_K = 0.6
 
 
 class TrafficEngine:
@@ -151,10 +154,10 @@ class TrafficEngine:
         cap_s = np.where(self.closed, 0.0, a.capacity_vph) * p.capacity_factor * p.sample / 3600.0
         self.cap_step = cap_s * dt
         # sampling: how many sampled vehicles a link may pass at once after a lull (see _update_burst)
-        self.burst = np.zeros(m)
-        self.burst_in = np.zeros(m)
         self.rho_out = np.zeros(m)
         self.rho_in = np.zeros(m)
+        self.burst = sample_burst(self.rho_out, p.sample)  # idle links' depth from the start
+        self.burst_in = self.burst.copy()
         self._used_seen = (np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64))
         self._burst_t = 0.0
         # storage in sampled vehicles: sample ** 0.5, not sample. A sampled car stands for 1/sample
@@ -377,7 +380,10 @@ class TrafficEngine:
                                 (self.used_in, self._used_seen[1], self.rho_in)):
             with np.errstate(divide="ignore", invalid="ignore"):
                 now = np.where(cap_s > 0, (used - seen) / (np.maximum(cap_s, 1e-12) * span), 0.0)
-            rho += w * (np.minimum(now, 1.0) - rho)
+            # not clipped per span: a span of 1 s with one vehicle reads as far above capacity,
+            # so a clip here would make the estimate depend on how often advance is called
+            # (sample_burst clips the filtered value)
+            rho += w * (now - rho)
             seen[:] = used
         self.burst[:] = sample_burst(self.rho_out, p.sample)
         self.burst_in[:] = sample_burst(self.rho_in, p.sample)
@@ -453,11 +459,20 @@ class TrafficEngine:
         return kpis(self)
 
     def ev_arrivals(self, since_s: float, until_s: float) -> pd.DataFrame:
-        """EV trips that arrived in ``[since_s, until_s)``: vehicle_id, building_id, arrive_s,
+        """EV trips whose arrival was handled by a step in ``[since_s, until_s)`` (``arrive_s``
+        is the fractional arrival time; it may lie up to one step before the step that handled
+        it): vehicle_id, building_id, arrive_s,
         distance_km, purpose, and duration_s (departure to arrival: the energy engine's EV
         consumption depends on the trip's mean speed)."""
-        sel = np.flatnonzero(self.is_ev & (self.state == K.ARRIVED) & (self.arrive_t >= since_s)
-                             & (self.arrive_t < until_s))
+        # selected by the step that handled the arrival (steps are multiples of step_s; an
+        # arrival at a fractional time t was handled by the step at ceil(t / step_s)), so an
+        # arrival handled after advance(until_s) returned is never dated into a window that
+        # was already read, and windows that tile the day count every arrival exactly once
+        dt = self.params.step_s
+        with np.errstate(invalid="ignore"):
+            handled = np.ceil(self.arrive_t / dt - 1e-9) * dt
+        sel = np.flatnonzero(self.is_ev & (self.state == K.ARRIVED) & (handled >= since_s - 1e-9)
+                             & (handled < until_s - 1e-9))
         # route lengths as outputs.route_lengths (differences of the running sum of link lengths
         # over route_edges), that sum extended only over the entries written since the last
         # call: written entries never change, and cumsum([last, *new]) adds in the same order
