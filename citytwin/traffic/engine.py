@@ -3,9 +3,10 @@
 ``TrafficEngine(model, params)`` follows the domain-engine protocol of ``docs/contracts.md``:
 ``advance(until_s)``, ``tables()``, ``kpis()``, plus the coupling points ``link_travel_times()`` and
 ``ev_arrivals(since_s, until_s)``. The network loading itself is the compiled kernel in
-:mod:`citytwin.traffic._kernel`; this module routes trips on shared shortest-path trees (refreshed
-every ``route_refresh_s`` on the current experienced link times), re-routes a share of the vehicles
-en route, records per-link time series and calls the ``Vehicle`` agents at their decisions.
+:mod:`citytwin.traffic._kernel`; this module routes trips by goal-directed shortest-path searches
+(:func:`citytwin.traffic.paths.route_trips`, refreshed every ``route_refresh_s`` on the current
+link times), re-routes a share of the vehicles en route, records per-link time series and calls
+the ``Vehicle`` agents at their decisions.
 """
 
 from __future__ import annotations
@@ -139,7 +140,6 @@ class TrafficEngine:
         self._arrived_seen = np.zeros(self.n_trips, dtype=bool)
         self._departed_seen = np.zeros(self.n_trips, dtype=bool)
         self._rng_route = stream(seed, "routing")
-        self._route_limit: float | None = None
         self._len_csum = np.zeros(1)  # running sum of link lengths over route_edges (ev_arrivals)
         self._create_agents()
 
@@ -287,7 +287,7 @@ class TrafficEngine:
 
     def _refresh_routes(self, horizon_s: float) -> None:
         """Route trips departing before ``horizon_s`` and re-route a share of the cars en route,
-        all on one set of shortest-path trees of the current link times."""
+        all on the current link times."""
         cost = self.link_travel_times()
         todo = np.flatnonzero(~self.routed & (self.depart_plan < horizon_s))
         pick = np.zeros(0, dtype=np.int64)
@@ -300,15 +300,7 @@ class TrafficEngine:
             return
         src = np.concatenate([self.o_pos[todo], self.arrays.edge_to[self.cur_link[pick]]])
         dst = np.concatenate([self.d_pos[todo], self.d_pos[pick]])
-        off, edges = route_trips(self.arrays, src, dst, cost=cost, csr=self.csr,
-                                 limit=self._route_limit)
-        # the next trees stop at 1.5 x the 95th percentile route cost of this refresh (exact:
-        # trips beyond it are routed again on whole trees, see route_trips)
-        lens = np.diff(off)
-        found = lens > 0
-        if found.any():
-            rc = np.add.reduceat(cost[edges], off[:-1][found])
-            self._route_limit = max(600.0, 1.5 * float(np.percentile(rc, 95)))
+        off, edges = route_trips(self.arrays, src, dst, cost=cost, csr=self.csr)
         nt = todo.size
         if nt:
             self._store_routes(todo, off[: nt + 1], edges[: off[nt]])
@@ -337,7 +329,7 @@ class TrafficEngine:
             steps = max(1, math.ceil((stop - self.t) / p.step_s - 1e-9))
             self._update_burst()
             self.t = K.run_steps(
-                self.t, self.t + steps * p.step_s, p.step_s, p.stuck_s,
+                self.t, self.t + steps * p.step_s, p.step_s, p.stuck_s / p.sample,
                 self.ff, self.arrays.length_m, self.cap_step, self.burst, self.burst_in, self.storage, self.hole_delay,
                 self.head, self.tail, self.count, self.acc, self.acc_in, self.acc_last,
                 self.acc_in_last, self.acc_step, self.blocked_since,

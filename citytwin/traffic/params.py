@@ -21,10 +21,12 @@ class TrafficParams(BaseModel):
     sample: float = Field(default=1.0, gt=0, le=1, description="simulated share of the population; capacities scaled")
     jam_spacing_m: float = Field(default=7.5, gt=0, description="road length one stopped car occupies per lane")
     wave_speed_kph: float = Field(default=15.0, ge=0, description="backward speed of freed space; 0 = instant")
-    stuck_s: float = Field(default=10.0, gt=0, description="a head vehicle blocked this long is pushed through")
+    stuck_s: float = Field(default=10.0, gt=0, description="a head vehicle blocked this long is "
+                           "pushed through; in full-population time: a sampled run waits "
+                           "stuck_s / sample, as its queues move 1/sample times slower")
     capacity_factor: float = Field(default=1.0, gt=0, description="multiplies every link capacity")
     # --- routing
-    route_refresh_s: float = Field(default=300.0, gt=0, description="shortest-path trees refreshed this often")
+    route_refresh_s: float = Field(default=300.0, gt=0, description="routes searched on the current link times this often")
     reroute_share: float = Field(default=0.0, ge=0, le=1, description="share of en-route vehicles re-routed per refresh")
     travel_time_smoothing: float = Field(default=0.2, gt=0, le=1, description="weight of the newest traversal in link times")
     # --- demand
