@@ -219,8 +219,10 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     a.mouse.down()
     a.mouse.move(gb["x"] + gb["width"] - 5, gb["y"] + 5, steps=8)
     a.mouse.up()
-    a.wait_for_timeout(500)
-    assert a.evaluate(x_range)[0] < before_pan[0]  # dragged right: the view moved west
+    # dragged right: the view moves west (waited for: on a loaded machine plotly applies the
+    # drag's relayout late - 500 ms was not enough at load 4 on 2 cores)
+    a.wait_for_function("(x0) => document.querySelector('.citytwin-diff-map .js-plotly-plot')"
+                        "._fullLayout.xaxis.range[0] < x0", arg=before_pan[0], timeout=20_000)
     bar = a.locator(".citytwin-diff-map .citytwin-scale-bar")
     bb = bar.bounding_box()
     assert bar.is_visible() and bar.inner_text().strip().endswith("m")
