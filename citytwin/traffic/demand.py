@@ -243,7 +243,7 @@ def generate_demand(city: City, params: TrafficParams | None = None, *, seed: in
     t["dest_node"] = arrays.node_ids[node_pos[t["db"].to_numpy()]]
     t["origin_building"] = bid[t["ob"].to_numpy()]
     t["dest_building"] = bid[t["db"].to_numpy()]
-    t = t[t["origin_node"] != t["dest_node"]]  # same street corner: walked
+    t = t[t["origin_node"] != t["dest_node"]].copy()  # same street corner: walked
     t["depart_s"] = np.round(t["depart_s"].to_numpy(), 0)
     t = t.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
     if p.od_factors is not None:
