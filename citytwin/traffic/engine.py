@@ -92,9 +92,10 @@ def sample_burst(rho: np.ndarray, sample: float) -> np.ndarray:
     within (1 - B) of a sampled service time, for (1 - B) of it at most: its mean wait
     rho (1 - B)^2 / (2 sample mu) equals the full population's rho / (2 mu) at
     B = 1 - sqrt(sample). The growth with rho / (1 - rho) is fitted on the single bottleneck
-    (``tests/traffic/test_sampling.py``: bisection on B per utilisation 0.05-0.92 at samples
-    0.1 and 0.2, full population = M/D/1); ``benchmarks/scale.py`` prints how sampled and
-    full runs compare on each test city."""
+    of ``tests/traffic/test_sampling.py`` (bisection on a constant B per utilisation 0.05-0.92
+    at samples 0.1 and 0.2 against the full population, which is M/D/1; figures in issue 16's
+    note); that test checks the law in the engine, ``benchmarks/scale.py`` prints how sampled
+    and full runs compare on each test city."""
     r = np.clip(rho, 0.0, _RHO_MAX)
     root = math.sqrt(sample)
     return (1.0 - root) * (1.0 + _BURST_K * (r / (1.0 - r)) ** 0.9 / root)

@@ -283,9 +283,7 @@ def route_trips(
     dst: ArrayLike,
     *,
     cost: np.ndarray,
-    batch: int = 256,
     csr: tuple[np.ndarray, np.ndarray] | None = None,
-    limit: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fastest routes for trips ``src[i] -> dst[i]`` (node positions) under link ``cost`` (s).
 
@@ -293,11 +291,9 @@ def route_trips(
     an empty route means unreachable (or ``src == dst``). Links of non-finite cost are never
     used; a cost below 1e-9 s counts as 1e-9 s (as in :meth:`RoadArrays.matrix`).
 
-    Trips of the same ``(src, dst)`` share one search. ``batch`` and ``limit`` (s) are accepted
-    for the callers of the earlier shared-tree version and do not change anything: a search
-    ends at its target, and its route does not depend on the other trips of the call.
+    Trips of the same ``(src, dst)`` share one search; a search ends at its target, and its
+    route does not depend on the other trips of the call.
     """
-    del batch, limit
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     k = src.shape[0]

@@ -393,7 +393,6 @@ def count_incidence(
     cell_s: float = 3600.0,
     cost: np.ndarray | None = None,
     zones: Mapping[object, object] | None = None,
-    batch: int = 256,
 ) -> tuple[sparse.csr_matrix, pd.DataFrame]:
     """Incidence of OD cells on counts under a fastest-path (all-or-nothing) assignment.
 
@@ -424,10 +423,10 @@ def count_incidence(
     cell_keys = _cell_keys(trips, cell_s=cell_s, zones=zones)
     cells = cell_keys.groupby(list(cell_keys.columns), sort=True).size().rename("trips").reset_index()
     cell_of = cell_keys.merge(cells.reset_index(), on=list(cell_keys.columns), how="left")["index"].to_numpy()
-    # every trip's fastest route (compiled path extraction on shared trees)
+    # every trip's fastest route
     from citytwin.traffic.paths import route_trips
 
-    off, route = route_trips(arrays, o, d, cost=c, batch=batch)
+    off, route = route_trips(arrays, o, d, cost=c)
     lens = np.diff(off)
     trip_of = np.repeat(np.arange(o.size), lens)
     ce = c[route]

@@ -43,19 +43,6 @@ def test_routes_are_connected_and_shortest_in_both_tree_directions():
     assert off[1] == 0
 
 
-def test_limited_trees_give_the_same_routes():
-    """Trees stopped at ``limit`` and the trips beyond it routed again: the routes of unlimited
-    trees, for short and long trips alike."""
-    a = road_arrays(grid_roads(9, 9, seed=2))
-    rng = np.random.default_rng(3)
-    cost = a.freeflow_s * rng.uniform(1, 3, a.n_edges)
-    src, dst = rng.integers(0, 81, 500), rng.integers(0, 81, 500)
-    full = route_trips(a, src, dst, cost=cost)
-    for limit in (0.0, 60.0, float(np.median(cost)) * 4, 1e9):
-        got = route_trips(a, src, dst, cost=cost, limit=limit)
-        assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1]), limit
-
-
 def _irregular(n: int = 400, seed: int = 1) -> RoadArrays:
     """Random points joined to their nearest neighbours: one-way and two-way links of uneven
     length and speed, parallel links, closed links (free-flow time inf) and a separate island
@@ -136,7 +123,7 @@ def test_closed_links_are_never_used():
     _assert_shortest(a, src, dst, closed, off2, edges2)
 
 
-def test_routes_do_not_depend_on_the_other_trips_batch_or_limit():
+def test_routes_do_not_depend_on_the_other_trips():
     """A trip's route is a function of its ends and the costs alone (ties included: a grid of
     equal blocks has many equally short routes). The shared trees this replaced picked origin or
     destination trees by the mix of trips in the call, so a tied route could change with it."""
@@ -150,7 +137,7 @@ def test_routes_do_not_depend_on_the_other_trips_batch_or_limit():
     for j, i in enumerate(range(0, 400, 7)):
         assert np.array_equal(alone[j][1], full[1][full[0][i]:full[0][i + 1]]), i
     perm = rng.permutation(400)
-    sh = route_trips(a, src[perm], dst[perm], cost=cost, batch=3, limit=50.0)
+    sh = route_trips(a, src[perm], dst[perm], cost=cost)
     for k, i in enumerate(perm):
         assert np.array_equal(sh[1][sh[0][k]:sh[0][k + 1]], full[1][full[0][i]:full[0][i + 1]])
     again = route_trips(a, src, dst, cost=cost)
