@@ -347,6 +347,8 @@ class EnergyEngine:
         self._assets: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._asset_ids: tuple[np.ndarray, np.ndarray] | None = None
         self._trafo_kinds: np.ndarray | None = None
+        self._tr_src: pd.Index | None = None  # _per_trafo's cached lookup
+        self._tr_take = np.zeros(0, np.int64)
         self._use_kwh = np.zeros(len(USES))
         self._served_use_kwh = np.zeros(len(USES))
         self._trafo_over_h = 0.0
@@ -487,6 +489,16 @@ class EnergyEngine:
             flow.trafo_loading_pct.index).to_numpy(float)
         self._assets.append((t0, *self._asset_ids, load, vm))
 
+    def _per_trafo(self, s: pd.Series) -> np.ndarray:
+        """``s.reindex(self.trafo_ids)`` as floats; the positions are looked up once per index
+        object (the solver returns the same index every step)."""
+        if s.index is not self._tr_src:
+            self._tr_src = s.index
+            self._tr_take = s.index.get_indexer(self.trafo_ids)
+        take = self._tr_take
+        vals = s.to_numpy(float)
+        return np.where(take >= 0, vals[np.maximum(take, 0)] if vals.size else np.nan, np.nan)
+
     def _record(self, name: str, value: float) -> None:
         self._rec.setdefault(name, []).append(float(value))
 
@@ -525,7 +537,7 @@ class EnergyEngine:
         if flow is not None:
             self._flow_unsup = np.asarray(flow.unsupplied, bool) & ~unsup
             unsup = unsup | np.asarray(flow.unsupplied, bool)
-            tr_load = flow.trafo_loading_pct.reindex(self.trafo_ids).to_numpy(float)
+            tr_load = self._per_trafo(flow.trafo_loading_pct)
             self._keep_assets(t0, flow)
         else:
             live = has_tr & ~unsup

@@ -116,12 +116,42 @@ def validate_arrivals(arrivals: pd.DataFrame, *, building_ids: np.ndarray,
         ids = arrivals["building_id"].to_numpy()[~known][:10].tolist()
         problems.append(f"rows {bad}: building_id {ids} not in the city's buildings")
     for col in ("arrive_s", "distance_km"):
-        v = pd.to_numeric(arrivals[col], errors="coerce").to_numpy(float)
+        x = arrivals[col]
+        v = (x.to_numpy(float) if isinstance(x.dtype, np.dtype) and x.dtype.kind in "iuf"
+             else pd.to_numeric(x, errors="coerce").to_numpy(float))
         bad_rows = np.flatnonzero(~np.isfinite(v) | (v < 0))
         if bad_rows.size:
             problems.append(f"rows {arrivals.index[bad_rows][:10].tolist()}: '{col}' must be a "
                             "number ≥ 0")
     return problems
+
+
+def _sorted_columns(arrivals: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The arrivals' columns (contract ones and ``temp_c``/``duration_s`` when present) as
+    arrays, rows in stable (``arrive_s``, ``vehicle_id``) order."""
+    names = [c for c in (*EV_COLUMNS, "temp_c", "duration_s") if c in arrivals.columns]
+    cols = {c: arrivals[c].to_numpy() for c in names}
+    # keys as sorted-category codes, as pandas' multi-key sort_values factorizes them
+    # (missing values last, as sort_values' na_position; numbers sort as themselves)
+    keys = []
+    for c in ("vehicle_id", "arrive_s"):
+        v = cols[c]
+        if v.dtype.kind in "iufb":
+            keys.append(v)
+            continue
+        codes = pd.factorize(v, sort=True)[0]
+        keys.append(np.where(codes < 0, codes.max(initial=0) + 1, codes))
+    order = np.lexsort(keys)  # last key primary; stable
+    return {c: v[order] for c, v in cols.items()}
+
+
+def _lower_kinds(purpose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(lower-cased str(purpose), return_inverse=True)``, lower-casing each distinct
+    value once."""
+    raw, raw_inv = np.unique(np.asarray(purpose).astype(str), return_inverse=True)
+    kinds, k_inv = np.unique(np.array([k.lower() for k in raw.tolist()], dtype=str),
+                             return_inverse=True)
+    return kinds, k_inv[raw_inv]
 
 
 class ChargingState:
@@ -200,9 +230,11 @@ class ChargingState:
         if problems:
             raise InputError(problems, source="ev_arrivals")
         a = self.a
-        df = arrivals.sort_values(["arrive_s", "vehicle_id"], kind="stable")
-        self.arrivals_seen += len(df)
-        vid = df["vehicle_id"].to_numpy()
+        # columns as arrays in (arrive_s, vehicle_id) order, ties in input order (what a stable
+        # sort_values gives, without copying the frame: ~1 ms per call of a pandas sort)
+        cols = _sorted_columns(arrivals)
+        self.arrivals_seen += len(arrivals)
+        vid = cols["vehicle_id"]
         new = [v for v in pd.unique(vid).tolist() if v not in self._soc]
         if new:
             if a.soc_start_range is None:
@@ -211,20 +243,19 @@ class ChargingState:
                 lo, hi = a.soc_start_range
                 u = _unit_hash(np.asarray(new, dtype=object), self._key)
                 self._soc.update(zip(new, lo + (hi - lo) * u, strict=True))
-        kinds, inv = np.unique(df["purpose"].astype(str).str.lower().to_numpy(),
-                               return_inverse=True)
+        kinds, inv = _lower_kinds(cols["purpose"])
         is_home_k = np.array(["home" in k for k in kinds], bool)
         is_work_k = np.array([("work" in k) and ("home" not in k) for k in kinds], bool)
         home, work = is_home_k[inv], is_work_k[inv]
         if work.any():  # a charger at work: a keyed draw per (vehicle, arrival)
             w = np.flatnonzero(work)
-            tag = np.char.add(vid[w].astype(str), df["arrive_s"].to_numpy()[w].astype(str))
+            tag = np.char.add(vid[w].astype(str), cols["arrive_s"][w].astype(str))
             work[w] = _unit_hash(tag, self._work_key) < a.work_charger_share
-        dist = df["distance_km"].to_numpy(float)
-        arrive = df["arrive_s"].to_numpy(float)
-        temp = df["temp_c"].to_numpy(float) if "temp_c" in df else None
-        speed = (dist / (df["duration_s"].to_numpy(float) / 3600.0)
-                 if "duration_s" in df else None)
+        dist = cols["distance_km"].astype(float)
+        arrive = cols["arrive_s"].astype(float)
+        temp = cols["temp_c"].astype(float) if "temp_c" in cols else None
+        speed = (dist / (cols["duration_s"].astype(float) / 3600.0)
+                 if "duration_s" in cols else None)
         with np.errstate(divide="ignore", invalid="ignore"):
             per_km = a.consumption_kwh_per_km * consumption_factor(temp, speed)
         use_soc = dist * per_km / a.battery_kwh
@@ -233,7 +264,7 @@ class ChargingState:
         # then subtracts this trip's consumption.
         s = self._s
         n_old = s["pos"].size
-        soc_arr = np.empty(len(df))
+        soc_arr = np.empty(len(vid))
         last = self._last
         for i, v in enumerate(vid.tolist()):
             jm = last.pop(v, None)
@@ -254,7 +285,7 @@ class ChargingState:
         need = np.clip(a.target_soc - soc_arr, 0.0, None) * a.battery_kwh
         charge &= need > 1e-9
         idx = np.flatnonzero(charge)
-        pos = self._pos.get_indexer(df["building_id"].to_numpy()[idx])
+        pos = self._pos.get_indexer(cols["building_id"][idx])
         m = self._spread_count(weight)
         for k, i in enumerate(idx.tolist()):  # each car's latest session(s) of this batch
             last[vid[i]] = (n_old + k * m, m)
