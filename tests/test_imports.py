@@ -21,6 +21,9 @@ def _imported_after(code: str) -> list[str]:
     ("import citytwin; citytwin.__version__; citytwin.ScenarioError", set()),
     ("from citytwin.energy import design_peak_kw, typical_year", {"geopandas"}),
     ("from citytwin.traffic import static_ue, read_tntp_net", set()),
+    # the scenario model (what `citytwin run` imports): the power-flow library and plotting stay
+    # out until a run needs them (pandapower: a step off the normal grid topology)
+    ("import citytwin.model", {"mesa", "geopandas"}),
 ])
 def test_cheap_entry_points_stay_cheap(code, allowed):
     assert set(_imported_after(code)) <= allowed
