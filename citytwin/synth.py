@@ -14,8 +14,22 @@ timer. Each block holds 8 lots (4 × 2) with one building each. Uses are drawn w
 office/retail core, a fifth of the city's width in radius but at most ``core_max_m`` (1 km, a
 CBD's size; the central Helsinki test city has 70k jobs on 1.6 km2) — a core growing with the city
 gave the 100k city a 16 km2 CBD of ~650k jobs, all reached by car at the demand's car share.
-Levels and construction years by use. Everything is vectorized and all randomness comes from
-``citytwin.rng.stream(seed, "synth")``.
+Levels and construction years by use.
+
+Residential density falls with the distance from the centre in a city at least 4 km across (the
+size from which it gets trunk roads at the defaults; the 10k city and smaller are unchanged): Clark's
+negative-exponential law, D(r) = D0 exp(-b r) (C. Clark, "Urban population densities",
+J. R. Stat. Soc. A 114(4), 490-496, 1951), applied to residential levels: a residential
+building at r km from the centre keeps ``max(1, rint(levels x exp(-b r)))`` of its drawn levels,
+with b = ``density_gradient_per_km`` (0.3: the 1-8 levels of the centre are 1-2 from 4 km out).
+D0 stays that of the uniform city (~22,000 residents/km2, an inner-city block's), so the 30k
+city has ~11,600 residents/km2 and the 100k city ~7,800 (uniform: ~22,000 at every size, 2.8 M
+people on the 100k city's 125 km2, central Helsinki's test city ~5,950). With one level as the
+floor the outskirts keep ~5,000/km2 (every lot built). Without it the 100k city's demand exceeded
+what any street network carries (4.7 % of the morning peak forced through by the stuck timer).
+
+Everything is vectorized and all randomness comes from ``citytwin.rng.stream(seed, "synth")``;
+the density law reshapes drawn levels after the draws, so the later draws are the same.
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SYNTH_CRS = "EPSG:32635"
 _ORIGIN = (380_000.0, 6_660_000.0)
+_BIG_CITY_M = 4000.0  # width from which a city gets trunk roads and a density gradient
 _USES = np.array(["residential", "office", "retail", "industrial", "education", "health",
                   "public", "hospitality"])
 _P_CORE = np.array([0.35, 0.30, 0.15, 0.00, 0.04, 0.04, 0.06, 0.06])
@@ -128,12 +143,14 @@ def _streets(k: int, block_m: float, arterial_every: int, trunk_every: int, x0: 
 
 def synthetic_layers(
     n_buildings: int, *, seed: int = 0, block_m: float = 100.0, arterial_every: int = 5,
-    trunk_every: int = 20, core_max_m: float = 1000.0, residential_only: bool = False, site: tuple[float, float] | None = None,
+    trunk_every: int = 20, core_max_m: float = 1000.0, density_gradient_per_km: float = 0.3,
+    residential_only: bool = False, site: tuple[float, float] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """Layers (roads, buildings, facilities, power) of a synthetic city of ``n_buildings``.
 
     ``trunk_every``: streets between trunk roads (0: none); ``core_max_m``: largest radius of
-    the office core (see the module docstring).
+    the office core; ``density_gradient_per_km``: Clark's gradient b of residential levels in a
+    city from 4 km across (0: uniform; see the module docstring).
     ``residential_only``: every building residential, no facility and no power layer (a
     dormitory suburb, for the build's job inference and the domains' "no stations" paths).
     ``site``: (lat, lon) of the city's south-west corner, in that place's UTM zone (default:
@@ -143,6 +160,8 @@ def synthetic_layers(
         raise InputError([f"n_buildings must be >= 1, got {n_buildings}"])
     if block_m < 40:
         raise InputError([f"block_m must be >= 40 m, got {block_m}"])
+    if not density_gradient_per_km >= 0:
+        raise InputError([f"density_gradient_per_km must be >= 0, got {density_gradient_per_km}"])
     rng = stream(seed, "synth")
     per_block = 8
     nblocks = -(-n_buildings // per_block)
@@ -186,6 +205,11 @@ def synthetic_layers(
     if residential_only:
         use = np.full(n_buildings, "residential")
     levels = np.where(core & (use != "industrial"), levels + 2, levels)
+    if k * block_m >= _BIG_CITY_M and density_gradient_per_km > 0:
+        # Clark's law on residential floors: levels x exp(-b r), at least one
+        r_km = np.hypot(cx, cy) * k * block_m / 1000.0
+        fall = levels * np.exp(-density_gradient_per_km * r_km)
+        levels = np.where(use == "residential", np.maximum(1, np.rint(fall)), levels)
     year = rng.integers(1900, 2025, n_buildings)
     buildings = gpd.GeoDataFrame(
         {

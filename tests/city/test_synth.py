@@ -101,3 +101,32 @@ def test_office_core_keeps_a_real_cbd_size() -> None:
     office = b["building"] == "office"
     # the dense office core is 1 km in radius (not a fifth of the 11 km city)
     assert office[r < 900].mean() > 0.2 and office[(r > 1100) & (r < 2200)].mean() < 0.1
+
+
+def test_big_cities_thin_out_by_clarks_law() -> None:
+    # 10k: 36 blocks (3.6 km) across, no gradient, the same city as a uniform one
+    small = synthetic_layers(10_000, seed=3)
+    uniform = synthetic_layers(10_000, seed=3, density_gradient_per_km=0.0)
+    for name in small:
+        assert small[name].equals(uniform[name]), name
+    b = synthetic_layers(25_000, seed=1)["buildings"]  # 5.6 km across
+    u = synthetic_layers(25_000, seed=1, density_gradient_per_km=0.0)["buildings"]
+    res = (b["building"] == "residential").to_numpy()
+    lv, lu = b["levels"].to_numpy(), u["levels"].to_numpy()
+    # only residential levels change; every other column (and the later draws) stay the same
+    assert (lv[~res] == lu[~res]).all() and b.drop(columns="levels").equals(u.drop(columns="levels"))
+    c = b.geometry.centroid
+    r_km = np.hypot(c.x - 0.5 * (c.x.min() + c.x.max()), c.y - 0.5 * (c.y.min() + c.y.max())) / 1e3
+    r_km = r_km.to_numpy()
+    # the law is taken at the block's centre, within 71 m of the building's: at most one level off
+    law = np.maximum(1, np.rint(lu * np.exp(-0.3 * r_km)))
+    assert (np.abs(lv - law)[res] <= 1).all() and (lv[res] == law[res]).mean() > 0.9
+    inner, outer = res & (r_km < 1), res & (r_km > 2.5)
+    assert lv[inner].mean() > 3.5 and 1 <= lv[outer].min() and lv[outer].mean() < 2.0
+    # residents per km2 (40 m2 of floor each): uniform ~22,000, with the gradient about half
+    area = 5.6 ** 2
+    per_km2 = [float(np.rint(b.geometry.area.to_numpy() * lev / 40.0)[res].sum()) / area
+               for lev in (lv, lu)]
+    assert 10_000 < per_km2[0] < 14_000 < 20_000 < per_km2[1] < 24_000
+    with pytest.raises(InputError, match="density_gradient_per_km"):
+        synthetic_layers(10, density_gradient_per_km=-1.0)
