@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from numba import njit
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from citytwin.errors import InputError
 from citytwin.network.routing import RoadArrays, road_arrays, travel_times
@@ -131,6 +133,90 @@ def _choose(rng: np.random.Generator, origins: np.ndarray, attraction: np.ndarra
     return out
 
 
+class _Unpredicted(Exception):
+    """The reachability prediction of :func:`_reaching` missed a root's gravity total (it is 0
+    although an attraction is reachable, as when ``exp`` underflows)."""
+
+
+def _reaching(arrays: RoadArrays, attraction: np.ndarray, dest_pos: np.ndarray) -> np.ndarray:
+    """Per node position: can it reach a building of positive attraction on the free-flow
+    graph (the graph of :func:`travel_times`)? One search from a super node over the reversed
+    links, so ``_choose`` knows which roots draw before it builds their trees."""
+    n = arrays.n_nodes
+    coo = arrays.matrix(arrays.freeflow_s).tocoo()
+    targets = np.unique(dest_pos[attraction > 0])
+    rows = np.concatenate([coo.col, np.full(targets.shape[0], n)])
+    cols = np.concatenate([coo.row, targets])
+    rev = sparse.csr_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(n + 1, n + 1))
+    seen = np.zeros(n + 1, dtype=bool)
+    seen[csgraph.breadth_first_order(rev, n, directed=True, return_predecessors=False)] = True
+    return seen[:n]
+
+
+class _Choice:
+    """One gravity choice of :func:`_choose_all`: its entries' origins (node positions), the
+    attraction per building and the uniforms drawn for the entries whose origin reaches an
+    attraction, in ``_choose``'s order (origin by origin, entries in input order)."""
+
+    def __init__(self, rng: np.random.Generator, origins: np.ndarray, attraction: np.ndarray,
+                 reach: np.ndarray) -> None:
+        self.origins = origins
+        self.attraction = np.ascontiguousarray(attraction, dtype=float)
+        self.active = bool(self.attraction.sum() > 0 and origins.size > 0)
+        self.out = np.full(origins.shape[0], -1, dtype=np.int64)
+        self.by_root = np.argsort(origins, kind="stable")
+        self.drawn = reach[origins[self.by_root]] if self.active else np.zeros(0, dtype=bool)
+        self.u = rng.random(int(self.drawn.sum())) if self.active else np.zeros(0)
+
+
+def _choose_all(choices: list[_Choice], dest_pos: np.ndarray, arrays: RoadArrays,
+                beta_per_min: float, batch: int = 128) -> None:
+    """:func:`_choose` for several choices at once, one tree per origin node for all of them,
+    on uniforms drawn beforehand (:class:`_Choice`); writes each choice's ``out``. The picks are
+    ``_choose``'s: the same weights, totals and draws per origin (raises :class:`_Unpredicted`
+    where a draw was predicted wrongly)."""
+    live = [c for c in choices if c.active]
+    if not live:
+        return
+    dest_pos = np.ascontiguousarray(dest_pos, dtype=np.int64)
+    mat = arrays.matrix(arrays.freeflow_s)
+    u = np.unique(np.concatenate([c.origins for c in live]))
+    # per choice: entries per root of ``u`` (in by_root order) and where its draws start
+    bounds, draw_off = [], []
+    for c in live:
+        b = np.searchsorted(c.origins[c.by_root], np.concatenate([u, [arrays.n_nodes]]))
+        bounds.append(b)
+        d = np.zeros(c.origins.shape[0] + 1, dtype=np.int64)
+        np.cumsum(c.drawn, out=d[1:])
+        draw_off.append(d)
+    for b0 in range(0, u.shape[0], batch):
+        roots = u[b0: b0 + batch]
+        T = csgraph.dijkstra(mat, directed=True, indices=roots)
+        E = np.exp(-beta_per_min * np.where(np.isfinite(T), T, np.inf) / 60.0)
+        for c, b, d in zip(live, bounds, draw_off, strict=True):
+            lo, hi = b[b0: b0 + roots.shape[0]], b[b0 + 1: b0 + roots.shape[0] + 1]
+            counts = hi - lo
+            if not counts.any():
+                continue
+            total = _gravity_totals(E, c.attraction, dest_pos)
+            rows = np.flatnonzero(counts > 0)
+            ok = total[rows] > 0
+            if not np.array_equal(ok, c.drawn[lo[rows]]):
+                raise _Unpredicted
+            rows = rows[ok]
+            if rows.size == 0:
+                continue
+            cnt = counts[rows]
+            first = np.repeat(lo[rows], cnt) + np.arange(int(cnt.sum())) - np.repeat(
+                np.cumsum(cnt) - cnt, cnt)  # by_root positions of the rows' entries
+            x = c.u[d[first]] * np.repeat(total[rows], cnt)
+            x_off = np.zeros(rows.size + 1, dtype=np.int64)
+            np.cumsum(cnt, out=x_off[1:])
+            picked = np.empty(x.shape[0], dtype=np.int64)
+            _gravity_pick(E, c.attraction, dest_pos, rows.astype(np.int64), x_off, x, picked)
+            c.out[c.by_root[first]] = picked
+
+
 def _apply_od_factors(t: pd.DataFrame, p: TrafficParams, arrays: RoadArrays,
                       rng: np.random.Generator) -> pd.DataFrame:
     """Reweight whole cars by calibrated zone OD factors: a car's factor is the mean of its
@@ -185,6 +271,19 @@ def _apply_od_factors(t: pd.DataFrame, p: TrafficParams, arrays: RoadArrays,
     return out.sort_values(["vehicle_id", "depart_s"], kind="stable").reset_index(drop=True)
 
 
+def _schedule(rng: np.random.Generator, p: TrafficParams, n: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per driver: AM and PM departures (s) and the number of other tours; per tour: its
+    driver and its rank among the driver's tours."""
+    am = np.clip(rng.normal(p.am_peak_h, p.peak_sd_h, n) * _H, 4 * _H, 12 * _H)
+    pm = np.clip(rng.normal(p.pm_peak_h, p.peak_sd_h, n) * _H, 12 * _H, 23 * _H)
+    pm = np.maximum(pm, am + p.min_activity_s + 2 * _H)
+    n_other = np.minimum(rng.poisson(p.other_trips_per_person, n), 2)
+    tour_v = np.repeat(np.arange(n), n_other)
+    k = np.concatenate([np.arange(c) for c in n_other]) if tour_v.size else np.zeros(0, int)
+    return am, pm, tour_v, k
+
+
 def generate_demand(city: City, params: TrafficParams | None = None, *, seed: int,
                     arrays: RoadArrays | None = None) -> pd.DataFrame:
     """One day of car trips: ``vehicle_id``, ``origin_node``, ``dest_node``, ``depart_s``,
@@ -208,11 +307,20 @@ def generate_demand(city: City, params: TrafficParams | None = None, *, seed: in
         return pd.DataFrame(columns=["vehicle_id", "origin_node", "dest_node", "depart_s",
                                      "purpose", "origin_building", "dest_building"])
     worker = rng.random(n) < p.employment_rate
-    work_b = _choose(rng, node_pos[home[worker]], jobs, node_pos, arrays, p.gravity_beta_per_min)
-    am = np.clip(rng.normal(p.am_peak_h, p.peak_sd_h, n) * _H, 4 * _H, 12 * _H)
-    pm = np.clip(rng.normal(p.pm_peak_h, p.peak_sd_h, n) * _H, 12 * _H, 23 * _H)
-    pm = np.maximum(pm, am + p.min_activity_s + 2 * _H)
-    n_other = np.minimum(rng.poisson(p.other_trips_per_person, n), 2)
+    beta = p.gravity_beta_per_min
+    state = rng.bit_generator.state
+    try:  # one tree per home node for both choices, the draws in the order of the fallback's
+        work = _Choice(rng, node_pos[home[worker]], jobs, _reaching(arrays, jobs, node_pos))
+        am, pm, tour_v, k = _schedule(rng, p, n)
+        other = _Choice(rng, node_pos[home[tour_v]], service,
+                        _reaching(arrays, service, node_pos))
+        _choose_all([work, other], node_pos, arrays, beta)
+        work_b, other_b = work.out, other.out
+    except _Unpredicted:  # a gravity total underflowed: a tree per choice, drawing as it goes
+        rng.bit_generator.state = state
+        work_b = _choose(rng, node_pos[home[worker]], jobs, node_pos, arrays, beta)
+        am, pm, tour_v, k = _schedule(rng, p, n)
+        other_b = _choose(rng, node_pos[home[tour_v]], service, node_pos, arrays, beta)
     rows: list[pd.DataFrame] = []
     wv = np.flatnonzero(worker)
     ok = work_b >= 0
@@ -223,9 +331,6 @@ def generate_demand(city: City, params: TrafficParams | None = None, *, seed: in
     rows.append(pd.DataFrame({"vehicle_id": wv, "ob": work_b, "db": hb, "depart_s": pm[wv],
                               "purpose": "home"}))
     # other tours
-    tour_v = np.repeat(np.arange(n), n_other)
-    k = np.concatenate([np.arange(c) for c in n_other]) if tour_v.size else np.zeros(0, int)
-    other_b = _choose(rng, node_pos[home[tour_v]], service, node_pos, arrays, p.gravity_beta_per_min)
     start = np.where(worker[tour_v], pm[tour_v] + rng.uniform(0.5, 3.0, tour_v.size) * _H,
                      rng.normal(p.other_mean_h, p.other_sd_h, tour_v.size) * _H)
     start = start + k * 2.5 * _H
