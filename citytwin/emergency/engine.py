@@ -198,12 +198,26 @@ class EmergencyEngine:
             return
         self._cost = cost
         self._cost_is_freeflow = bool(np.array_equal(cost, ff))
-        self._mat = self.arrays.matrix(cost)
-        self._mat_rev = self._mat.T.tocsr()
+        # the matrices are built when a search needs them: most steps have no call to route
+        self._mat = self._mat_rev = None
         self._tree_cache.clear()
         self._station_trees.clear()
         self._from_trees.clear()
         self._hospital_tree = None
+
+    def _matrix(self) -> Any:
+        """CSR road matrix under the current link costs (built once per cost change)."""
+        if self._cost is None:
+            self._refresh_cost()
+        if self._mat is None:
+            self._mat = self.arrays.matrix(self._cost)
+        return self._mat
+
+    def _matrix_rev(self) -> Any:
+        """The transposed matrix (searches towards a node)."""
+        if self._mat_rev is None:
+            self._mat_rev = self._matrix().T.tocsr()
+        return self._mat_rev
 
     def _tree_to(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
         """(time to ``pos`` from every node, next-hop predecessors) under the current cost.
@@ -216,7 +230,7 @@ class EmergencyEngine:
             return hit
         hit = self._tree_cache.pop(pos, None)
         if hit is None:
-            d, p = csgraph.dijkstra(self._mat_rev, directed=True, indices=pos,
+            d, p = csgraph.dijkstra(self._matrix_rev(), directed=True, indices=pos,
                                     return_predecessors=True)
             hit = (d, p)
         if pos in self._post_positions:
@@ -230,7 +244,7 @@ class EmergencyEngine:
     def _to_hospital(self) -> tuple[np.ndarray, np.ndarray]:
         """(time to the nearest hospital from every node, next hop): one multi-source tree."""
         if self._hospital_tree is None:
-            d, p, _ = csgraph.dijkstra(self._mat_rev, directed=True, indices=self.hospital_pos,
+            d, p, _ = csgraph.dijkstra(self._matrix_rev(), directed=True, indices=self.hospital_pos,
                                        min_only=True, return_predecessors=True)
             self._hospital_tree = (d, p)
         return self._hospital_tree
@@ -336,7 +350,7 @@ class EmergencyEngine:
         """Forward tree (times, predecessors) from a station post, kept per cost version."""
         hit = self._from_trees.get(pos)
         if hit is None:
-            d, p = csgraph.dijkstra(self._mat, directed=True, indices=pos,
+            d, p = csgraph.dijkstra(self._matrix(), directed=True, indices=pos,
                                     return_predecessors=True)
             hit = self._from_trees[pos] = (d, p)
         return hit
@@ -643,13 +657,11 @@ class EmergencyEngine:
 
     def coverage(self) -> np.ndarray:
         """Travel time (s) from the nearest open station to every building, current link costs."""
-        if self._mat is None:
-            self._refresh_cost()
         bpos = np.array([self.node_pos[n] for n in self.buildings["road_node"]], dtype=np.int64)
         if not self.stations:
             return np.full(bpos.shape[0], np.inf)
         src = np.array(sorted({s.pos for s in self.stations}))
-        d = csgraph.dijkstra(self._mat, directed=True, indices=src, min_only=True)
+        d = csgraph.dijkstra(self._matrix(), directed=True, indices=src, min_only=True)
         return d[bpos]
 
     def kpi_notes(self) -> dict[str, str]:
