@@ -210,6 +210,7 @@ class EmergencyEngine:
         if self._cost is None:
             self._refresh_cost()
         if self._mat is None:
+            assert self._cost is not None  # set by _refresh_cost
             self._mat = self.arrays.matrix(self._cost)
         return self._mat
 
