@@ -11,6 +11,22 @@
     .venv/bin/python benchmarks/scale.py --sizes         # forced-through table only
     .venv/bin/python benchmarks/scale.py --sizes --cities synthetic100000 --shipped-only
                                    # any synthetic<N>; shipped sample only (no sample-1.0 run)
+    .venv/bin/python benchmarks/scale.py --sizes 100000 --cities --gradient 0
+                                   # synthetic cities on the uniform layout (no Clark gradient)
+
+The scale case also prints the synthetic city's residents per km2 (of its buildings' convex
+hull, as the build's density check), the CPU of the demand set-up and of ``route_trips``.
+
+Measured (2 cores shared with other work; ``--sizes 100000 --cities``), 100k buildings:
+
+    | | uniform layout (before) | Clark b 0.3/km + demand one tree per home |
+    |---|---|---|
+    | residents / km2 | 22,500 | 7,800 |
+    | build CPU | 41.7 s | 38.7 s |
+    | 24 h run CPU (of it set-up) | 296 s (73 s) | 110 s (34 s) |
+    | traffic advance CPU | 197 s | 59 s |
+    | peak RSS | 1.40 GB | 1.01 GB |
+    | trips, forced through (24 h) | 282,764, 11.2 % | 97,536, 0.00 % |
 """
 
 from __future__ import annotations
@@ -36,31 +52,66 @@ CITIES = {
 }
 
 
-def _city(how: str):
+def _city(how: str, gradient: float | None = None):
+    """A test city; a synthetic one with Clark's ``gradient`` (None: the library default)."""
     from citytwin import examples
 
     if how.startswith("synthetic:"):
-        return examples.synthetic(int(how.split(":")[1]))
+        n = int(how.split(":")[1])
+        if gradient is None:
+            return examples.synthetic(n)
+        from citytwin.city import City
+        from citytwin.synth import synthetic_layers
+
+        return City.from_layers(synthetic_layers(n, seed=3, density_gradient_per_km=gradient),
+                                name=f"synthetic{n}")
     return getattr(examples, how)()
+
+
+def _per_km2(city) -> float:
+    """Residents per km2 of the buildings' convex hull (as the build's density check)."""
+    import shapely
+
+    hull = shapely.convex_hull(shapely.union_all(city.buildings.geometry.values))
+    return float(city.buildings["population"].sum()) / (float(shapely.area(hull)) / 1e6)
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def case_scale(n: int) -> dict:
+def _timing(module, name: str, acc: dict[str, float]) -> None:
+    """Wrap ``module.name`` to add its CPU seconds and calls to ``acc``."""
+    fn = getattr(module, name)
+
+    def timed(*a, **kw):
+        c0 = time.process_time()
+        try:
+            return fn(*a, **kw)
+        finally:
+            acc[f"{name}_cpu_s"] = acc.get(f"{name}_cpu_s", 0.0) + time.process_time() - c0
+            acc[f"{name}_calls"] = acc.get(f"{name}_calls", 0) + 1
+
+    setattr(module, name, timed)
+
+
+def case_scale(n: int, gradient: float | None = None) -> dict:
     """Build a synthetic city of ``n`` buildings and run the baseline scenario's 24 h on it."""
-    from citytwin import examples
     from citytwin.model import CityModel
     from citytwin.scenario import load_scenario
+    from citytwin.traffic import demand
+    from citytwin.traffic import engine as traffic_engine
 
     t, c = time.perf_counter(), time.process_time()
-    city = examples.synthetic(n)
+    city = _city(f"synthetic:{n}", gradient)
     out = {"case": f"synthetic{n}", "buildings": len(city.buildings),
            "road_edges": city.roads.number_of_edges(),
            "build_wall_s": time.perf_counter() - t, "build_cpu_s": time.process_time() - c,
-           "build_rss_mb": _rss_mb()}
+           "build_rss_mb": _rss_mb(), "residents_per_km2": _per_km2(city)}
     spec = load_scenario(ROOT / "scenarios" / "baseline.toml")
+    calls: dict[str, float] = {}
+    _timing(demand, "generate_demand", calls)
+    _timing(traffic_engine, "route_trips", calls)
     t, c = time.perf_counter(), time.process_time()
     model = CityModel(spec, city=city)
     out["setup_wall_s"] = time.perf_counter() - t
@@ -83,10 +134,11 @@ def case_scale(n: int) -> dict:
     out["forced_share"] = k["trips_forced_through"] / max(k["trips_departed"], 1.0)
     out["completed_share"] = k["trips_completed"] / max(k["trips_planned"], 1.0)
     out["mean_delay_s"] = k["mean_delay_s"]
+    out |= calls
     return out
 
 
-def case_forced(name: str, shipped_only: bool = False) -> dict:
+def case_forced(name: str, shipped_only: bool = False, gradient: float | None = None) -> dict:
     """Traffic alone on one test city at its shipped settings, and at sample 1.0."""
     from citytwin import interventions
     from citytwin.scenario import load_scenario
@@ -94,7 +146,7 @@ def case_forced(name: str, shipped_only: bool = False) -> dict:
 
     how, toml = CITIES.get(name) or (f"synthetic:{name.removeprefix('synthetic')}",
                                      ROOT / "scenarios" / "baseline.toml")
-    city = _city(how)
+    city = _city(how, gradient)
     spec = load_scenario(toml)
     setup = interventions.apply(spec, city)
     params = setup.traffic
@@ -114,8 +166,8 @@ def case_forced(name: str, shipped_only: bool = False) -> dict:
     return out
 
 
-def _sub(args: list[str]) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--_case", *args], capture_output=True,
+def _sub(args: list[str], extra: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, *extra, "--_case", *args], capture_output=True,
                          text=True, cwd=ROOT)
     if res.returncode:
         return {"case": " ".join(args), "error": res.stderr.strip().splitlines()[-1:]}
@@ -128,19 +180,24 @@ def main() -> None:
     ap.add_argument("--cities", nargs="*", default=list(CITIES))
     ap.add_argument("--shipped-only", action="store_true",
                     help="forced-through table: skip the sample-1.0 run (slow at 100k)")
+    ap.add_argument("--gradient", type=float, default=None,
+                    help="synthetic cities: Clark's density gradient per km (0: uniform layout; "
+                         "default: the library's)")
     ap.add_argument("--_case", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._case:
         kind, arg = args._case[:2]
-        print(json.dumps(case_scale(int(arg)) if kind == "scale"
-                         else case_forced(arg, shipped_only="shipped" in args._case[2:])))
+        print(json.dumps(case_scale(int(arg), args.gradient) if kind == "scale"
+                         else case_forced(arg, shipped_only="shipped" in args._case[2:],
+                                          gradient=args.gradient)))
         return
+    grad = [] if args.gradient is None else ["--gradient", str(args.gradient)]
     if args.cities:
         print("| city | buildings | sample | trips | forced through | completed | mean delay s "
               "| full: trips | forced | mean delay s | delay sampled/full |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name in args.cities:
-            r = _sub(["forced", name, *(["shipped"] if args.shipped_only else [])])
+            r = _sub(["forced", name, *(["shipped"] if args.shipped_only else [])], grad)
             if "error" in r:
                 print(f"| {name} | error: {r['error']} |")
                 continue
@@ -154,11 +211,12 @@ def main() -> None:
                   f"{100 * r['full_forced_share']:.2f} % | {r['full_mean_delay_s']:.2f} | "
                   f"{ratio:.3f} |", flush=True)
     for n in args.sizes:
-        r = _sub(["scale", str(n)])
+        r = _sub(["scale", str(n)], grad)
         if "error" in r:
             print(f"\nsynthetic {n}: error {r['error']}")
             continue
-        print(f"\n== synthetic city, {r['buildings']} buildings, {r['road_edges']} road links")
+        print(f"\n== synthetic city, {r['buildings']} buildings, {r['road_edges']} road links, "
+              f"{r['residents_per_km2']:,.0f} residents/km2")
         print(f"  build      wall {r['build_wall_s']:7.1f} s  CPU {r['build_cpu_s']:7.1f} s  "
               f"peak RSS {r['build_rss_mb']:7.0f} MB")
         print(f"  24 h run   wall {r['run_wall_s']:7.1f} s  CPU {r['run_cpu_s']:7.1f} s  "
@@ -168,7 +226,10 @@ def main() -> None:
             f"{k} {v:.1f} s" for k, v in r["cpu_by_domain"].items()))
         print(f"  traffic    {r['trips']} trips, forced through {100 * r['forced_share']:.2f} %, "
               f"completed {100 * r['completed_share']:.1f} %, mean delay "
-              f"{r['mean_delay_s']:.1f} s", flush=True)
+              f"{r['mean_delay_s']:.1f} s")
+        print(f"  demand set-up CPU {r.get('generate_demand_cpu_s', 0.0):.1f} s; route_trips "
+              f"{r.get('route_trips_calls', 0)} calls, CPU {r.get('route_trips_cpu_s', 0.0):.1f} s",
+              flush=True)
 
 
 if __name__ == "__main__":
