@@ -131,7 +131,7 @@ def _execute(payload: dict[str, Any]) -> dict[str, Any]:
         return {"path": str(path), "skipped": True}
     scenario = Scenario.model_validate(payload["scenario"])
     res = run_scenario(scenario, seed=int(payload["seed"]), out=path)
-    return {"path": str(path), "skipped": False, "digest": res.digest(),
+    return {"path": str(path), "skipped": False, "digest": res.manifest["digest"],
             "wall_time_s": res.manifest["wall_time_s"]}
 
 

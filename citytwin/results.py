@@ -502,20 +502,24 @@ class Results:
 
     # ---- disk
     def write(self, out: str | Path, *, force: bool = False) -> Path:
-        """Write the results directory atomically (see :func:`atomic_write_dir`)."""
+        """Write the results directory atomically (see :func:`atomic_write_dir`).
+
+        Afterwards ``manifest["digest"]`` is the digest written (as :meth:`read` gives it)."""
         out = Path(out).resolve()
+        digest = self.digest()
 
         def _write(tmp: Path) -> None:
             for name, df in self.tables.items():
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
             manifest = dict(self.manifest)
-            manifest["digest"] = self.digest()
+            manifest["digest"] = digest
             manifest["tables"] = sorted(self.tables)  # citytwin's own files, for a rewrite
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
                                                    default=str))
 
         atomic_write_dir(out, _write, force=force)
         self.path = out
+        self.manifest["digest"] = digest  # callers print it without hashing every table again
         log.info("wrote results %s", out)
         return out
 

@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     res.write(out, force=args.force)
-    print(f"wrote {out}  ({res.manifest['wall_time_s']:.1f} s, digest {res.digest()[:12]})")
+    print(f"wrote {out}  ({res.manifest['wall_time_s']:.1f} s, digest {res.manifest['digest'][:12]})")
     _print_build_issues(res.manifest, out)
     kpis = res.kpis
     if len(kpis):
