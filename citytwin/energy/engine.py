@@ -440,22 +440,31 @@ class EnergyEngine:
             self._ev_since = t1
             sample = float(getattr(getattr(tr, "params", None), "sample", 1.0) or 1.0)
             # a traffic sample: each EV stands for 1/sample
-            self.ev.add(self._with_temperature(arr), weight=1.0 / sample)
+            self.ev.add(arr, weight=1.0 / sample, temp_c=self._arrival_temps(arr))
         elif self._arrivals is not None:
             a = self._arrivals
             end = int(np.searchsorted(a["arrive_s"].to_numpy(), t1, side="left"))
             if end > self._arr_ptr:
-                self.ev.add(self._with_temperature(a.iloc[self._arr_ptr:end]))
+                part = a.iloc[self._arr_ptr:end]
+                self.ev.add(part, temp_c=self._arrival_temps(part))
                 self._arr_ptr = end
 
-    def _with_temperature(self, arrivals: pd.DataFrame) -> pd.DataFrame:
-        """``arrivals`` with the outdoor temperature at each arrival (°C; the run's weather,
-        heat waves and cold snaps included): EV consumption per km depends on it."""
+    def _arrival_temps(self, arrivals: pd.DataFrame) -> np.ndarray | None:
+        """Outdoor temperature at each arrival (°C; the run's weather, heat waves and cold snaps
+        included): EV consumption per km depends on it. None when the arrivals carry their own
+        ``temp_c`` (or there are none)."""
         if arrivals is None or len(arrivals) == 0 or "temp_c" in arrivals:
-            return arrivals
+            return None
         t_mid = (np.arange(self.n_steps) + 0.5) * self.dt_s
-        at = pd.to_numeric(arrivals["arrive_s"], errors="coerce").to_numpy(float)
-        return arrivals.assign(temp_c=np.interp(at, t_mid, self.temp_c))
+        x = arrivals["arrive_s"]
+        at = (x.to_numpy(float) if isinstance(x.dtype, np.dtype) and x.dtype.kind in "iuf"
+              else pd.to_numeric(x, errors="coerce").to_numpy(float))
+        return np.interp(at, t_mid, self.temp_c)
+
+    def _with_temperature(self, arrivals: pd.DataFrame) -> pd.DataFrame:
+        """``arrivals`` with the ``temp_c`` column the engine charges them at."""
+        temps = self._arrival_temps(arrivals)
+        return arrivals if temps is None else arrivals.assign(temp_c=temps)
 
     def advance(self, until_s: float) -> None:
         """Simulate every energy step that ends by ``until_s`` (all remaining steps once

@@ -126,11 +126,15 @@ def validate_arrivals(arrivals: pd.DataFrame, *, building_ids: np.ndarray,
     return problems
 
 
-def _sorted_columns(arrivals: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The arrivals' columns (contract ones and ``temp_c``/``duration_s`` when present) as
-    arrays, rows in stable (``arrive_s``, ``vehicle_id``) order."""
+def _sorted_columns(arrivals: pd.DataFrame, temp_c: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
+    """The arrivals' columns (contract ones and ``temp_c``/``duration_s`` when present;
+    ``temp_c`` given replaces the column) as arrays, rows in stable (``arrive_s``,
+    ``vehicle_id``) order."""
     names = [c for c in (*EV_COLUMNS, "temp_c", "duration_s") if c in arrivals.columns]
     cols = {c: arrivals[c].to_numpy() for c in names}
+    if temp_c is not None:
+        cols["temp_c"] = np.asarray(temp_c, dtype=float)
     # keys as sorted-category codes, as pandas' multi-key sort_values factorizes them
     # (missing values last, as sort_values' na_position; numbers sort as themselves)
     keys = []
@@ -217,11 +221,13 @@ class ChargingState:
         self.sessions_table_parts: list[pd.DataFrame] = []
 
     # -- sessions ----------------------------------------------------------------------------
-    def add(self, arrivals: pd.DataFrame, *, weight: float = 1.0) -> int:
+    def add(self, arrivals: pd.DataFrame, *, weight: float = 1.0,
+            temp_c: np.ndarray | None = None) -> int:
         """Add sessions for ``arrivals`` (contract columns). Returns the number of sessions.
 
         ``weight``: vehicles each arrival stands for (1 / the traffic sample share): a session
-        then charges that many identical cars (energy and power scaled)."""
+        then charges that many identical cars (energy and power scaled). ``temp_c``: outdoor
+        temperature per row (°C), as a ``temp_c`` column would give it."""
         if not weight > 0:
             raise InputError([f"EV arrival weight must be > 0, got {weight}"])
         if arrivals is None or len(arrivals) == 0:
@@ -232,7 +238,9 @@ class ChargingState:
         a = self.a
         # columns as arrays in (arrive_s, vehicle_id) order, ties in input order (what a stable
         # sort_values gives, without copying the frame: ~1 ms per call of a pandas sort)
-        cols = _sorted_columns(arrivals)
+        if temp_c is not None and np.shape(temp_c) != (len(arrivals),):
+            raise InputError([f"temp_c: shape {np.shape(temp_c)}, expected ({len(arrivals)},)"])
+        cols = _sorted_columns(arrivals, temp_c)
         self.arrivals_seen += len(arrivals)
         vid = cols["vehicle_id"]
         new = [v for v in pd.unique(vid).tolist() if v not in self._soc]
