@@ -12,6 +12,11 @@ Then a saturated case (``--saturated N``, default 20k trips in 30 min, fixed rou
 horizon): queues form over the pulse and dissolve after it; compared are the vehicle-hours
 including unfinished trips and each link's discharge (vehicles that left it) in total and per
 5 minutes. ``--saturated 0`` skips it.
+
+Last, a single one-lane bottleneck fed by Poisson arrivals (``--bottleneck``, on by default):
+the mean delay in citytwin, in UXsim and in M/D/1 theory (rho / (2 mu (1 - rho))) per
+utilisation and capacity, the queueing ground truth both engines are checked against.
+``--no-bottleneck`` skips it.
 """
 
 from __future__ import annotations
@@ -153,6 +158,58 @@ def saturated_case(G, n: int, *, pulse_s: float = 1800.0, horizon_s: float = 108
               f"citytwin {dis_c[e].max() * 3600 / bins_s:6.0f}  uxsim {dis_u[e].max() * 3600 / bins_s:6.0f} veh/h")
 
 
+def _bottleneck_uxsim(cap_vph: float, dep: np.ndarray) -> float:
+    """Mean trip time through a one-lane bottleneck of ``cap_vph`` in UXsim (C++, per vehicle):
+    a 4-lane feeder and exit, 500 m each, the bottleneck's outflow capacity set."""
+    import uxsim
+
+    W = uxsim.World(cpp=True, name="bn", deltan=1, tmax=float(dep[-1] + 3600.0), print_mode=0,
+                    save_mode=0, show_mode=0, random_seed=0, vehicle_logging_timestep_interval=0)
+    for i, x in enumerate((0.0, 500.0, 1000.0, 1500.0)):
+        W.addNode(f"n{i}", x, 0.0)
+    for i, lanes in enumerate((4, 1, 4)):
+        W.addLink(f"l{i}", f"n{i}", f"n{i + 1}", length=500.0, free_flow_speed=15.0,
+                  jam_density_per_lane=0.2, number_of_lanes=lanes,
+                  capacity_out=cap_vph / 3600.0 if lanes == 1 else None)
+    vehs = [W.addVehicle("n0", "n3", float(t)) for t in dep]
+    W.exec_simulation()
+    return float(np.mean([v.travel_time for v in vehs if v.state == "end"]))
+
+
+def _bottleneck_citytwin(cap_vph: float, dep: np.ndarray) -> float:
+    from citytwin.traffic.grid import chain_roads
+
+    G = chain_roads([(500.0, 54.0, 4, 8000.0), (500.0, 54.0, 1, cap_vph), (500.0, 54.0, 4, 8000.0)])
+    trips = pd.DataFrame({"origin_node": 0, "dest_node": 3, "depart_s": dep})
+    eng = run_traffic(examples.assembled(G), TrafficParams(stuck_s=1e9), seed=0, trips=trips)
+    tab = eng.trips_table()
+    return float((tab["arrive_s"] - tab["depart_s"]).mean())
+
+
+def bottleneck_case(caps=(900.0, 1800.0), rhos=(0.1, 0.3, 0.5, 0.7, 0.85), n: int = 3000,
+                    seeds=(0, 1)) -> None:
+    """Mean delay at a one-lane bottleneck: citytwin, UXsim and M/D/1 theory. Each engine's
+    delay is its mean trip time minus its own trip time at utilisation 0.01 (each engine's
+    free-flow time, discretisation included)."""
+    print("\n== one-lane bottleneck, Poisson arrivals: mean delay s (citytwin | UXsim C++ | M/D/1)")
+    for cap in caps:
+        def mean_tt(fn, rho, k=n, cap=cap):
+            out = []
+            for sd in seeds:
+                rng = np.random.default_rng(sd)
+                dep = np.cumsum(rng.exponential(3600.0 / (rho * cap), k))
+                out.append(fn(cap, dep))
+            return float(np.mean(out))
+        base_c = mean_tt(_bottleneck_citytwin, 0.01, 300)
+        base_u = mean_tt(_bottleneck_uxsim, 0.01, 300)
+        for rho in rhos:
+            d_c = mean_tt(_bottleneck_citytwin, rho) - base_c
+            d_u = mean_tt(_bottleneck_uxsim, rho) - base_u
+            theory = rho / (2 * cap / 3600.0 * (1 - rho))
+            print(f"  capacity {cap:5.0f} veh/h  rho {rho:4.2f}:  citytwin {d_c:6.2f}  "
+                  f"uxsim {d_u:6.2f}  M/D/1 {theory:6.2f}", flush=True)
+
+
 def run_uxsim(G, trips: pd.DataFrame, *, cpp: bool, tmax: float, deltan: int = 1,
               dynamic: bool = False) -> tuple[float, float, np.ndarray, float]:
     import uxsim
@@ -209,6 +266,8 @@ def main() -> None:
                          "--saturated-pulse-s 900: deep gridlock)")
     ap.add_argument("--saturated-pulse-s", type=float, default=1800.0)
     ap.add_argument("--saturated-horizon-s", type=float, default=10800.0)
+    ap.add_argument("--bottleneck", action=argparse.BooleanOptionalAction, default=True,
+                    help="one-lane bottleneck against M/D/1 theory in both engines")
     args = ap.parse_args()
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 50_000, 100_000])
     G = grid_roads(20, 20, seed=42)
@@ -252,6 +311,8 @@ def main() -> None:
                                                               seed=42)
         saturated_case(Gs, args.saturated, pulse_s=args.saturated_pulse_s,
                        horizon_s=args.saturated_horizon_s)
+    if args.bottleneck:
+        bottleneck_case()
 
 
 if __name__ == "__main__":

@@ -170,7 +170,9 @@ def run_steps(
             p = prev_trip[k]
             if p >= 0 and state[p] != ARRIVED and route_len[p] > 0:
                 continue  # released when its previous trip of the chain arrives
-            _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
+            # departs at its planned time (fractional) if that lies within this step
+            td = depart_plan[k] if depart_plan[k] > t - dt else t
+            _enqueue_wait(k, td, state, nxt, route_off, route_edges, ridx, wait_head, wait_tail,
                           depart_t, counters, edge_from, node_wait)
         # ---- 2. capacity accumulators are topped up lazily (_top_up) when a link is looked at
         step_no += 1
@@ -240,11 +242,14 @@ def run_steps(
                         wait_tail[f] = -1
                     counters[3] -= 1
                     node_wait[n] -= 1
+                    # as a crossing (no outflow bucket): at its departure time or when the
+                    # inflow bucket reached one car, within this step; else now
+                    cross = _crossing(t, dt, depart_t[h], INF, 1.0, acc_in[f], cap_step[f])
                     acc_in[f] = _take(acc_in[f], cap_step[f], burst_in[f], t - depart_t[h], dt)
                     used_in[f] += 1
                     _tag(f, n, dep_tag, vclock, cap_step)
                     state[h] = ON_LINK
-                    _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
+                    _append(f, h, cross, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
                             rec_entries)
                     continue
                 h = head[e]
@@ -265,7 +270,9 @@ def run_steps(
                     counters[1] += 1
                     q = next_trip[h]
                     if q >= 0 and state[q] == PENDING and depart_plan[q] <= t and route_len[q] > 0:
-                        _enqueue_wait(q, t, state, nxt, route_off, route_edges, ridx, wait_head,
+                        # released by this arrival: departs then, or at its plan if later
+                        td = depart_plan[q] if depart_plan[q] > arrive_t[h] else arrive_t[h]
+                        _enqueue_wait(q, td, state, nxt, route_off, route_edges, ridx, wait_head,
                                       wait_tail, depart_t, counters, edge_from, node_wait)
                     continue
                 f = route_edges[route_off[h] + ridx[h] + 1]
@@ -282,12 +289,15 @@ def run_steps(
                         continue
                     forced[h] += 1
                     counters[2] += 1
+                    cross = t
                 else:
                     # the next link's supply in free flow is its capacity (the kinematic-wave
                     # receiving flow): through traffic and departures share one inflow bucket
                     if acc_in[f] < 1.0 - 1e-9:
                         active[best] = False
                         continue
+                    cross = _crossing(t, dt, ready_t[h], acc[e], cap_step[e], acc_in[f],
+                                      cap_step[f])
                     acc_in[f] = _take(acc_in[f], cap_step[f], burst_in[f], t - ready_t[h], dt)
                     used_in[f] += 1
                 _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
@@ -298,9 +308,6 @@ def run_steps(
                 _tag(e, n, wrr, vclock, cap_step)
                 blocked_since[e] = INF
                 ridx[h] += 1
-                # a car that leaves in the first step it could crossed the node at its ready time
-                # (keeps fractional free-flow times from adding up over a route); else now
-                cross = ready_t[h] if ready_t[h] > t - dt else t
                 _append(f, h, cross, head, tail, count, nxt, cur_link, enter_t, ready_t, ff,
                         rec_entries)
         t += dt
@@ -332,6 +339,40 @@ def _top_up(e, step_no, acc, last, cap_step, burst):
         a = acc[e] + cap_step[e] * k
         acc[e] = a if a < lim else lim
         last[e] = step_no
+
+
+@njit(cache=True)
+def _token_time(t, dt, a, cap_step):
+    """When a bucket holding ``a`` (>= 1) at step time ``t`` last reached one car: within this
+    step if it holds less than one step's refill beyond one car (it fills at cap_step / dt),
+    else before the step began (-inf: the bucket did not hold the car back)."""
+    if cap_step > 1e-12 and a - 1.0 < cap_step:
+        return t - (a - 1.0) * dt / cap_step
+    return -INF
+
+
+@njit(cache=True)
+def _crossing(t, dt, ready, a_out, cap_out, a_in, cap_in):
+    """Continuous time at which a car crossing a node in the step ending at ``t`` crossed.
+
+    Not before its ready time, nor before each of the two buckets it draws on (the outflow of
+    its link, the inflow of the next) reached one car. A car ready within the step crosses at
+    the later of these; a car ready before the step that waited for a bucket crosses when the
+    last bucket filled; one that waited for space or its turn at the node crosses at ``t``.
+    Rounding every wait up to the step overstated the M/D/1 delay wherever one car's service
+    is shorter than a step (1.8x at 4,500 veh/h, 3x at 7,200 veh/h, on a 1 s step).
+
+    Only the time moves: the buckets are charged from the car's ready time as before
+    (:func:`_take`), so a bucket that did not hold the car back keeps what it carried within
+    the step. Charging them from the crossing time instead cut merges' throughput in a
+    saturated grid (vehicle-hours 1.10x UXsim's, against 1.04x this way)."""
+    tok = _token_time(t, dt, a_out, cap_out)
+    tin = _token_time(t, dt, a_in, cap_in)
+    if tin > tok:
+        tok = tin
+    if ready > t - dt:
+        return ready if ready > tok else tok
+    return tok if tok > t - dt else t
 
 
 @njit(cache=True)
@@ -371,6 +412,10 @@ def _enqueue_wait(k, t, state, nxt, route_off, route_edges, ridx, wait_head, wai
 
 @njit(cache=True)
 def _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec_entries):
+    # a link is FIFO: a car does not enter it before the car ahead of it did (crossing times
+    # within a step are continuous, and cars are handled in node order, not time order)
+    if tail[f] >= 0 and enter_t[tail[f]] > t:
+        t = enter_t[tail[f]]
     nxt[h] = -1
     if tail[f] >= 0:
         nxt[tail[f]] = h

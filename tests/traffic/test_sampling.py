@@ -13,12 +13,14 @@ from citytwin.traffic.grid import chain_roads
 CAP = 900.0
 
 
-def _bottleneck_delay(city_of, rho: float, sample: float, seed: int, hours: float = 10.0) -> float:
-    """Mean delay at a one-lane bottleneck of 900 veh/h fed by Poisson arrivals at ``rho``."""
-    G = chain_roads([(1000.0, 50.0, 4, 8000.0), (200.0, 50.0, 1, CAP), (500.0, 50.0, 4, 8000.0)])
+def _bottleneck_delay(city_of, rho: float, sample: float, seed: int, hours: float = 10.0,
+                      cap: float = CAP) -> float:
+    """Mean delay at a one-lane bottleneck of ``cap`` veh/h fed by Poisson arrivals at ``rho``
+    (departure times fractional, as a real demand's are not whole steps)."""
+    G = chain_roads([(1000.0, 50.0, 4, 8000.0), (200.0, 50.0, 1, cap), (500.0, 50.0, 4, 8000.0)])
     rng = np.random.default_rng(seed)
     T = hours * 3600.0
-    dep = np.sort(rng.uniform(0, T, rng.poisson(rho * CAP / 3600.0 * sample * T)))
+    dep = np.sort(rng.uniform(0, T, rng.poisson(rho * cap / 3600.0 * sample * T)))
     trips = pd.DataFrame({"origin_node": 0, "dest_node": 3, "depart_s": dep})
     eng = run_traffic(city_of(G), TrafficParams(sample=sample, stuck_s=1e9), seed=0, trips=trips)
     return eng.kpis()["mean_delay_s"]
@@ -32,6 +34,18 @@ def test_full_population_bottleneck_is_md1(city_of, rho):
     one's (it did: 1.55 s instead of 2.0 s at rho 0.5)."""
     got = _bottleneck_delay(city_of, rho, 1.0, seed=1, hours=30.0)
     theory = rho / (2 * CAP / 3600.0 * (1 - rho))
+    assert got == pytest.approx(theory, rel=0.1), (got, theory)
+
+
+@pytest.mark.parametrize("cap", [4500.0, 7200.0])
+def test_bottleneck_faster_than_the_step_is_md1(city_of, cap):
+    """One car's service (0.8 s, 0.5 s) shorter than the 1 s step: a car that waits crosses
+    when the bucket reached one car, not at the next step time, and a departure enters at its
+    planned (fractional) time. Rounding both up to the step gave 0.71 s and 0.75 s against
+    M/D/1's 0.40 s and 0.25 s at utilisation 0.5."""
+    rho = 0.5
+    got = _bottleneck_delay(city_of, rho, 1.0, seed=1, hours=20.0, cap=cap)
+    theory = rho / (2 * cap / 3600.0 * (1 - rho))
     assert got == pytest.approx(theory, rel=0.1), (got, theory)
 
 
@@ -102,6 +116,8 @@ def test_kotka_sampled_matches_full_and_few_forced():
     # a 10 % sample is ~2,300 trips: its mean over three seeds against the full population
     assert 0.3 * delay[1.0] < delay[0.1] < 3.0 * delay[1.0], delay
     if delay[0.1] != pytest.approx(delay[1.0], rel=0.10):
-        # issue 16 stays open on this: 2.78 s vs 1.88 s (1.48x) with the M/D/1-fitted burst;
-        # the synthetic cities err the other way (0.58x, 0.80x), so no one law fits all
+        # issue 16 stays open on this: ~1.85x with the M/D/1-fitted burst (the full population's
+        # delay fell to 1.5 s when waits stopped being rounded up to the step). Real networks
+        # (median link 8 m in Helsinki, 34 m in Kotka: long chains of servers) want a deeper
+        # burst, the synthetic grids (100 m links) a shallower one: no one constant fits all
         pytest.xfail(f"sampled/full mean delay {delay[0.1] / delay[1.0]:.2f} (issue 16 open)")
