@@ -156,6 +156,8 @@ class EmergencyEngine:
         self._queue: list[tuple[int, int, int, float]] = []  # (priority, incident, req, since)
         self._records: dict[int, dict[str, Any]] = {}
         self._dispatches: list[dict[str, Any]] = []
+        self._advanced = 0  # advance calls so far: tables() is rebuilt only after one
+        self._tables: tuple[int, dict[str, pd.DataFrame]] | None = None
         self._cost: np.ndarray | None = None
         self._mat: Any = None
         self._mat_rev: Any = None
@@ -270,6 +272,7 @@ class EmergencyEngine:
 
     def advance(self, until_s: float) -> None:
         """Simulate calls and unit movements up to ``until_s`` (s since the period start)."""
+        self._advanced += 1
         self._refresh_cost()
         energy = getattr(self.model, "energy", None)
         unsupplied = None if energy is None else np.asarray(energy.unsupplied_buildings(), bool)
@@ -613,7 +616,15 @@ class EmergencyEngine:
     # ----------------------------------------------------------------- results
     def tables(self) -> dict[str, pd.DataFrame]:
         """``incidents`` (contract columns + status, unit_type, node), ``dispatches``, ``units``
-        and ``timeseries`` (series ``units_busy_n`` and ``queue_n`` at every ``advance``)."""
+        and ``timeseries`` (series ``units_busy_n`` and ``queue_n`` at every ``advance``).
+
+        Built once per state (``kpis``, ``kpi_notes`` and the model's results all read them);
+        each call returns copies."""
+        if self._tables is None or self._tables[0] != self._advanced:
+            self._tables = (self._advanced, self._build_tables())
+        return {name: df.copy() for name, df in self._tables[1].items()}
+
+    def _build_tables(self) -> dict[str, pd.DataFrame]:
         recs = [self._records[i] for i in sorted(self._records)]
         cols = ["incident_id", "time_s", "type", "priority", "building_id", "unit_id",
                 "turnout_s", "travel_s", "response_s", "queued_s", "status", "unit_type",
