@@ -77,7 +77,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
 from pyproj import CRS
@@ -353,6 +352,8 @@ def read_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
             [f"unsupported format '{suffix}': expected .gpkg, .osm.pbf or a directory of layers"],
             source=str(path),
         )
+    import pyogrio  # only when reading files: a run from the city cache never does (~0.05 s)
+
     try:
         available = [str(r[0]) for r in pyogrio.list_layers(path)]
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
@@ -372,6 +373,8 @@ def read_layers(path: str | Path) -> dict[str, gpd.GeoDataFrame]:
 def _read_ogr(path: Path, layer: str | None, lname: str) -> gpd.GeoDataFrame:
     """Read one OGR layer; text that is not UTF-8 is decoded as Latin-1 (every byte is a
     character there), and anything unreadable is a GeodataError naming the layer."""
+    import pyogrio
+
     try:
         return pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
     except Exception as exc:  # noqa: BLE001 - Arrow/GDAL raise many types for bad bytes

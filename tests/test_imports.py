@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("mesa", "pandapower", "matplotlib", "scipy.stats", "geopandas", "solara")
+HEAVY = ("mesa", "pandapower", "matplotlib", "scipy.stats", "geopandas", "solara", "pyogrio")
 
 
 def _imported_after(code: str) -> list[str]:
