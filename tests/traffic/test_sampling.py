@@ -121,3 +121,36 @@ def test_kotka_sampled_matches_full_and_few_forced():
         # (median link 8 m in Helsinki, 34 m in Kotka: long chains of servers) want a deeper
         # burst, the synthetic grids (100 m links) a shallower one: no one constant fits all
         pytest.xfail(f"sampled/full mean delay {delay[0.1] / delay[1.0]:.2f} (issue 16 open)")
+
+
+def _corridor_delay(city_of, rho: float, sample: float, seed: int, n_links: int,
+                    hours: float = 20.0) -> float:
+    """Mean delay on a corridor of ``n_links`` one-lane links (50 m, 800 veh/h): half of the
+    final flow enters at its start, the rest departs evenly from the nodes along it (the
+    houses of a street), ``rho`` the utilisation of its last link."""
+    cap = 800.0
+    G = chain_roads([(50.0, 40.0, 1, cap)] * n_links + [(300.0, 50.0, 4, 8000.0)])
+    rng = np.random.default_rng(seed)
+    T = hours * 3600.0
+    shares = [0.5] + [0.5 / (n_links - 1)] * (n_links - 1)
+    rows = [pd.DataFrame({"origin_node": o, "dest_node": n_links + 1,
+                          "depart_s": rng.uniform(0, T, rng.poisson(rho * sh * cap / 3600.0
+                                                                     * sample * T))})
+            for o, sh in enumerate(shares)]
+    trips = pd.concat(rows).sort_values("depart_s").reset_index(drop=True)
+    eng = run_traffic(city_of(G), TrafficParams(sample=sample, stuck_s=1e9), seed=0, trips=trips)
+    return eng.kpis()["mean_delay_s"]
+
+
+def test_sampled_corridor_with_side_departures_matches_full(city_of):
+    """The smallest network where sampled runs err as on real streets: a corridor whose merges
+    (departures joining at every node) come one after another. The full population's delay
+    hardly grows with the merges (3.37 s over 2 links, 3.41 s over 10 at utilisation 0.6): its
+    through stream leaves each link spaced by the service time. A 10 % sample's does (1.09x
+    over 2 links, 1.46x over 10): its cars are 10x coarser and the burst that fits one server
+    does not make a chain of them behave as the full population's."""
+    full = np.mean([_corridor_delay(city_of, 0.6, 1.0, seed=k, n_links=10) for k in (1, 2)])
+    sampled = np.mean([_corridor_delay(city_of, 0.6, 0.1, seed=k, n_links=10) for k in range(4)])
+    assert 0.5 * full < sampled < 2.0 * full, (sampled, full)
+    if sampled != pytest.approx(full, rel=0.10):
+        pytest.xfail(f"corridor sampled/full mean delay {sampled / full:.2f} (issue 16 open)")
