@@ -14,6 +14,10 @@ A per-vehicle mesoscopic queue model in the style of MATSim's QSim, advanced in 
 * a link takes in at most its capacity (through traffic and departures draw on one inflow
   bucket: the kinematic-wave supply of a link in free flow), so the excess of a merge waits
   upstream, where in a FIFO diverge it holds the other branch too;
+* decisions are taken once per step, but times are continuous: a departure enters at its
+  planned time and a car crosses a node at the later of its ready time and the time each bucket
+  it draws on reached one car (:func:`_crossing`), so a server faster than the step keeps
+  M/D/1's delay and free-flow times do not add up rounding over a route;
 * a head vehicle that waited ``stuck_s`` for space is pushed through (gridlock resolution);
 * space freed at a link's downstream end reaches the upstream end only after length / wave speed
   (holes travel backwards at the kinematic-wave speed), kept as a ring of hole release times.
