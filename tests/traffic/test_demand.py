@@ -91,6 +91,21 @@ def test_trips_from_od_counts():
     assert t.depart_s.between(0, 3600).all()
 
 
+def _count_choose(monkeypatch) -> list[int]:
+    """Calls of the per-choice tree path (demand._choose), counted."""
+    from citytwin.traffic import demand
+
+    calls: list[int] = []
+    real_choose = demand._choose
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real_choose(*a, **kw)
+
+    monkeypatch.setattr(demand, "_choose", counted)
+    return calls
+
+
 @pytest.mark.parametrize("n", [0, 300, 2000])
 def test_one_tree_per_home_node_picks_as_a_tree_per_choice(monkeypatch, n):
     """Work and other choices share one tree per home node; the trips are those of a tree per
@@ -100,14 +115,7 @@ def test_one_tree_per_home_node_picks_as_a_tree_per_choice(monkeypatch, n):
     city = _city() if n == 0 else examples.synthetic(n)
     params = [TrafficParams(car_share=0.5), TrafficParams(gravity_beta_per_min=0.5),
               TrafficParams(sample=0.3, other_trips_per_person=2.0)]
-    calls = []
-    real_choose = demand._choose
-
-    def counted(*a, **kw):
-        calls.append(1)
-        return real_choose(*a, **kw)
-
-    monkeypatch.setattr(demand, "_choose", counted)
+    calls = _count_choose(monkeypatch)
     shared = [generate_demand(city, p, seed=7) for p in params]
     assert not calls  # the shared trees served every choice
     monkeypatch.setattr(demand, "_reaching", lambda arrays, a, d: np.zeros(arrays.n_nodes, bool))
@@ -121,17 +129,9 @@ def test_underflowing_gravity_falls_back_to_a_tree_per_choice(monkeypatch):
     """exp(-beta t / 60) is 0 beyond ~64 s at beta 700: homes whose shops are all farther (half
     of them) draw no destination although shops are reachable, which the shared trees'
     draws did not foresee."""
-    from citytwin.traffic import demand
 
     city = _city()
-    calls = []
-    real_choose = demand._choose
-
-    def counted(*a, **kw):
-        calls.append(1)
-        return real_choose(*a, **kw)
-
-    monkeypatch.setattr(demand, "_choose", counted)
+    calls = _count_choose(monkeypatch)
     p = TrafficParams(gravity_beta_per_min=700.0)
     d = generate_demand(city, p, seed=3)
     assert len(calls) == 2  # fell back
