@@ -351,7 +351,8 @@ def _token_time(t, dt, a, cap_step):
     step if it holds less than one step's refill beyond one car (it fills at cap_step / dt),
     else before the step began (-inf: the bucket did not hold the car back)."""
     if cap_step > 1e-12 and a - 1.0 < cap_step:
-        return t - (a - 1.0) * dt / cap_step
+        lag = (a - 1.0) * dt / cap_step
+        return t - lag if lag > 0.0 else t  # a bucket let through at 1 - 1e-9: now, not later
     return -INF
 
 
