@@ -439,7 +439,7 @@ class TrafficEngine:
         smoother (SCV ``phi`` < 1, :meth:`_update_variability`: downstream of busy links) is
         given the law at the sample ``sample * sqrt(phi)``, a deeper burst. The square root is
         fitted on a corridor of merges (phi itself overshot: 0.70x the full population's delay
-        at utilisation 0.6; the square root 0.90-1.02x where the plain law gave 1.37-1.52x)."""
+        at utilisation 0.6; the square root 0.88-1.02x where the plain law gave 1.37-1.52x)."""
         p = self.params
         if p.sample >= 1.0:
             return
