@@ -394,12 +394,14 @@ class TrafficEngine:
         Departures onto a link are Poisson (SCV 1). A link's exit is a deterministic server: its
         output keeps (1 - rho^2) of its input's SCV. Splitting a stream into a turn with
         probability p leaves p SCV + 1 - p; a link's arrivals are the flow-weighted mean of the
-        streams merging into it. The linear system is solved by fixed-point passes (its rows sum to
-        at most 1, less wherever departures join, a stream splits or a server is busy), a few
-        every 15 simulated minutes from the last solution: the flows change slowly, and 40
-        passes from 1 at every route refresh were a fifth of a sampled 10k city's traffic CPU. Where the SCV is below 1 the full population's stream is smoother than Poisson,
-        so its queues are shorter than the M/D/1 ones the burst law was fitted on;
-        :meth:`_update_burst` reads that as a smaller sample."""
+        streams merging into it. The linear system is solved by fixed-point passes (its rows
+        sum to at most 1, less wherever departures join, a stream splits or a server is busy),
+        a few every 15 simulated minutes from the last solution: the flows change slowly, and
+        40 passes from 1 at every route refresh were a fifth of a sampled 10k city's traffic
+        CPU. Where the SCV is below 1 the full population's stream is smoother than Poisson, so
+        its queues are shorter than the M/D/1 ones the burst law was fitted on;
+        :meth:`_update_burst` reads that as a smaller sample. Re-routed cars' new tails are not
+        counted (the counts are of trips as first routed)."""
         T = self._turns
         if T is None:
             return
