@@ -165,7 +165,6 @@ class TrafficEngine:
         self.burst_in = self.burst.copy()
         # variability of each link's arrivals (squared coefficient of variation, 1 = Poisson)
         # from the routed flows (see _update_variability), and the decayed counts it reads
-        self.phi = np.ones(m)
         self._scv = np.ones(m)
         self._var_t: float | None = None
         self._turns: sparse.csr_matrix | None = None
@@ -421,7 +420,11 @@ class TrafficEngine:
         for _ in range(_QNA_PASSES):
             c2 = (fresh + kept @ (smooth * c2)) * inv
         self._scv = np.where(inflow > 0, c2, 1.0)
-        self.phi = np.where(inflow > 0, np.clip(c2, _PHI_MIN, 1.0), 1.0)
+
+    @property
+    def phi(self) -> np.ndarray:
+        """Each link's arrival SCV as the burst reads it: within [0.1, 1] (1 where no flow)."""
+        return np.clip(self._scv, _PHI_MIN, 1.0)
 
     def _update_burst(self) -> None:
         """Token-bucket depth of each link's outflow and departure inflow from its utilisation.

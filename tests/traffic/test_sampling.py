@@ -123,9 +123,8 @@ def test_kotka_sampled_matches_full_and_few_forced():
         pytest.xfail(f"sampled/full mean delay {delay[0.1] / delay[1.0]:.2f} (issue 16 open)")
 
 
-def _corridor_delay(city_of, rho: float, sample: float, seed: int, n_links: int,
-                    hours: float = 20.0) -> float:
-    """Mean delay on a corridor of ``n_links`` one-lane links (50 m, 800 veh/h): half of the
+def _corridor(rho: float, sample: float, seed: int, n_links: int, hours: float):
+    """A corridor of ``n_links`` one-lane links (50 m, 800 veh/h) and its trips: half of the
     final flow enters at its start, the rest departs evenly from the nodes along it (the
     houses of a street), ``rho`` the utilisation of its last link."""
     cap = 800.0
@@ -137,7 +136,13 @@ def _corridor_delay(city_of, rho: float, sample: float, seed: int, n_links: int,
                           "depart_s": rng.uniform(0, T, rng.poisson(rho * sh * cap / 3600.0
                                                                      * sample * T))})
             for o, sh in enumerate(shares)]
-    trips = pd.concat(rows).sort_values("depart_s").reset_index(drop=True)
+    return G, pd.concat(rows).sort_values("depart_s").reset_index(drop=True)
+
+
+def _corridor_delay(city_of, rho: float, sample: float, seed: int, n_links: int,
+                    hours: float = 20.0) -> float:
+    """Mean delay on :func:`_corridor`."""
+    G, trips = _corridor(rho, sample, seed, n_links, hours)
     eng = run_traffic(city_of(G), TrafficParams(sample=sample, stuck_s=1e9), seed=0, trips=trips)
     return eng.kpis()["mean_delay_s"]
 
@@ -167,19 +172,13 @@ def test_arrival_variability_is_qna_on_the_routed_flows(city_of):
     feed a link and falls below it down a corridor of busy servers. A full-population run never
     computes it (its burst is 0 whatever the SCV)."""
     n = 6
-    G = chain_roads([(50.0, 40.0, 1, 800.0)] * n + [(300.0, 50.0, 4, 8000.0)])
-    rng = np.random.default_rng(5)
-    T = 3 * 3600.0
-    shares = [0.5] + [0.5 / (n - 1)] * (n - 1)
-    trips = pd.concat([pd.DataFrame({"origin_node": o, "dest_node": n + 1,
-                                     "depart_s": rng.uniform(0, T, rng.poisson(0.6 * sh * 240.0))})
-                       for o, sh in enumerate(shares)]).sort_values("depart_s")
-    full = run_traffic(city_of(G), TrafficParams(sample=1.0, stuck_s=1e9), seed=0,
-                       trips=trips.reset_index(drop=True))
+    G, trips = _corridor(0.6, 1.0, seed=5, n_links=n, hours=1.0)
+    full = run_traffic(city_of(G), TrafficParams(sample=1.0, stuck_s=1e9), seed=0, trips=trips)
     assert full._turns is None and (full.phi == 1.0).all()
-    # 10 % of 0.6 x 800 veh/h on the last corridor link, for 3 h, observed as it ends
-    eng = run_traffic(city_of(G), TrafficParams(sample=0.1, stuck_s=1e9), seed=0,
-                      trips=trips.reset_index(drop=True), duration_s=T)
+    # a 10 % sample at utilisation 0.6 of the last corridor link for 3 h, observed as it ends
+    G, trips = _corridor(0.6, 0.1, seed=5, n_links=n, hours=3.0)
+    eng = run_traffic(city_of(G), TrafficParams(sample=0.1, stuck_s=1e9), seed=0, trips=trips,
+                      duration_s=3 * 3600.0)
     eng._update_variability()
     turns = eng._turns.toarray()
     dep = eng._dep_cnt
