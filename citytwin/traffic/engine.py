@@ -503,14 +503,21 @@ class TrafficEngine:
 
     def link_travel_times(self) -> np.ndarray:
         """Current travel time per edge_id (s) for a car entering now: the free-flow time, or the
-        time the cars already on the link need to discharge at its capacity, or the time the head
-        car has already spent (a link blocked downstream), whichever is largest. Closed: inf.
+        time the cars already on the link, less those its outflow bucket lets go at once, need to
+        discharge at its capacity, or the time the head car has already spent (a link blocked
+        downstream), whichever is largest. Closed: inf.
 
         (An average of recent traversals, ``tt_ema``, lags behind growing and shrinking queues;
         this estimate made dynamic routing on the congested 100k grid ~10 % faster.)"""
         hw = K.head_wait(self.t, self.head, self.enter_t, self.ff)
         cap_s = np.maximum(self.cap_step / self.params.step_s, 1e-9)
-        out = np.maximum(np.maximum(self.ff, self.count / cap_s), hw)
+        # the cars on the link beyond what its outflow bucket lets go at once (the sampling
+        # burst included), at its capacity: one sampled car on a short link otherwise read as
+        # 1 / (sample x capacity), 22 s at sample 0.2 on a 800 veh/h street of 1 s free flow
+        tokens = np.minimum(self.acc + self.cap_step * (self.acc_step[0] - self.acc_last),
+                            self.cap_step + 1.0 + self.burst)
+        ahead = np.maximum(self.count - tokens, 0.0)
+        out = np.maximum(np.maximum(self.ff, ahead / cap_s), hw)
         out[self.closed] = np.inf
         return out
 

@@ -113,13 +113,14 @@ def test_kotka_sampled_matches_full_and_few_forced():
             assert k["trips_forced_through"] / k["trips_departed"] < 0.02, (s, seed, k)
             got.append(k["mean_delay_s"])
         delay[s] = float(np.mean(got))
-    # a 10 % sample is ~2,300 trips: its mean over three seeds against the full population
-    assert 0.3 * delay[1.0] < delay[0.1] < 3.0 * delay[1.0], delay
+    # a 10 % sample is ~2,300 trips: its mean over three seeds against the full population.
+    # 2.00x while routes were searched on a link time that read one sampled car on a short
+    # street as a queue (test_link_time_reads_a_lone_car_in_free_flow_as_free_flow); 1.34x since
+    assert 0.5 * delay[1.0] < delay[0.1] < 1.6 * delay[1.0], delay
     if delay[0.1] != pytest.approx(delay[1.0], rel=0.10):
-        # issue 16 stays open on this: ~1.85x with the M/D/1-fitted burst (the full population's
-        # delay fell to 1.5 s when waits stopped being rounded up to the step). Real networks
-        # (median link 8 m in Helsinki, 34 m in Kotka: long chains of servers) want a deeper
-        # burst, the synthetic grids (100 m links) a shallower one: no one constant fits all
+        # issue 16 stays open on this. With free-flow routes (no routing in the comparison) a
+        # sample of 0.2 gives 1.17x here, 1.01x on Helsinki and 0.69x on the synthetic grids
+        # (100 m links): real networks want a deeper burst, the grids a shallower one
         pytest.xfail(f"sampled/full mean delay {delay[0.1] / delay[1.0]:.2f} (issue 16 open)")
 
 
@@ -197,3 +198,31 @@ def test_arrival_variability_is_qna_on_the_routed_flows(city_of):
     assert eng.phi[corridor[0]] == 1.0  # departures only
     assert (eng.rho_out[corridor] > 0.2).all()
     assert (eng.phi[corridor[1:]] < 0.95).all(), eng.phi[corridor]
+
+
+@pytest.mark.parametrize("sample", [1.0, 0.2])
+def test_link_time_reads_a_lone_car_in_free_flow_as_free_flow(city_of, sample):
+    """Routes are searched on ``link_travel_times``. It read a link's cars over its capacity, so
+    one sampled car on a short street (free flow 1 s) read as 1 / (0.2 x 800 veh/h) = 22 s at
+    sample 0.2, 4.5 s in the full population: every refresh, the trips of the next five minutes
+    were routed around whatever street a sampled car happened to be on. On Kotka, dynamic routing
+    cost sampled runs 1.6x the delay of free-flow routes and the full population 1.07x. A car the
+    link's outflow bucket lets go at once is not a queue."""
+    from citytwin.engine import StandaloneModel
+    from citytwin.traffic.engine import TrafficEngine
+
+    G = chain_roads([(200.0, 50.0, 1, 8000.0), (8.0, 30.0, 1, 800.0), (500.0, 50.0, 1, 8000.0)])
+    lone = pd.DataFrame({"origin_node": [0], "dest_node": [3], "depart_s": [0.0]})
+    model = StandaloneModel(city_of(G), seed=0, duration_s=600.0)
+    eng = TrafficEngine(model, TrafficParams(sample=sample, stuck_s=1e9), trips=lone)
+    model.traffic = eng
+    dt = eng.params.step_s
+    assert dt / eng.cap_step[1] > 4 * eng.ff[1]  # what one car over the capacity reads
+    seen = 0
+    while eng.t < 60.0:
+        eng.advance(eng.t + dt)
+        if eng.cur_link[0] == 1:
+            seen += 1
+            # (the head car's time on the link so far may exceed its free flow by a step)
+            assert eng.link_travel_times()[1] <= eng.ff[1] + dt, eng.count
+    assert seen >= 1
