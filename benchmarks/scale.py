@@ -10,6 +10,8 @@
     .venv/bin/python benchmarks/scale.py --sizes 10000 100000
     .venv/bin/python benchmarks/scale.py --sizes         # forced-through table only
     .venv/bin/python benchmarks/scale.py --sizes --seeds 8   # sampled delay over 8 seeds, +- s.e.
+    .venv/bin/python benchmarks/scale.py --sizes --seeds 8 --free-flow-routes
+                                   # the same with routing taken out (queues alone)
     .venv/bin/python benchmarks/scale.py --sizes --cities synthetic100000 --shipped-only
                                    # any synthetic<N>; shipped sample only (no sample-1.0 run)
     .venv/bin/python benchmarks/scale.py --sizes 100000 --cities --gradient 0
@@ -143,10 +145,13 @@ def case_scale(n: int, gradient: float | None = None) -> dict:
 
 
 def case_forced(name: str, shipped_only: bool = False, gradient: float | None = None,
-                seeds: int = 1) -> dict:
+                seeds: int = 1, free_flow_routes: bool = False) -> dict:
     """Traffic alone on one test city at its shipped settings over ``seeds`` seeds, and at
     sample 1.0 over up to two (the full population's delay varies far less between seeds).
-    Forced-through share: the worst seed's; mean delay: the mean over seeds."""
+    Forced-through share: the worst seed's; mean delay: the mean over seeds.
+
+    ``free_flow_routes``: every trip keeps the route it gets at the start, on free-flow times
+    (one route refresh, no re-routing), so the comparison is of the queues alone."""
     from citytwin import interventions
     from citytwin.scenario import load_scenario
     from citytwin.traffic import run_traffic
@@ -158,6 +163,8 @@ def case_forced(name: str, shipped_only: bool = False, gradient: float | None = 
     setup = interventions.apply(spec, city)
     params = setup.traffic
     assert params is not None
+    if free_flow_routes:
+        params = params.model_copy(update={"route_refresh_s": 1e9, "reroute_share": 0.0})
     out: dict = {"case": name, "buildings": len(city.buildings), "sample": params.sample}
     runs = [("shipped", params, seeds), ("full", params.model_copy(update={"sample": 1.0}),
                                           min(seeds, 2))]
@@ -201,16 +208,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1,
                     help="forced-through table: seeds per sampled run (a 10 %% sample's mean "
                          "delay varies ~10 %% between seeds on a real city: use 8 to compare)")
+    ap.add_argument("--free-flow-routes", action="store_true",
+                    help="forced-through table: route every trip once on free-flow times (no "
+                         "dynamic routing), to compare sampled and full queues alone")
     ap.add_argument("--_case", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._case:
         kind, arg = args._case[:2]
         print(json.dumps(case_scale(int(arg), args.gradient) if kind == "scale"
                          else case_forced(arg, shipped_only="shipped" in args._case[2:],
-                                          gradient=args.gradient, seeds=args.seeds)))
+                                          gradient=args.gradient, seeds=args.seeds,
+                                          free_flow_routes=args.free_flow_routes)))
         return
     grad = [] if args.gradient is None else ["--gradient", str(args.gradient)]
-    grad += ["--seeds", str(args.seeds)]
+    grad += ["--seeds", str(args.seeds)] + (["--free-flow-routes"] if args.free_flow_routes else [])
     if args.cities:
         print("| city | buildings | sample | trips | forced through | completed | mean delay s "
               "| full: trips | forced | mean delay s | delay sampled/full (+- s.e.) |")
