@@ -518,11 +518,13 @@ class TrafficEngine:
         this estimate made dynamic routing on the congested 100k grid ~10 % faster.)"""
         hw = K.head_wait(self.t, self.head, self.enter_t, self.ff)
         cap_s = np.maximum(self.cap_step / self.params.step_s, 1e-9)
-        # the cars on the link beyond what its outflow bucket lets go at once (the sampling
-        # burst included), at its capacity: one sampled car on a short link otherwise read as
-        # 1 / (sample x capacity), 22 s at sample 0.2 on a 800 veh/h street of 1 s free flow
+        # the cars on the link beyond what its outflow bucket lets go at once, at its capacity:
+        # one sampled car on a short link otherwise read as 1 / (sample x capacity), 22 s at
+        # sample 0.2 on a 800 veh/h street of 1 s free flow. (The sampling burst is left out of
+        # the bucket here: counted, sampled runs' dynamic routing cut their delay more than the
+        # full population's, 0.74x its delay on the 10k synthetic city against 0.80x without.)
         tokens = np.minimum(self.acc + self.cap_step * (self.acc_step[0] - self.acc_last),
-                            self.cap_step + 1.0 + self.burst)
+                            self.cap_step + 1.0)
         ahead = np.maximum(self.count - tokens, 0.0)
         out = np.maximum(np.maximum(self.ff, ahead / cap_s), hw)
         out[self.closed] = np.inf
