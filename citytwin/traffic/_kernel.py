@@ -259,16 +259,16 @@ def run_steps(
                 h = head[e]
                 if ridx[h] == route_len[h] - 1:
                     # arrival at the end of the last link (FIFO, no outflow capacity used)
-                    _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
-                              hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
-                              enter_t)
-                    _tag(e, n, wrr, vclock, cap_step)
-                    state[h] = ARRIVED
                     # as a crossing below: arrived at its ready time if it could not have
                     # arrived a step earlier (a free-flow trip's time is its free-flow time,
                     # not rounded up to the step); the step that handled it is
                     # ceil(arrive_t / dt) (see TrafficEngine.ev_arrivals)
                     arrive_t[h] = ready_t[h] if ready_t[h] > t - dt else t
+                    _pop_head(e, t, arrive_t[h], h, head, tail, count, nxt, hole_delay, hole_t,
+                              hole_off, hole_size, hole_start, hole_n, rec_exits, rec_tt_sum,
+                              tt_ema, ema_w, enter_t)
+                    _tag(e, n, wrr, vclock, cap_step)
+                    state[h] = ARRIVED
                     cur_link[h] = -1
                     blocked_since[e] = INF
                     counters[1] += 1
@@ -304,7 +304,7 @@ def run_steps(
                                       cap_step[f])
                     acc_in[f] = _take(acc_in[f], cap_step[f], burst_in[f], t - ready_t[h], dt)
                     used_in[f] += 1
-                _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
+                _pop_head(e, t, cross, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
                           hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
                           enter_t)
                 acc[e] = _take(acc[e], cap_step[e], burst[e], t - ready_t[h], dt)
@@ -435,8 +435,12 @@ def _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec
 
 
 @njit(cache=True)
-def _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off, hole_size, hole_start,
-              hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w, enter_t):
+def _pop_head(e, t, t_exit, h, head, tail, count, nxt, hole_delay, hole_t, hole_off, hole_size,
+              hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w, enter_t):
+    """Take car ``h`` off the head of link ``e`` in the step ending at ``t``; it left at
+    ``t_exit`` (its crossing or arrival time, continuous), which the link's recorded
+    traversal time reads. (Read at the step time, a free-flowing car's traversal came out up to
+    a step long: 27.4 km/h on a 41 m link of 30 km/h.)"""
     head[e] = nxt[h]
     if head[e] < 0:
         tail[e] = -1
@@ -444,7 +448,7 @@ def _pop_head(e, t, h, head, tail, count, nxt, hole_delay, hole_t, hole_off, hol
     count[e] -= 1
     if hole_delay[e] > 0:
         _push_hole(e, t + hole_delay[e], hole_t, hole_off, hole_size, hole_start, hole_n)
-    tt = t - enter_t[h]
+    tt = t_exit - enter_t[h]
     rec_exits[e] += 1
     rec_tt_sum[e] += tt
     tt_ema[e] = (1.0 - ema_w) * tt_ema[e] + ema_w * tt

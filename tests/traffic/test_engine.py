@@ -47,6 +47,21 @@ def test_no_queue_below_capacity(city_of):
     assert tr["delay_s"].max() < 3.0
 
 
+def test_free_flow_links_read_their_speed_limit(city_of):
+    """A car alone on a link traverses it in its free-flow time, so the links table reads the
+    link's speed limit. Read at the step time instead of the car's (fractional) crossing
+    time, each traversal came out up to one 1 s step long: 27.4 km/h on a 41 m link of
+    30 km/h, 49.65 km/h on 1 km of 50 km/h."""
+    G = chain_graph([(1003.0, 50.0, 1, 1800.0), (257.0, 30.0, 1, 900.0), (41.0, 30.0, 1, 900.0)])
+    trips = pd.DataFrame({"origin_node": 0, "dest_node": 3,
+                          "depart_s": 10.0 + np.arange(20) * 200.3})
+    eng = run_traffic(city_of(G), TrafficParams(), seed=0, trips=trips)
+    links = eng.tables()["links"]
+    limit = links["edge_id"].map({0: 50.0, 1: 30.0, 2: 30.0})
+    assert links["volume"].sum() == 3 * 20
+    np.testing.assert_allclose(links["speed_kph"], limit, rtol=1e-9)
+
+
 def test_conservation_at_every_step_and_determinism(city_of):
     G = grid_roads(6, 6, seed=2)
     rng = np.random.default_rng(5)
