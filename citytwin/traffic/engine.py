@@ -171,7 +171,7 @@ class TrafficEngine:
         # variability of each link's arrivals (squared coefficient of variation, 1 = Poisson)
         # from the routed flows (see _update_variability), and the decayed counts it reads
         self._scv = np.ones(m)
-        self._var_t: float | None = None
+        self._next_var = 0.0  # the SCV is updated every _QNA_EVERY_S from t = 0 (sampled runs)
         self._turns: sparse.csr_matrix | None = None
         self._dep_cnt = np.zeros(m)
         self._turn_t = 0.0
@@ -344,7 +344,13 @@ class TrafficEngine:
             if self.t >= self._next_refresh - 1e-9:
                 self._next_refresh += p.route_refresh_s
                 self._refresh_routes(self._next_refresh)
-            stop = min(until_s, self._next_refresh, self._next_record)
+            if self.t >= self._next_var - 1e-9:
+                # on its own clock, after the refresh that routed this instant's trips: with
+                # routes searched once (a long route_refresh_s) it was solved only at t = 0,
+                # with every link idle, and stayed Poisson (1) all day
+                self._next_var += _QNA_EVERY_S
+                self._update_variability()
+            stop = min(until_s, self._next_refresh, self._next_record, self._next_var)
             steps = max(1, math.ceil((stop - self.t) / p.step_s - 1e-9))
             self._update_burst()
             self.t = K.run_steps(
@@ -386,9 +392,6 @@ class TrafficEngine:
         new.sum_duplicates()
         self._turns = new if self._turns is None else self._turns * decay + new
         self._dep_cnt = self._dep_cnt * decay + dep
-        if self._var_t is None or self.t - self._var_t >= _QNA_EVERY_S:
-            self._var_t = self.t
-            self._update_variability()
 
     def _update_variability(self) -> None:
         """Squared coefficient of variation (SCV) of each link's arrivals in the full

@@ -202,6 +202,30 @@ def test_arrival_variability_is_qna_on_the_routed_flows(city_of):
     assert (eng.phi[corridor[1:]] < 0.95).all(), eng.phi[corridor]
 
 
+def test_arrival_variability_follows_the_flows_with_routes_searched_once(city_of):
+    """With routes searched once at the start (a long ``route_refresh_s``), the SCV is still
+    updated every 15 minutes on the flows. It used to be solved only when trips were routed,
+    so such a run solved it once, at t = 0 with every link idle, and read Poisson arrivals (1)
+    everywhere all day; ``benchmarks/scale.py --free-flow-routes`` therefore took the QNA
+    out of the sampled runs it compared, not only their routing."""
+    n = 6
+    G, trips = _corridor(0.6, 0.1, seed=5, n_links=n, hours=3.0)
+    by_from = {int(f): e for e, f in enumerate(run_traffic(
+        city_of(G), TrafficParams(sample=0.1), seed=0, trips=trips.iloc[:1]).arrays.edge_from)}
+    corridor = [by_from[i] for i in range(n)]
+    phi = {}
+    for refresh in (300.0, 1e9):
+        eng = run_traffic(city_of(G), TrafficParams(sample=0.1, stuck_s=1e9,
+                                                    route_refresh_s=refresh),
+                          seed=0, trips=trips, duration_s=3 * 3600.0)
+        phi[refresh] = eng.phi[corridor]
+    assert phi[1e9][0] == 1.0 and (np.diff(phi[1e9]) < 0).all(), phi[1e9]
+    assert phi[1e9][-1] < 0.6, phi[1e9]
+    # the same corridor, its counts of the whole 3 h (routed at t = 0) against those of the
+    # last half hour or so (routed as they depart): 0.49 and 0.42 at the last link
+    np.testing.assert_allclose(phi[1e9], phi[300.0], atol=0.15)
+
+
 @pytest.mark.parametrize("sample", [1.0, 0.2])
 def test_link_time_reads_a_lone_car_in_free_flow_as_free_flow(city_of, sample):
     """Routes are searched on ``link_travel_times``. It read a link's cars over its capacity, so
