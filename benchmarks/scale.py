@@ -58,6 +58,12 @@ CITIES = {
 }
 
 
+def _fixed(x: float, digits: int) -> str:
+    """``x`` to ``digits`` decimals, a float-noise negative (a free-flow trip's -1e-13 s of
+    delay) as 0 rather than "-0.00"; a real negative still shows."""
+    return f"{round(x, digits) + 0.0:.{digits}f}"
+
+
 def _city(how: str, gradient: float | None = None):
     """A test city; a synthetic one with Clark's ``gradient`` (None: the library default)."""
     from citytwin import examples
@@ -128,7 +134,7 @@ def case_scale(n: int, gradient: float | None = None) -> dict:
             c0 = time.process_time()
             _adv(until_s)
             cpu[_name] = cpu.get(_name, 0.0) + time.process_time() - c0
-        engine.advance = timed
+        engine.advance = timed  # type: ignore[method-assign]  # timing wrapper
     model.run()
     out["cpu_by_domain"] = cpu
     out["run_wall_s"] = time.perf_counter() - t
@@ -240,8 +246,8 @@ def main() -> None:
             print(f"| {name} | {r['buildings']} | {r['sample']:g} | {r['shipped_trips']} | "
                   f"{100 * r['shipped_forced_share']:.2f} % | "
                   f"{100 * r['shipped_completed_share']:.1f} % | "
-                  f"{r['shipped_mean_delay_s']:.2f} | {r['full_trips']:.0f} | "
-                  f"{100 * r['full_forced_share']:.2f} % | {r['full_mean_delay_s']:.2f} | "
+                  f"{_fixed(r['shipped_mean_delay_s'], 2)} | {r['full_trips']:.0f} | "
+                  f"{100 * r['full_forced_share']:.2f} % | {_fixed(r['full_mean_delay_s'], 2)} | "
                   f"{ratio:.3f} +- {se:.3f} |", flush=True)
     for n in args.sizes:
         r = _sub(["scale", str(n)], grad)
@@ -259,7 +265,7 @@ def main() -> None:
             f"{k} {v:.1f} s" for k, v in r["cpu_by_domain"].items()))
         print(f"  traffic    {r['trips']} trips, forced through {100 * r['forced_share']:.2f} %, "
               f"completed {100 * r['completed_share']:.1f} %, mean delay "
-              f"{r['mean_delay_s']:.1f} s")
+              f"{_fixed(r['mean_delay_s'], 1)} s")
         print(f"  demand set-up CPU {r.get('generate_demand_cpu_s', 0.0):.1f} s; route_trips "
               f"{r.get('route_trips_calls', 0)} calls, CPU {r.get('route_trips_cpu_s', 0.0):.1f} s",
               flush=True)
