@@ -125,8 +125,6 @@ def run_steps(
     rec_entries,
     rec_exits,
     rec_tt_sum,
-    tt_ema,
-    ema_w,
     # global counters: [departed, arrived, forced moves, waiting to enter]
     counters,
 ):
@@ -266,7 +264,7 @@ def run_steps(
                     arrive_t[h] = ready_t[h] if ready_t[h] > t - dt else t
                     _pop_head(e, t, arrive_t[h], h, head, tail, count, nxt, hole_delay, hole_t,
                               hole_off, hole_size, hole_start, hole_n, rec_exits, rec_tt_sum,
-                              tt_ema, ema_w, enter_t)
+                              enter_t)
                     _tag(e, n, wrr, vclock, cap_step)
                     state[h] = ARRIVED
                     cur_link[h] = -1
@@ -305,8 +303,7 @@ def run_steps(
                     acc_in[f] = _take(acc_in[f], cap_step[f], burst_in[f], t - ready_t[h], dt)
                     used_in[f] += 1
                 _pop_head(e, t, cross, h, head, tail, count, nxt, hole_delay, hole_t, hole_off,
-                          hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w,
-                          enter_t)
+                          hole_size, hole_start, hole_n, rec_exits, rec_tt_sum, enter_t)
                 acc[e] = _take(acc[e], cap_step[e], burst[e], t - ready_t[h], dt)
                 used_out[e] += 1
                 _tag(e, n, wrr, vclock, cap_step)
@@ -436,7 +433,7 @@ def _append(f, h, t, head, tail, count, nxt, cur_link, enter_t, ready_t, ff, rec
 
 @njit(cache=True)
 def _pop_head(e, t, t_exit, h, head, tail, count, nxt, hole_delay, hole_t, hole_off, hole_size,
-              hole_start, hole_n, rec_exits, rec_tt_sum, tt_ema, ema_w, enter_t):
+              hole_start, hole_n, rec_exits, rec_tt_sum, enter_t):
     """Take car ``h`` off the head of link ``e`` in the step ending at ``t``; it left at
     ``t_exit`` (its crossing or arrival time, continuous), which the link's recorded
     traversal time reads. (Read at the step time, a free-flowing car's traversal came out up to
@@ -451,7 +448,6 @@ def _pop_head(e, t, t_exit, h, head, tail, count, nxt, hole_delay, hole_t, hole_
     tt = t_exit - enter_t[h]
     rec_exits[e] += 1
     rec_tt_sum[e] += tt
-    tt_ema[e] = (1.0 - ema_w) * tt_ema[e] + ema_w * tt
 
 
 @njit(cache=True)

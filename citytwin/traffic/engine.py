@@ -219,7 +219,6 @@ class TrafficEngine:
         self.rec_entries = np.zeros(m, dtype=np.int64)
         self.rec_exits = np.zeros(m, dtype=np.int64)
         self.rec_tt_sum = np.zeros(m)
-        self.tt_ema = self.ff.copy()
         self.csr = out_csr(a)
         self.dep_tag = np.zeros(m)  # fair-queuing tags of the departure queues (one per link)
         self.node_wait = np.zeros(a.n_nodes, dtype=np.int64)  # departed, waiting, per node
@@ -365,7 +364,7 @@ class TrafficEngine:
                 self.state, self.nxt, self.route_off, self.route_len, self.route_edges,
                 self.ridx, self.cur_link, self.enter_t, self.ready_t, self.depart_t,
                 self.arrive_t, self.forced, self.rec_entries, self.rec_exits, self.rec_tt_sum,
-                self.tt_ema, p.travel_time_smoothing, self.counters,
+                self.counters,
             )
             if self.t >= self._next_record - 1e-9:
                 self._record()
@@ -517,8 +516,8 @@ class TrafficEngine:
         discharge at its capacity, or the time the head car has already spent (a link blocked
         downstream), whichever is largest. Closed: inf.
 
-        (An average of recent traversals, ``tt_ema``, lags behind growing and shrinking queues;
-        this estimate made dynamic routing on the congested 100k grid ~10 % faster.)"""
+        (An average of recent traversals lagged behind growing and shrinking queues; this
+        estimate made dynamic routing on the congested 100k grid ~10 % faster.)"""
         hw = K.head_wait(self.t, self.head, self.enter_t, self.ff)
         cap_s = np.maximum(self.cap_step / self.params.step_s, 1e-9)
         # the cars on the link beyond what its outflow bucket lets go at once, at its capacity:

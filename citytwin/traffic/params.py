@@ -28,7 +28,6 @@ class TrafficParams(BaseModel):
     # --- routing
     route_refresh_s: float = Field(default=300.0, gt=0, description="routes searched on the current link times this often")
     reroute_share: float = Field(default=0.0, ge=0, le=1, description="share of en-route vehicles re-routed per refresh")
-    travel_time_smoothing: float = Field(default=0.2, gt=0, le=1, description="weight of the newest traversal in link times")
     # --- demand
     demand_scale: float = Field(default=1.0, ge=0, description="multiplies the number of trips")
     od_factors: str | None = Field(default=None, description="parquet of calibrated zone OD "
