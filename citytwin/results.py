@@ -63,7 +63,7 @@ TABLES: dict[str, dict[str, str]] = {
               "route_length_m": "float64", "freeflow_s": "float64", "delay_s": "float64",
               "vehicle_type": "string", "status": "string"},
     "links": {"edge_id": "int64", "time_s": "float64", "volume": "float64",
-              "speed_kph": "float64", "queue": "float64"},
+              "speed_kph": "float64", "queue": "float64", "delay_h": "float64"},
     "assets": {"asset_id": "string", "kind": "string", "time_s": "float64",
                "loading_pct": "float64", "vm_pu": "float64"},
     "incidents": {"incident_id": "int64", "time_s": "float64", "type": "string",

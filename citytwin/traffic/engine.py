@@ -498,13 +498,20 @@ class TrafficEngine:
                                np.nan)
             speed = self.arrays.length_m / mean_tt * 3.6
         speed = np.where(np.isfinite(speed), speed, self.arrays.length_m / self.ff * 3.6)
-        busy = np.flatnonzero((self.rec_entries > 0) | (self.count > 0))
+        # a link that only emptied in the interval (exits, no entries, none left) has a speed
+        # and a delay too: selected by entries or count alone, a draining queue's last
+        # interval was missing (a third of a bottleneck's delay)
+        busy = np.flatnonzero((self.rec_entries > 0) | (self.rec_exits > 0) | (self.count > 0))
         self._records.append(pd.DataFrame({
             "edge_id": busy.astype(np.int64),
             "time_s": float(self.t),
             "volume": self.rec_entries[busy] / self.params.sample,
             "speed_kph": speed[busy],
             "queue": q[busy] / self.params.sample,
+            # the delay of the cars that left the link in the interval: their time on it beyond
+            # its free-flow time (waiting at its exit included, at their departure not)
+            "delay_h": (self.rec_tt_sum[busy] - self.rec_exits[busy] * self.ff[busy])
+            / 3600.0 / self.params.sample,
         }))
         self.rec_entries[:] = 0
         self.rec_exits[:] = 0
