@@ -57,8 +57,8 @@ def links_table(eng: TrafficEngine) -> pd.DataFrame:
     """Per-link time series: ``edge_id``, ``time_s`` (end of interval), ``volume`` (vehicles that
     entered, scaled to the full population), ``speed_kph``, ``queue`` (at the interval end),
     ``delay_h`` (vehicle-hours the cars that left the link in the interval spent on it beyond
-    its free-flow time, scaled to the full population; with the waits at departure, the trips'
-    ``total_delay_h``)."""
+    its free-flow time, scaled to the full population; once every trip has arrived, these and
+    the waits at departure add up to the trips' ``total_delay_h``)."""
     if not eng._records:
         return pd.DataFrame({"edge_id": pd.Series(dtype=np.int64), "time_s": pd.Series(dtype=float),
                              "volume": pd.Series(dtype=float), "speed_kph": pd.Series(dtype=float),
