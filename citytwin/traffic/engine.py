@@ -171,7 +171,9 @@ class TrafficEngine:
         # variability of each link's arrivals (squared coefficient of variation, 1 = Poisson)
         # from the routed flows (see _update_variability), and the decayed counts it reads
         self._scv = np.ones(m)
-        self._next_var = 0.0  # the SCV is updated every _QNA_EVERY_S from t = 0 (sampled runs)
+        # the SCV is updated every _QNA_EVERY_S from t = 0 in sampled runs (a full population's
+        # burst is 0 whatever its SCV: never)
+        self._next_var = 0.0 if p.sample < 1.0 else math.inf
         self._turns: sparse.csr_matrix | None = None
         self._dep_cnt = np.zeros(m)
         self._turn_t = 0.0
