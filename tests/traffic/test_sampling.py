@@ -210,15 +210,13 @@ def test_arrival_variability_follows_the_flows_with_routes_searched_once(city_of
     out of the sampled runs it compared, not only their routing."""
     n = 6
     G, trips = _corridor(0.6, 0.1, seed=5, n_links=n, hours=3.0)
-    by_from = {int(f): e for e, f in enumerate(run_traffic(
-        city_of(G), TrafficParams(sample=0.1), seed=0, trips=trips.iloc[:1]).arrays.edge_from)}
-    corridor = [by_from[i] for i in range(n)]
     phi = {}
     for refresh in (300.0, 1e9):
         eng = run_traffic(city_of(G), TrafficParams(sample=0.1, stuck_s=1e9,
                                                     route_refresh_s=refresh),
                           seed=0, trips=trips, duration_s=3 * 3600.0)
-        phi[refresh] = eng.phi[corridor]
+        by_from = {int(f): e for e, f in enumerate(eng.arrays.edge_from)}
+        phi[refresh] = eng.phi[[by_from[i] for i in range(n)]]
     assert phi[1e9][0] == 1.0 and (np.diff(phi[1e9]) < 0).all(), phi[1e9]
     assert phi[1e9][-1] < 0.6, phi[1e9]
     # the same corridor, its counts of the whole 3 h (routed at t = 0) against those of the
