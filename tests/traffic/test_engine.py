@@ -243,3 +243,27 @@ def test_rerouted_routes_stay_connected(city_of):
         assert (a.edge_to[r[:-1]] == a.edge_from[r[1:]]).all()
         assert a.edge_from[r[0]] == eng.o_pos[k] and a.edge_to[r[-1]] == eng.d_pos[k]
     assert (eng.state == 3).all()
+
+
+def test_default_routing_does_not_herd(city_of):
+    """Routes are searched every ``route_refresh_s`` on the link times of that instant, and
+    every trip departing before the next search takes the path the snapshot shows free: the
+    whole window's demand herds onto it. On a one-lane grid below capacity (6,000 trips/h, 6 h)
+    the full population's mean delay was 2.2x that of free-flow routes with the old 300 s
+    window (6.4 s against 2.95 s), 1.46x with 60 s."""
+    G = grid_roads(6, 6, seed=2, length_m=(150.0, 150.0), lanes=(1,), speeds_kph=(40.0,),
+                   lane_capacity_vph=800.0)
+    city = city_of(G)
+
+    def delay(seed: int, **kw) -> float:
+        rng = np.random.default_rng(seed)
+        n = rng.poisson(6000 * 6)
+        o, d = rng.integers(0, 36, n), rng.integers(0, 36, n)
+        keep = o != d
+        trips = pd.DataFrame({"origin_node": o[keep], "dest_node": d[keep],
+                              "depart_s": np.sort(rng.uniform(0, 6 * 3600.0, keep.sum()))})
+        return run_traffic(city, TrafficParams(**kw), seed=0, trips=trips).kpis()["mean_delay_s"]
+
+    free = np.mean([delay(k, route_refresh_s=1e9) for k in (1, 2)])
+    shipped = np.mean([delay(k) for k in (1, 2)])
+    assert shipped < 1.6 * free, (shipped, free)

@@ -197,7 +197,8 @@ def test_arrival_variability_is_qna_on_the_routed_flows(city_of):
     np.testing.assert_allclose(eng.phi[used], np.clip(c2, 0.1, 1.0)[used], rtol=1e-9)
     by_from = {int(f): e for e, f in enumerate(eng.arrays.edge_from)}
     corridor = [by_from[i] for i in range(n)]
-    assert eng.phi[corridor[0]] == 1.0  # departures only
+    # departures only (to rounding: the decayed counts are summed at every route refresh)
+    assert eng.phi[corridor[0]] == pytest.approx(1.0, abs=1e-12)
     assert (eng.rho_out[corridor] > 0.2).all()
     assert (eng.phi[corridor[1:]] < 0.95).all(), eng.phi[corridor]
 
