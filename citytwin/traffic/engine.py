@@ -198,8 +198,8 @@ class TrafficEngine:
             # sampled cars as the full population's has cars (M/D/1's queue length depends on
             # the utilisation only), each waiting 1/sample times longer, so two sampled cars
             # meeting on a short street blocked its entrance where the full population's pair
-            # fitted: waits for space were 15-30x the full population's on Kotka's 800-1,200
-            # veh/h streets (0.2 of its 1.9 s mean delay at sample 0.2, 0.02 in full)
+            # fitted: waits for space were 16-28x the full population's on Kotka's 800-1,200
+            # veh/h streets (0.22 s of its 1.9 s mean delay at sample 0.2, 0.01 s in full)
             full = np.maximum(np.maximum(cars, need / p.sample), 1.0)
             self.storage = np.maximum(self.storage, np.minimum(2.0, np.ceil(full - 1e-9)))
         self.hole_size = np.where(self.hole_delay > 0,

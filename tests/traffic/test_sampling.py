@@ -314,8 +314,8 @@ def test_sampled_short_links_hold_what_the_full_populations_random_queue_needs()
     """A sampled link holds at least two sampled cars where the full population's holds two,
     and never more sampled cars than the full population's holds cars. Kotka at sample 0.2 had
     261 of its 1,237 links holding one sampled car; two sampled cars meeting on one blocked its
-    entrance, where the full population's pair fitted (waits for space 15-30x the full
-    population's on its 800-1,200 veh/h streets, 0.2 s of the sample's 1.9 s mean delay)."""
+    entrance, where the full population's pair fitted (waits for space 16-28x the full
+    population's on its 800-1,200 veh/h streets, 0.22 s of the sample's 1.9 s mean delay)."""
     from citytwin.engine import StandaloneModel
     from citytwin.traffic.engine import TrafficEngine
 
