@@ -28,8 +28,14 @@ class TrafficParams(BaseModel):
     # --- routing
     # 60 s, not 300 s: every departure of a refresh window takes the path one snapshot shows
     # free, so a long window herds (the full population of the 10k synthetic city had 2.2x the
-    # delay of free-flow routes at 300 s, 1.1x at 60 s; see test_default_routing_does_not_herd)
+    # delay of free-flow routes at 300 s, 1.1x at 60 s; see test_default_routing_does_not_herd;
+    # route_spread splits each window over near-equal paths)
     route_refresh_s: float = Field(default=60.0, gt=0, description="routes searched on the current link times this often")
+    route_spread: float = Field(default=0.2, ge=0, description="each refresh also searches "
+                                "alternatives with the links of its best paths this much dearer; "
+                                "a trip takes its alternative with probability 1/2 where that "
+                                "costs at most half as much more than its best path on the "
+                                "current link times (0: all-or-nothing per refresh)")
     reroute_share: float = Field(default=0.0, ge=0, le=1, description="share of en-route vehicles re-routed per refresh")
     # --- demand
     demand_scale: float = Field(default=1.0, ge=0, description="multiplies the number of trips")
