@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from citytwin import examples
+from citytwin import examples, interventions
+from citytwin.scenario import load_scenario
 from citytwin.traffic import TrafficParams, run_traffic
 from citytwin.traffic.grid import chain_roads
 
@@ -103,10 +106,12 @@ def test_sampled_burst_does_not_depend_on_how_often_advance_is_called(city_of):
 
 def test_kotka_sampled_matches_full_and_few_forced():
     """A real street network (Kotka): a 10 % sample had 5.5 % of its trips forced through by the
-    stuck timer and 11x the full population's mean delay (19.1 s vs 1.8 s)."""
+    stuck timer and 11x the full population's mean delay (19.1 s vs 1.8 s). At its shipped
+    sample (0.2, ``tests/data/kotka.toml``) the mean over 8 seeds is within 10 % of the full
+    population's (over 2)."""
     city = examples.kotka()
     delay = {}
-    for s, seeds in ((0.1, (1, 2, 3)), (1.0, (1,))):
+    for s, seeds in ((0.1, range(1, 4)), (0.2, range(1, 9)), (1.0, range(1, 3))):
         got = []
         for seed in seeds:
             k = run_traffic(city, TrafficParams(sample=s), seed=seed,
@@ -120,14 +125,43 @@ def test_kotka_sampled_matches_full_and_few_forced():
     # street as a queue (test_link_time_reads_a_lone_car_in_free_flow_as_free_flow); 1.31x
     # since (with the burst law refitted on the bottleneck); 1.29x with routes searched every
     # 60 s, 1.21x with short links holding two sampled cars
-    # (test_sampled_short_links_hold_what_the_full_populations_random_queue_needs)
+    # (test_sampled_short_links_hold_what_the_full_populations_random_queue_needs), 1.03x with
+    # half of each refresh's trips on a near-equal alternative and a step's cars served in the
+    # order they became ready. A 10 % sample of Kotka is noisy (1.2-2.1 s per seed; 1.10x
+    # over 8 seeds), so only the shipped sample is held to 10 %: 1.04x (1.54 s against 1.48 s)
     assert 0.5 * delay[1.0] < delay[0.1] < 1.6 * delay[1.0], delay
-    if delay[0.1] != pytest.approx(delay[1.0], rel=0.10):
-        # issue 16 stays open on this. With free-flow routes (routing taken out of the
-        # comparison) the shipped samples gave 1.19x on Kotka (0.2), 1.01x on Helsinki (0.1) and
-        # 0.69x on the synthetic grids (0.1, 100 m links) before the refit: real networks want a
-        # deeper burst than the bottleneck's, the grids a shallower one
-        pytest.xfail(f"sampled/full mean delay {delay[0.1] / delay[1.0]:.2f} (issue 16 open)")
+    assert delay[0.2] == pytest.approx(delay[1.0], rel=0.10), delay
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n, seeds", [(2000, 8), (10000, 4)])
+def test_synthetic_city_sampled_matches_full(n, seeds):
+    """The shipped 10 % sample against the full population on the synthetic cities, at the
+    baseline scenario's demand (8 and 4 sampled seeds against one full run). 0.79x and 0.73x
+    while a node served the cars of a step by fair-queuing tag alone: the full population's
+    arterials (3,200 veh/h, 0.9 cars per 1 s step) lost part of a step at every merge
+    (test_engine.py::test_delay_does_not_depend_on_the_step_at_merges), its 2k city 1.23x the
+    delay of a 0.25 s step; the sampled run, 0.09 cars per step, hardly did. Now 0.96x and
+    0.95x (``benchmarks/scale.py --sizes --seeds 8``: 0.95 and 1.00)."""
+    spec = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml")
+    setup = interventions.apply(spec, examples.synthetic(n))
+    p = setup.traffic
+    assert p is not None and p.sample == pytest.approx(0.1)
+
+    def delays(sample: float, k: int) -> list[float]:
+        out = []
+        for i in range(k):
+            kp = run_traffic(setup.city, p.model_copy(update={"sample": sample}),
+                             seed=int(spec.seed) + i, fleet=setup.fleet,
+                             duration_s=spec.duration_s + 4 * 3600).kpis()
+            assert kp["trips_completed"] == kp["trips_planned"]
+            assert kp["trips_forced_through"] / kp["trips_departed"] < 0.02
+            out.append(kp["mean_delay_s"])
+        return out
+
+    full = delays(1.0, 1)[0]
+    sampled = float(np.mean(delays(p.sample, seeds)))
+    assert sampled == pytest.approx(full, rel=0.10), (sampled, full)
 
 
 def _corridor(rho: float, sample: float, seed: int, n_links: int, hours: float):
