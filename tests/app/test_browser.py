@@ -214,15 +214,25 @@ def _planner_flow(server: AppServer, browser, pages: list) -> None:
     gb = gd.bounding_box()
     x_range = ("() => document.querySelector('.citytwin-diff-map .js-plotly-plot')"
                "._fullLayout.xaxis.range.slice()")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     before_pan = a.evaluate(x_range)
-    a.mouse.move(gb["x"] + gb["width"] / 2, gb["y"] + gb["height"] / 2)
-    a.mouse.down()
-    a.mouse.move(gb["x"] + gb["width"] - 5, gb["y"] + 5, steps=8)
-    a.mouse.up()
     # dragged right: the view moves west (waited for: on a loaded machine plotly applies the
-    # drag's relayout late - 500 ms was not enough at load 4 on 2 cores)
-    a.wait_for_function("(x0) => document.querySelector('.citytwin-diff-map .js-plotly-plot')"
-                        "._fullLayout.xaxis.range[0] < x0", arg=before_pan[0], timeout=20_000)
+    # drag's relayout late - 500 ms was not enough at load 4 on 2 cores - and a drag made while
+    # the page is still busy can be lost, so it is made again, as a user would)
+    for attempt in range(3):
+        a.mouse.move(gb["x"] + gb["width"] / 2, gb["y"] + gb["height"] / 2)
+        a.mouse.down()
+        a.mouse.move(gb["x"] + gb["width"] - 5, gb["y"] + 5, steps=8)
+        a.mouse.up()
+        try:
+            a.wait_for_function("(x0) => document.querySelector('.citytwin-diff-map "
+                                ".js-plotly-plot')._fullLayout.xaxis.range[0] < x0",
+                                arg=before_pan[0], timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     bar = a.locator(".citytwin-diff-map .citytwin-scale-bar")
     bb = bar.bounding_box()
     assert bar.is_visible() and bar.inner_text().strip().endswith("m")
