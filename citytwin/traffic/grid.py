@@ -8,7 +8,7 @@ from shapely.geometry import LineString
 
 from citytwin.rng import stream
 
-__all__ = ["grid_roads", "chain_roads"]
+__all__ = ["grid_roads", "chain_roads", "links_roads"]
 
 
 def grid_roads(
@@ -86,4 +86,24 @@ def chain_roads(links: list[tuple[float, float, int, float]]) -> nx.MultiDiGraph
                    lanes=int(lanes), capacity_vph=float(cap),
                    geometry=LineString([(x, 0.0), (x + length, 0.0)]))
         x += length
+    return G
+
+
+def links_roads(pos: dict[int, tuple[float, float]],
+                links: list[tuple[int, int, int, float] | tuple[int, int, int, float, float]],
+                speed_kph: float = 50.0) -> nx.MultiDiGraph:
+    """One-way straight links between the points ``pos`` (node -> x, y in metres); ``links`` =
+    (u, v, lanes, capacity_vph) each, with an optional fifth item, the length in metres (else
+    the distance between the points). Small hand-drawn junctions (merges, diverges)."""
+    G = nx.MultiDiGraph(crs="EPSG:3067", name="links")
+    for n, (x, y) in pos.items():
+        G.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
+    u_ms = speed_kph / 3.6
+    for i, (u, v, lanes, cap, *rest) in enumerate(links):
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        length = float(rest[0]) if rest else float(np.hypot(x1 - x0, y1 - y0))
+        G.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
+                   length=length, speed_kph=float(speed_kph), travel_time=length / u_ms,
+                   lanes=int(lanes), capacity_vph=float(cap),
+                   geometry=LineString([(x0, y0), (x1, y1)]))
     return G

@@ -10,7 +10,7 @@ from citytwin.errors import InputError
 from citytwin.fleet import Fleet
 from citytwin.traffic import TrafficParams, run_traffic
 from citytwin.traffic.grid import chain_roads as chain_graph
-from citytwin.traffic.grid import grid_roads
+from citytwin.traffic.grid import grid_roads, links_roads
 
 
 def _bottleneck(city_of, n=1000, demand_vph=3000.0, cap_vph=1800.0, **kw):
@@ -278,19 +278,9 @@ def test_a_fifo_diverge_passes_both_branches_when_routes_split_over_them(city_of
     (mean delay 1,190 s at a 60 s refresh). The fluid FIFO diverge passes
     min(8000, 800 / 0.5) = 1,600 veh/h; with half of each window's trips on a near-equal
     alternative (``route_spread``) the split alternates car by car."""
-    import networkx as nx
-    from shapely.geometry import LineString
-
-    G = nx.MultiDiGraph(crs="EPSG:3067", name="diverge")
-    xy = {0: (0, 0), 1: (500, 0), 2: (500, 300), 3: (800, 300), 4: (800, 0), 5: (1300, 0)}
-    for n, (x, y) in xy.items():
-        G.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
-    links = [(0, 1, 4, 8000.0, 500.0), (1, 4, 1, 800.0, 900.0), (1, 2, 1, 800.0, 300.0),
-             (2, 3, 1, 800.0, 300.0), (3, 4, 1, 800.0, 300.0), (4, 5, 4, 8000.0, 500.0)]
-    for i, (u, v, lanes, cap, length) in enumerate(links):
-        G.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
-                   length=length, speed_kph=50.0, travel_time=length / (50 / 3.6), lanes=lanes,
-                   capacity_vph=cap, geometry=LineString([xy[u], xy[v]]))
+    pos = {0: (0, 0), 1: (500, 0), 2: (500, 300), 3: (800, 300), 4: (800, 0), 5: (1300, 0)}
+    G = links_roads(pos, [(0, 1, 4, 8000.0), (1, 4, 1, 800.0, 900.0), (1, 2, 1, 800.0),
+                          (2, 3, 1, 800.0), (3, 4, 1, 800.0), (4, 5, 4, 8000.0)])
     rng = np.random.default_rng(1)
     trips = pd.DataFrame({"origin_node": 0, "dest_node": 5,
                           "depart_s": np.sort(rng.uniform(0, 4 * 3600.0, rng.poisson(960 * 4)))})
@@ -310,9 +300,6 @@ def _merge_nets():
     """Two merges at 3,200 veh/h (0.9 cars per 1 s step) and their Poisson trips for 6 h: a
     corridor of ten 100 m two-lane links with half its flow departing along it (utilisation
     0.4 on the last link), and two 800 veh/h streams joining onto one link."""
-    import networkx as nx
-    from shapely.geometry import LineString
-
     rng = np.random.default_rng(1)
     T = 6 * 3600.0
     G1 = chain_graph([(100.0, 50.0, 2, 3200.0)] * 10 + [(300.0, 50.0, 4, 8000.0)])
@@ -320,16 +307,9 @@ def _merge_nets():
     t1 = pd.concat([pd.DataFrame({"origin_node": o, "dest_node": 11,
                                   "depart_s": rng.uniform(0, T, rng.poisson(0.4 * sh * 3200 / 3600 * T))})
                     for o, sh in enumerate(shares)])
-    G2 = nx.MultiDiGraph(crs="EPSG:3067", name="merge")
-    xy = {0: (0, 0), 1: (0, 400), 2: (300, 200), 3: (700, 200), 4: (-300, 0), 5: (-300, 400)}
-    for n, (x, y) in xy.items():
-        G2.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
-    for i, (u, v, cap) in enumerate([(4, 0, 8000.0), (5, 1, 8000.0), (0, 2, 3200.0),
-                                     (1, 2, 3200.0), (2, 3, 3200.0)]):
-        length = float(np.hypot(xy[u][0] - xy[v][0], xy[u][1] - xy[v][1]))
-        G2.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
-                    length=length, speed_kph=50.0, travel_time=length / (50 / 3.6), lanes=2,
-                    capacity_vph=cap, geometry=LineString([xy[u], xy[v]]))
+    pos = {0: (0, 0), 1: (0, 400), 2: (300, 200), 3: (700, 200), 4: (-300, 0), 5: (-300, 400)}
+    G2 = links_roads(pos, [(4, 0, 2, 8000.0), (5, 1, 2, 8000.0), (0, 2, 2, 3200.0),
+                           (1, 2, 2, 3200.0), (2, 3, 2, 3200.0)])
     t2 = pd.concat([pd.DataFrame({"origin_node": o, "dest_node": 3,
                                   "depart_s": rng.uniform(0, T, rng.poisson(800 / 3600 * T))})
                     for o in (4, 5)])

@@ -6,25 +6,16 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import LineString
 
 from citytwin import examples
 from citytwin.traffic import TrafficParams, run_traffic
+from citytwin.traffic.grid import links_roads
 
 
 def _merge_graph() -> nx.MultiDiGraph:
-    G = nx.MultiDiGraph(crs="EPSG:3067")
     pos = {0: (0, 0), 1: (0, 400), 2: (400, 200), 3: (700, 200), 4: (1200, 200)}
-    for n, (x, y) in pos.items():
-        G.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
-    links = [(0, 2, 2, 3600.0), (1, 2, 1, 1800.0), (2, 3, 1, 900.0), (3, 4, 1, 1800.0)]
-    for i, (u, v, lanes, cap) in enumerate(links):
-        (x0, y0), (x1, y1) = pos[u], pos[v]
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        G.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
-                   length=length, speed_kph=50.0, travel_time=length / (50 / 3.6), lanes=lanes,
-                   capacity_vph=cap, geometry=LineString([(x0, y0), (x1, y1)]))
-    return G
+    return links_roads(pos, [(0, 2, 2, 3600.0), (1, 2, 1, 1800.0), (2, 3, 1, 900.0),
+                             (3, 4, 1, 1800.0)])
 
 
 def test_merge_shares_follow_capacity():
@@ -71,19 +62,10 @@ def test_fifo_diverge_follows_daganzo(city_of):
     """A one-lane FIFO diverge: once the branch to a 300 veh/h bottleneck spills back to the
     diverge, the car at its head blocks the free branch too, so with a 50/50 split the free branch
     gets 300 veh/h (Daganzo's FIFO diverge: q = min(D, S_a / alpha_a) = 600, half each)."""
-    G = nx.MultiDiGraph(crs="EPSG:3067")
     pos = {0: (0, 0), 1: (500, 0), 2: (800, 200), 3: (1000, 200), 4: (1500, 200),
            5: (800, -200), 6: (1500, -200)}
-    for n, (x, y) in pos.items():
-        G.add_node(n, x=float(x), y=float(y), lon=0.0, lat=0.0)
-    links = [(0, 1, 1, 1800.0), (1, 2, 1, 1800.0), (2, 3, 1, 300.0), (3, 4, 1, 1800.0),
-             (1, 5, 1, 1800.0), (5, 6, 1, 1800.0)]
-    for i, (u, v, lanes, cap) in enumerate(links):
-        (x0, y0), (x1, y1) = pos[u], pos[v]
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        G.add_edge(u, v, edge_id=i, osmid=i, name=f"l{i}", highway="primary", oneway=True,
-                   length=length, speed_kph=50.0, travel_time=length / (50 / 3.6), lanes=lanes,
-                   capacity_vph=cap, geometry=LineString([(x0, y0), (x1, y1)]))
+    G = links_roads(pos, [(0, 1, 1, 1800.0), (1, 2, 1, 1800.0), (2, 3, 1, 300.0),
+                          (3, 4, 1, 1800.0), (1, 5, 1, 1800.0), (5, 6, 1, 1800.0)])
     n = 1200  # 1200 veh/h for an hour, alternating destinations
     trips = pd.DataFrame({"origin_node": 0, "dest_node": np.where(np.arange(n) % 2, 4, 6),
                           "depart_s": np.arange(n) * 3.0})
